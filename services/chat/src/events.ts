@@ -1,0 +1,54 @@
+import type { Socket } from "socket.io";
+import { fail, type Ack, type Logger } from "@chat/shared";
+
+/** A client-to-server event handler: it returns the ack, it never calls it. */
+export type Handler = (socket: Socket, payload: unknown) => Promise<Ack> | Ack;
+
+/**
+ * Binds `handlers` to `socket` so that every event gets exactly one well-formed ack, whatever the
+ * client sends: a handler that throws acks `internal`, an unknown event acks `unknown_event`, and
+ * an event without an ack callback is answered with a `protocol_error` event instead.
+ */
+export function bindHandlers(socket: Socket, handlers: Record<string, Handler>, log: Logger): void {
+  const known = new Set(Object.keys(handlers));
+  const tellNoAck = (event: string) =>
+    socket.emit("protocol_error", {
+      event,
+      error: { code: "bad_request", message: `${event} needs an ack callback` },
+    });
+
+  for (const [event, handler] of Object.entries(handlers)) {
+    socket.on(event, (...args: unknown[]) => {
+      const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
+      if (!ack) return tellNoAck(event);
+      if (args.length !== 1) {
+        return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
+      }
+      run(handler, socket, args[0], log, event).then(ack);
+    });
+  }
+
+  socket.onAny((event: unknown, ...args: unknown[]) => {
+    if (typeof event === "string" && known.has(event)) return;
+    const name = String(event).slice(0, 64);
+    log.debug({ sid: socket.id, event: name }, "unknown event");
+    const ack = args.at(-1);
+    if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
+    else tellNoAck(name);
+  });
+
+  // A client may send an event literally named "error"; without a listener Node's EventEmitter
+  // would throw it as an uncaught exception and take the whole process down.
+  socket.on("error", (err: unknown) => {
+    log.debug({ sid: socket.id, err: err instanceof Error ? err.message : typeof err }, "socket error");
+  });
+}
+
+async function run(handler: Handler, socket: Socket, payload: unknown, log: Logger, event: string): Promise<Ack> {
+  try {
+    return await handler(socket, payload);
+  } catch (err) {
+    log.error({ sid: socket.id, event, err }, "handler failed");
+    return fail("internal", "internal error; the request was not processed");
+  }
+}

@@ -1,0 +1,33 @@
+import type { Socket } from "socket.io";
+import { describeIssues, openAuth, type ErrorCode, type User } from "@chat/shared";
+
+/** A `connect_error` the client can read: `err.message` for people, `err.data.code` for code. */
+export class HandshakeError extends Error {
+  readonly data: { code: ErrorCode };
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.data = { code };
+  }
+}
+
+/**
+ * Open mode: the handshake's `auth.name` is the identity, and the user id is the name. Anyone can
+ * claim any name, which is why a later auth mode checks signed tokens instead.
+ */
+export function openIdentity(auth: unknown): User {
+  if (typeof auth !== "object" || auth === null || (auth as { name?: unknown }).name === undefined) {
+    throw new HandshakeError("unauthorized", "auth.name is required: a display name of 1-32 printable characters");
+  }
+  const result = openAuth.safeParse(auth);
+  if (!result.success) throw new HandshakeError("unauthorized", `auth.${describeIssues(result.error)}`);
+  return { id: result.data.name, name: result.data.name };
+}
+
+/** The per-user room: `@` is not allowed in room names, so no client can join another's. */
+export function userRoom(userId: string): string {
+  return `@user:${userId}`;
+}
+
+export function userOf(socket: Socket): User {
+  return socket.data.user as User;
+}

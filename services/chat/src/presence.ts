@@ -1,0 +1,186 @@
+import type { Redis } from "ioredis";
+import type { Logger, User } from "@chat/shared";
+
+export interface PresenceOptions {
+  /**
+   * Seconds after which the entries of a pod that died without cleaning up stop being listed.
+   * Each pod renews a liveness key at a third of this period.
+   * @default 30
+   */
+  ttlSeconds?: number;
+  /**
+   * Prefix of every Redis key presence uses.
+   * @default "chat"
+   */
+  prefix?: string;
+}
+
+/** Who is in which room, across every pod. */
+export interface Presence {
+  /** A local socket of `user` joined `room`. True when it is the user's first here. */
+  add(room: string, user: User): Promise<boolean>;
+  /** A local socket of `user` left `room` (or disconnected). True when it was the user's last here. */
+  remove(room: string, user: User): Promise<boolean>;
+  /** Every user in `room` on any live pod, with the number of pods they are connected to. */
+  roster(room: string): Promise<Map<string, RosterEntry>>;
+  /** Every user in `room` on any live pod, sorted by name. */
+  members(room: string): Promise<User[]>;
+  /** Rooms with at least one local member. */
+  localRooms(): number;
+  close(): Promise<void>;
+}
+
+export interface RosterEntry {
+  user: User;
+  /** How many pod instances the user is connected to the room from. */
+  instances: number;
+}
+
+interface LocalEntry {
+  user: User;
+  sockets: number;
+}
+
+/**
+ * Presence with a per-pod liveness key: room hashes hold one field per (pod instance, user), and a
+ * field counts only while its instance's key lives. A pod that is SIGKILLed stops renewing its
+ * key, so its members vanish from every list within `ttlSeconds` without anyone cleaning up.
+ * Without Redis it is the local map alone.
+ */
+export function createPresence(
+  redis: Redis | undefined,
+  instanceId: string,
+  log: Logger,
+  { ttlSeconds = 30, prefix = "chat" }: PresenceOptions = {},
+): Presence {
+  const local = new Map<string, Map<string, LocalEntry>>();
+  const roomKey = (room: string) => `${prefix}:presence:{${room}}`;
+  const instanceKey = (id: string) => `${prefix}:instance:${id}`;
+  const field = (userId: string) => `${instanceId}|${userId}`;
+  const roomTtl = ttlSeconds * 2;
+
+  const report = (what: string) => (err: Error) => log.warn({ err: err.message }, `presence: ${what} failed`);
+
+  /** Writes every local entry again: after a reconnect Redis may have lost them. */
+  function resync(): void {
+    if (!redis) return;
+    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds);
+    for (const [room, users] of local) {
+      for (const { user } of users.values()) pipeline.hset(roomKey(room), field(user.id), JSON.stringify(user));
+      pipeline.expire(roomKey(room), roomTtl);
+    }
+    pipeline.exec().catch(report("resync"));
+  }
+
+  function heartbeat(): void {
+    if (redis?.status !== "ready") return;
+    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds);
+    for (const room of local.keys()) pipeline.expire(roomKey(room), roomTtl);
+    pipeline.exec().catch(report("heartbeat"));
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  if (redis) {
+    redis.on("ready", resync);
+    if (redis.status === "ready") resync();
+    timer = setInterval(heartbeat, (ttlSeconds * 1000) / 3);
+    timer.unref();
+  }
+
+  async function roster(room: string): Promise<Map<string, RosterEntry>> {
+    const byId = new Map<string, RosterEntry>();
+    if (!redis) {
+      for (const { user } of local.get(room)?.values() ?? []) byId.set(user.id, { user, instances: 1 });
+      return byId;
+    }
+    const fields = await redis.hgetall(roomKey(room));
+    const entries = Object.entries(fields).map(([key, value]) => ({ key, instance: key.split("|", 1)[0]!, value }));
+    const instances = [...new Set(entries.map((e) => e.instance))];
+    const alive = instances.length ? await redis.mget(instances.map(instanceKey)) : [];
+    // This pod is alive by definition, even if Redis restarted and lost its key a moment ago.
+    const live = new Set(instances.filter((id, i) => alive[i] !== null || id === instanceId));
+    const dead: string[] = [];
+    for (const { key, instance, value } of entries) {
+      if (!live.has(instance)) {
+        dead.push(key);
+        continue;
+      }
+      const user = parseUser(value);
+      if (!user) {
+        log.debug({ key }, "presence: malformed entry ignored");
+        continue;
+      }
+      const known = byId.get(user.id);
+      if (known) known.instances++;
+      else byId.set(user.id, { user, instances: 1 });
+    }
+    if (dead.length) redis.hdel(roomKey(room), ...dead).catch(report("cleanup"));
+    return byId;
+  }
+
+  return {
+    async add(room, user) {
+      let users = local.get(room);
+      if (!users) local.set(room, (users = new Map()));
+      const entry = users.get(user.id);
+      if (entry) {
+        entry.sockets++;
+        return false;
+      }
+      users.set(user.id, { user, sockets: 1 });
+      await redis
+        ?.multi()
+        .hset(roomKey(room), field(user.id), JSON.stringify(user))
+        .expire(roomKey(room), roomTtl)
+        .exec();
+      return true;
+    },
+
+    async remove(room, user) {
+      const users = local.get(room);
+      const entry = users?.get(user.id);
+      if (!users || !entry) return false;
+      if (--entry.sockets > 0) return false;
+      users.delete(user.id);
+      if (users.size === 0) local.delete(room);
+      await redis?.hdel(roomKey(room), field(user.id));
+      return true;
+    },
+
+    members: async (room) => usersOf(await roster(room)),
+
+    roster,
+
+    localRooms: () => local.size,
+
+    async close() {
+      clearInterval(timer);
+      if (!redis) return;
+      redis.off("ready", resync);
+      if (redis.status !== "ready") return;
+      const pipeline = redis.pipeline();
+      for (const [room, users] of local) {
+        for (const userId of users.keys()) pipeline.hdel(roomKey(room), field(userId));
+      }
+      await pipeline.del(instanceKey(instanceId)).exec();
+      local.clear();
+    },
+  };
+}
+
+/** The users of a roster, sorted by name. */
+export function usersOf(roster: Map<string, RosterEntry>): User[] {
+  return [...roster.values()]
+    .map((entry) => entry.user)
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+function parseUser(value: string): User | undefined {
+  try {
+    const user = JSON.parse(value) as Partial<User>;
+    if (typeof user.id === "string" && typeof user.name === "string") return { id: user.id, name: user.name };
+  } catch {
+    // fall through: a malformed entry is skipped, never thrown
+  }
+  return undefined;
+}

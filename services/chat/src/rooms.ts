@@ -1,0 +1,79 @@
+import type { Socket } from "socket.io";
+import { fail, joinRequest, leaveRequest, ok, validate, type PresenceEvent } from "@chat/shared";
+import type { ChatContext } from "./context.js";
+import type { Handler } from "./events.js";
+import { userOf } from "./identity.js";
+import { usersOf } from "./presence.js";
+
+const unavailable = () => fail("unavailable", "the message bus is unreachable; try again shortly");
+
+/** Rooms a client joined itself (not its own socket room nor its per-user room). */
+export function joinedRooms(socket: Socket): string[] {
+  return [...socket.rooms].filter((room) => room !== socket.id && !room.startsWith("@"));
+}
+
+/**
+ * `join` and `leave`. Presence events are per user, not per connection: the others hear `join`
+ * when a user's first connection anywhere enters the room and `leave` when the last one goes, so a
+ * second tab or a phone does not make a member appear twice or vanish early.
+ */
+export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler } {
+  const { presence } = ctx;
+
+  return {
+    async join(socket, payload) {
+      const request = validate(joinRequest, payload);
+      if (!request.ok) return request;
+      const { room } = request.data;
+      if (!ctx.busReady()) return unavailable();
+      const user = userOf(socket);
+      const already = socket.rooms.has(room);
+      let first = false;
+      if (!already) {
+        socket.join(room);
+        try {
+          first = await presence.add(room, user);
+        } catch (err) {
+          ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "join failed: presence not recorded");
+          socket.leave(room);
+          await presence.remove(room, user).catch(() => undefined);
+          return unavailable();
+        }
+      }
+      let roster;
+      try {
+        roster = await presence.roster(room);
+      } catch {
+        return unavailable();
+      }
+      if (first && (roster.get(user.id)?.instances ?? 1) === 1) {
+        socket.to(room).emit("presence", { room, user, action: "join" } satisfies PresenceEvent);
+      }
+      return ok({ room, members: usersOf(roster) });
+    },
+
+    async leave(socket, payload) {
+      const request = validate(leaveRequest, payload);
+      if (!request.ok) return request;
+      const { room } = request.data;
+      if (socket.rooms.has(room)) {
+        socket.leave(room);
+        await leaveQuietly(ctx, socket, room);
+      }
+      return ok({ room });
+    },
+  };
+}
+
+/** Removes the presence of `socket` in `room` and tells the others if the user is gone; never throws. */
+export async function leaveQuietly(ctx: ChatContext, socket: Socket, room: string): Promise<void> {
+  const user = userOf(socket);
+  try {
+    if (!(await ctx.presence.remove(room, user))) return;
+    if ((await ctx.presence.roster(room)).has(user.id)) return;
+  } catch (err) {
+    // The entry expires with this pod's liveness key, or is rewritten correctly on reconnect.
+    ctx.log.debug({ sid: socket.id, err: (err as Error).message }, "presence removal failed");
+  }
+  socket.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
+}

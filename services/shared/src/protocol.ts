@@ -1,0 +1,131 @@
+import { z } from "zod";
+
+/**
+ * Protocol v1: the shapes every client and service agree on. These schemas both validate the
+ * wire and document it (docs/protocol.md quotes them), so the two can never drift apart.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Error codes a client can act on. Never renamed: clients switch on them. */
+export type ErrorCode =
+  | "bad_request"
+  | "not_in_room"
+  | "unknown_event"
+  | "unavailable"
+  | "unauthorized"
+  | "forbidden"
+  | "rate_limited"
+  | "internal";
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Every ack is one of these two shapes, never silence. */
+export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ProtocolError };
+
+export function ok<T extends object>(body: T): { ok: true } & T {
+  return { ok: true, ...body };
+}
+
+export function fail(code: ErrorCode, message: string): { ok: false; error: ProtocolError } {
+  return { ok: false, error: { code, message } };
+}
+
+/** Room names: 1–64 characters of `[A-Za-z0-9_.:-]`. */
+export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export const roomName = z
+  .string({ error: "must be a string" })
+  .regex(ROOM_NAME_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+
+/**
+ * Display names: 1–32 printable characters (counted as Unicode code points). Control, format and
+ * line-separator characters are refused, and so is a name of blanks only.
+ */
+export const displayName = z
+  .string({ error: "must be a string" })
+  .regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,32}$/u, "must be 1-32 printable characters")
+  .refine((name) => name.trim().length > 0, "must not be blank");
+
+/** Counts code points, but only when the cheap UTF-16 length cannot already decide. */
+function withinCodePoints(text: string, max: number): boolean {
+  if (text.length <= max) return true;
+  if (text.length > 2 * max) return false;
+  let count = 0;
+  for (const _ of text) if (++count > max) return false;
+  return true;
+}
+
+/** Message text: 1 to `max` characters (Unicode code points). */
+export function messageText(max: number) {
+  return z
+    .string({ error: "must be a string" })
+    .min(1, "must not be empty")
+    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`);
+}
+
+/** Handshake `auth` in open mode. Unknown keys are ignored so newer clients still connect. */
+export const openAuth = z.object(
+  { name: displayName },
+  { error: "auth must be an object with a name" },
+);
+
+export const joinRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
+export const leaveRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
+export function messageRequest(maxText: number) {
+  return z.strictObject({ room: roomName, text: messageText(maxText) }, { error: "payload must be an object" });
+}
+
+export type JoinRequest = z.infer<typeof joinRequest>;
+export type LeaveRequest = z.infer<typeof leaveRequest>;
+export type MessageRequest = z.infer<ReturnType<typeof messageRequest>>;
+
+export interface User {
+  id: string;
+  name: string;
+}
+
+/** What every member of a room receives for a message. */
+export interface ChatMessage {
+  id: string;
+  room: string;
+  text: string;
+  user: User;
+  ts: number;
+}
+
+export interface PresenceEvent {
+  room: string;
+  user: User;
+  action: "join" | "leave";
+}
+
+/** One line a problem: `room: must be 1-64 characters …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      if (issue.code === "unrecognized_keys") return `unknown field(s): ${issue.keys.slice(0, 5).join(", ")}`;
+      const path = issue.path.map(String).join(".");
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+/** Validates a payload; the error is ready to be sent as an ack. */
+export function validate<T>(
+  schema: z.ZodType<T>,
+  payload: unknown,
+): { ok: true; data: T } | { ok: false; error: ProtocolError } {
+  const result = schema.safeParse(payload);
+  if (result.success) return { ok: true, data: result.data };
+  return fail("bad_request", describeIssues(result.error));
+}
+
+/**
+ * The key prefix of the Socket.IO Redis channels. Chat pods (adapter) and the notifier (emitter)
+ * must agree on it, so it lives here once.
+ */
+export const BUS_KEY = "socket.io";

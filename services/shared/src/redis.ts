@@ -1,0 +1,44 @@
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "./logger.js";
+
+export interface RedisClientOptions {
+  /** A name for the logs, e.g. `pub` or `sub`. */
+  role: string;
+  log: Logger;
+  /** Extra ioredis options (tests use them to shorten timeouts). */
+  options?: RedisOptions;
+}
+
+/**
+ * An ioredis client that never crashes the process: every error is logged (once per outage, not
+ * once per retry), it reconnects forever with a capped back-off, and it resubscribes on its own.
+ */
+export function createRedisClient(url: string, { role, log, options }: RedisClientOptions): Redis {
+  const client = new Redis(url, {
+    // Reconnect forever: an outage of Redis must not take the pod down with it.
+    retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+    // Commands sent while Redis is down fail fast instead of queueing: callers turn that into a
+    // clear `unavailable` error rather than an answer that comes minutes later or never.
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    connectTimeout: 5000,
+    ...options,
+  });
+  let down = false;
+  client.on("error", (err: Error) => {
+    if (down) return log.debug({ role, err: err.message }, "redis error");
+    down = true;
+    log.warn({ role, err: err.message }, "redis connection lost; reconnecting");
+  });
+  client.on("ready", () => {
+    if (down) log.info({ role }, "redis connection restored");
+    else log.debug({ role }, "redis connected");
+    down = false;
+  });
+  return client;
+}
+
+/** True when the client can take commands right now. */
+export function isRedisReady(client: Redis | undefined): boolean {
+  return client?.status === "ready";
+}

@@ -1,0 +1,4 @@
+export * from "./clients.js";
+export * from "./redis.js";
+export * from "./service.js";
+export * from "./wait.js";

@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "./wait.js";
+
+export interface RedisServerOptions {
+  /** Persist with AOF and `appendfsync always`, so a restart loses nothing that was written. */
+  aof?: boolean;
+  /** `requirepass` for the server. */
+  password?: string;
+  /** More `redis-server` arguments, e.g. `["--maxmemory", "64mb"]`. */
+  args?: string[];
+}
+
+/** A real `redis-server` (from PATH) that this test started on a free port and alone uses. */
+export interface RedisServer {
+  port: number;
+  /** `redis://[:password@]127.0.0.1:port` */
+  url: string;
+  /** Stops the server (SIGTERM, or SIGKILL with `{ kill: true }`) and waits for it to exit. */
+  stop(options?: { kill?: boolean }): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  start(): Promise<void>;
+  /** Stops it for good and removes its data directory. */
+  dispose(): Promise<void>;
+}
+
+export async function startRedis({ aof = false, password, args = [] }: RedisServerOptions = {}): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "chat-redis-"));
+  const argv = [
+    "--port", String(port),
+    "--bind", "127.0.0.1",
+    "--dir", dir,
+    "--save", "",
+    "--appendonly", aof ? "yes" : "no",
+    ...(aof ? ["--appendfsync", "always"] : []),
+    ...(password ? ["--requirepass", password] : []),
+    ...args,
+  ];
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  async function start(): Promise<void> {
+    const proc = spawn("redis-server", argv, { stdio: ["ignore", "pipe", "pipe"] });
+    child = proc;
+    let output = "";
+    proc.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+    proc.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+    exited = new Promise((resolve) => proc.once("exit", () => resolve()));
+    const failed = new Promise<never>((_, reject) =>
+      proc.once("error", (err) => reject(new Error(`cannot start redis-server (is it on PATH?): ${err.message}`))),
+    );
+    await Promise.race([
+      failed,
+      waitFor(() => ping(port, password), { timeoutMs: 10_000, what: () => `redis-server on port ${port}\n${output}` }),
+    ]);
+  }
+
+  async function stop({ kill = false } = {}): Promise<void> {
+    if (!child || child.exitCode !== null) return;
+    child.kill(kill ? "SIGKILL" : "SIGTERM");
+    await exited;
+  }
+
+  await start();
+  return {
+    port,
+    url: password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    stop,
+    start,
+    async dispose() {
+      await stop({ kill: true });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** True when a server answers PING (with AUTH first when there is a password). */
+function ping(port: number, password?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let reply = "";
+    socket.setTimeout(1000, () => socket.destroy());
+    socket.on("connect", () => socket.write(`${password ? `AUTH ${password}\r\n` : ""}PING\r\n`));
+    socket.on("data", (data) => {
+      reply += data.toString();
+      if (reply.includes("+PONG")) {
+        socket.end();
+        resolve(true);
+      } else if (reply.includes("-")) {
+        socket.end();
+        resolve(false);
+      }
+    });
+    socket.on("error", () => resolve(false));
+    socket.on("close", () => resolve(false));
+  });
+}

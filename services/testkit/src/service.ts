@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { waitFor } from "./wait.js";
+
+/** The repository root, from services/testkit/dist. */
+export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A built service (`services/<name>/dist/main.js`) running as a real child process. */
+export interface ServiceProcess {
+  name: string;
+  pod: string;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  child: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: LogLine[];
+  /** Everything it wrote that was not a JSON log line (stderr, crash traces). */
+  rawOutput: () => string;
+  /** Resolves with the exit code (or the signal's name) when the process ends. */
+  exited: Promise<number | string>;
+  /** Sends a signal; with SIGKILL, waits for the process to be gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Waits for a log line that matches. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+}
+
+export interface StartServiceOptions {
+  /** Environment on top of a minimal one (PATH, HOME); `PORT` defaults to 0 (a free port). */
+  env?: Record<string, string | undefined>;
+  /** `POD_NAME`, also used in error messages. */
+  pod?: string;
+  /** Don't wait until it listens (for processes expected to fail at start). */
+  wait?: boolean;
+}
+
+const running = new Set<ServiceProcess>();
+
+export async function startService(
+  name: "chat" | "notifier",
+  { env = {}, pod = `${name}-${running.size}`, wait = true }: StartServiceOptions = {},
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", POD_NAME: pod, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: LogLine[] = [];
+  let raw = "";
+  let pending = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    pending += chunk.toString();
+    let newline;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        raw += `${line}\n`;
+      }
+    }
+  });
+  child.stderr!.on("data", (chunk: Buffer) => (raw += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+
+  const service: ServiceProcess = {
+    name,
+    pod,
+    port: 0,
+    url: "",
+    child,
+    logs,
+    rawOutput: () => raw,
+    exited,
+    async kill(signal = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      if (signal === "SIGKILL") await exited;
+    },
+    async waitForLog(match, timeoutMs = 10_000) {
+      let found: LogLine | undefined;
+      await waitFor(() => (found = logs.find(match)) !== undefined, {
+        timeoutMs,
+        what: () => `a matching log line from ${pod}\n${raw.slice(-2000)}`,
+      });
+      return found!;
+    },
+  };
+  running.add(service);
+  void exited.then(() => running.delete(service));
+  if (!wait) return service;
+
+  const up = await Promise.race([
+    service.waitForLog((line) => typeof line.port === "number" && / is up at /.test(line.msg), 15_000),
+    exited.then((code) => {
+      throw new Error(`${pod} exited with ${code} before listening:\n${raw}`);
+    }),
+  ]);
+  service.port = up.port as number;
+  service.url = `http://127.0.0.1:${service.port}`;
+  return service;
+}
+
+/** SIGKILLs every service process still running (for `afterAll`). */
+export async function stopAllServices(): Promise<void> {
+  await Promise.all([...running].map((service) => service.kill("SIGKILL")));
+}
