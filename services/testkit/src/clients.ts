@@ -2,8 +2,8 @@ import { io, type Socket } from "socket.io-client";
 import { waitFor } from "./wait.js";
 
 export interface ClientOptions {
-  /** Handshake `auth`; defaults to `{ name }`. */
-  auth?: Record<string, unknown>;
+  /** Handshake `auth`; defaults to `{ name }`. Pass `undefined` explicitly to send none. */
+  auth?: Record<string, unknown> | undefined;
   /** @default ["websocket"] */
   transports?: ("websocket" | "polling")[];
   /** Reconnect after a drop (socket.io-client's own logic). @default false */
@@ -15,7 +15,7 @@ const open = new Set<Socket>();
 /** Connects an official socket.io-client and resolves once connected (rejects on connect_error). */
 export function connectClient(url: string, name: string, options: ClientOptions = {}): Promise<Socket> {
   const socket = io(url, {
-    auth: options.auth ?? { name },
+    auth: "auth" in options ? options.auth : { name },
     transports: options.transports ?? ["websocket"],
     reconnection: options.reconnection ?? false,
     forceNew: true,

@@ -2,3 +2,4 @@ export * from "./clients.js";
 export * from "./redis.js";
 export * from "./service.js";
 export * from "./wait.js";
+export * from "./browser.js";

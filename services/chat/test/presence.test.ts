@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Socket } from "socket.io-client";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
+import type { Ack, PresenceEvent, User } from "@chat/shared";
+
+const TTL_SECONDS = 3;
+
+async function members(pod: ServiceProcess, room: string): Promise<string[]> {
+  const res = await fetch(`${pod.url}/v1/rooms/${room}/members`);
+  const body = (await res.json()) as { members: User[] };
+  return body.members.map((m) => m.name);
+}
+
+describe("presence across pods", () => {
+  let redis: RedisServer;
+  let pods: ServiceProcess[];
+  let ann: Socket;
+  let annPhone: Socket;
+  let bob: Socket;
+  let cat: Socket;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, PRESENCE_TTL_SECONDS: String(TTL_SECONDS) };
+    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `p-${i}`, env })));
+    ann = await connectClient(pods[0]!.url, "ann");
+    bob = await connectClient(pods[1]!.url, "bob");
+    cat = await connectClient(pods[2]!.url, "cat");
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServices();
+    await redis?.dispose();
+  });
+
+  it("lists every member on every pod in the join ack and over HTTP", async () => {
+    await ann.emitWithAck("join", { room: "hall" });
+    await bob.emitWithAck("join", { room: "hall" });
+    const ack: Ack<{ members: User[] }> = await cat.emitWithAck("join", { room: "hall" });
+    expect(ack.ok && ack.members.map((m) => m.name)).toEqual(["ann", "bob", "cat"]);
+    expect(await members(pods[0]!, "hall")).toEqual(["ann", "bob", "cat"]);
+  });
+
+  it("announces a user once, however many connections they have", async () => {
+    const seen = record<PresenceEvent>(bob, "presence");
+    annPhone = await connectClient(pods[2]!.url, "ann");
+    await annPhone.emitWithAck("join", { room: "hall" });
+    annPhone.close();
+    // Cat's own leave is the marker: by the time bob hears it, he would have heard about ann.
+    await cat.emitWithAck("leave", { room: "hall" });
+    await waitFor(() => seen.some((e) => e.user.name === "cat"), { what: "cat's leave" });
+    expect(seen.map((e) => `${e.user.name} ${e.action}`)).toEqual(["cat leave"]);
+  });
+
+  it("drops the members of a SIGKILLed pod within the TTL", async () => {
+    await pods[1]!.kill("SIGKILL");
+    const killedAt = Date.now();
+    await waitFor(async () => (await members(pods[0]!, "hall")).join() === "ann", {
+      timeoutMs: TTL_SECONDS * 1000 + 5000,
+      intervalMs: 100,
+      what: "bob to drop out of the member list",
+    });
+    expect(Date.now() - killedAt).toBeLessThanOrEqual(TTL_SECONDS * 1000 + 5000);
+  });
+
+  it("refuses a bad room name on the members endpoint", async () => {
+    const res = await fetch(`${pods[0]!.url}/v1/rooms/${encodeURIComponent("bad room")}/members`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("bad_request");
+  });
+});
