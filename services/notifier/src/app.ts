@@ -1,0 +1,111 @@
+import { randomUUID } from "node:crypto";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
+import type { ErrorCode, Logger } from "@chat/shared";
+import { createKeyCheck } from "./auth.js";
+import type { NotifierConfig } from "./config.js";
+import { checkHttpBody, checkTarget, type Checked, type Target } from "./events.js";
+import type { Publisher } from "./publisher.js";
+
+/** The chat protocol's codes, plus the three only an HTTP API has. */
+export type HttpErrorCode = ErrorCode | "not_found" | "payload_too_large" | "unsupported_media_type";
+
+export interface NotifierAppOptions {
+  config: Pick<NotifierConfig, "NOTIFIER_API_KEYS" | "NOTIFIER_MAX_DATA_BYTES">;
+  log: Logger;
+  publisher: Publisher;
+  /** True when Redis can take a command right now. */
+  redisReady(): boolean;
+}
+
+/** Every error the API sends has this one shape. */
+function sendError(res: Response, status: number, code: HttpErrorCode, message: string): void {
+  res.status(status).json({ error: { code, message } });
+}
+
+/**
+ * The HTTP intake, without listening. Order matters: the key is checked before the body is even
+ * read, and the content type before it is parsed.
+ */
+export function createNotifierApp({ config, log, publisher, redisReady }: NotifierAppOptions): Express {
+  const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
+  const app = express();
+  app.disable("x-powered-by");
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get("/readyz", (_req, res) => {
+    if (redisReady()) res.json({ ok: true });
+    else sendError(res, 503, "unavailable", "Redis is unreachable");
+  });
+
+  const keyMatches = createKeyCheck(config.NOTIFIER_API_KEYS);
+  const authenticate: RequestHandler = (req, res, next) => {
+    if (keyMatches(req.get("authorization"))) return next();
+    res.set("WWW-Authenticate", 'Bearer realm="notifier"');
+    sendError(res, 401, "unauthorized", "send Authorization: Bearer <API key>");
+  };
+
+  const requireJson: RequestHandler = (req, res, next) => {
+    // `req.is` is false for another type, null for no body: the latter fails validation as a 400.
+    if (req.is("application/json") === false) {
+      return sendError(res, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
+    }
+    next();
+  };
+  // Room for the target, type, id and JSON punctuation around the largest `data`.
+  const parseJson = express.json({ limit: maxDataBytes + 16 * 1024, strict: true });
+
+  async function accept(res: Response, target: Checked<Target>, body: unknown): Promise<void> {
+    if (!target.ok) return sendError(res, 400, "bad_request", target.reason);
+    const checked = checkHttpBody(body, maxDataBytes);
+    if (!checked.ok) {
+      return sendError(res, checked.tooLarge ? 413 : 400, checked.tooLarge ? "payload_too_large" : "bad_request", checked.reason);
+    }
+    // Never a 202 that Redis did not confirm: callers retry a 503, and the id makes that safe.
+    if (!redisReady()) return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
+    const { type, data } = checked.value;
+    const event = { id: checked.value.id ?? randomUUID(), target: target.value, type, data };
+    try {
+      const fresh = await publisher.publish(event);
+      log.debug({ id: event.id, target: target.value.kind, type, duplicate: !fresh }, "http event");
+    } catch (err) {
+      log.warn({ id: event.id, err: (err as Error).message }, "http event not published");
+      return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
+    }
+    res.status(202).json({ id: event.id });
+  }
+
+  const v1 = express.Router();
+  v1.use(authenticate);
+  v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) =>
+    accept(res, checkTarget("room", req.params.room as string), req.body),
+  );
+  v1.post("/users/:userId/events", requireJson, parseJson, (req, res) =>
+    accept(res, checkTarget("user", req.params.userId as string), req.body),
+  );
+  v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
+  app.use("/v1", v1);
+
+  app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));
+
+  const onError: ErrorRequestHandler = (err: { type?: string; status?: number; expose?: boolean; message?: string }, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    if (err.type === "entity.too.large") {
+      return sendError(res, 413, "payload_too_large", `the body is too large: data may be at most ${maxDataBytes} bytes`);
+    }
+    if (err.type === "charset.unsupported" || err.type === "encoding.unsupported") {
+      return sendError(res, 415, "unsupported_media_type", err.message ?? "unsupported body encoding");
+    }
+    if (err.type === "entity.parse.failed") return sendError(res, 400, "bad_request", "the body is not valid JSON");
+    const status = err.status ?? 500;
+    if (status >= 400 && status < 500) {
+      return sendError(res, status, "bad_request", err.expose && err.message ? err.message : "malformed request (is the URL encoded correctly?)");
+    }
+    log.error({ err }, "request failed");
+    sendError(res, 500, "internal", "internal error; the event was not sent");
+  };
+  app.use(onError);
+
+  return app;
+}

@@ -1,0 +1,53 @@
+import { z } from "zod";
+import { env, parseEnv } from "@chat/shared";
+
+/** Shorter keys are guessable; 16 characters is the floor, a random 32+ is what we hand out. */
+const MIN_KEY_LENGTH = 16;
+
+const apiKeys = z
+  .string()
+  .transform((value) => value.split(",").map((key) => key.trim()).filter((key) => key !== ""))
+  .pipe(
+    z
+      .array(z.string().min(MIN_KEY_LENGTH, `every key must be at least ${MIN_KEY_LENGTH} characters`))
+      .min(1, "must hold at least one key"),
+  );
+
+/**
+ * The notifier's configuration: the only place that reads `process.env`. Every variable is
+ * documented in docs/notifier.md.
+ */
+const schema = z.object({
+  /** Port of the HTTP API. 0 picks a free port (tests use it). */
+  PORT: env.port(3001),
+  /** Address to listen on. */
+  HOST: z.string().default("0.0.0.0"),
+  /** Required: the notifier only ever talks to chat pods through Redis, it has no embedded mode. */
+  REDIS_URL: z
+    .string({ error: "is required: the notifier reaches chat pods only through Redis, e.g. redis://redis:6379/0" })
+    .pipe(env.redisUrl().unwrap()),
+  LOG_LEVEL: env.logLevel(),
+  POD_NAME: env.podName(),
+  /** Comma-separated bearer keys; several at once so a key can be rotated without downtime. */
+  NOTIFIER_API_KEYS: z.string({ error: "is required: comma-separated API keys of 16+ characters" }).pipe(apiKeys),
+  /** The Redis Stream other services XADD events to. */
+  NOTIFIER_STREAM: z.string().min(1).max(200).default("notifier:events"),
+  /** The consumer group every replica joins; each replica is one consumer of it. */
+  NOTIFIER_GROUP: z.string().min(1).max(200).default("notifier"),
+  /** Largest `data`, in bytes of compact JSON. */
+  NOTIFIER_MAX_DATA_BYTES: env.positiveInt(64 * 1024, 16 * 1024 * 1024),
+  /** How long an event id is remembered, so a retry or redelivery with it is dropped. */
+  NOTIFIER_DEDUPE_WINDOW_SECONDS: env.positiveInt(86_400, 30 * 86_400),
+  /** A stream entry pending this long (its consumer presumably dead) is claimed by another replica. */
+  NOTIFIER_CLAIM_IDLE_MS: env.positiveInt(30_000, 24 * 3_600_000),
+  /** Stream entries read (or claimed) per round trip. */
+  NOTIFIER_BATCH_SIZE: env.positiveInt(100, 10_000),
+  /** Longest a stream read waits for new entries; also bounds how quickly shutdown is noticed. */
+  NOTIFIER_BLOCK_MS: env.positiveInt(5_000, 60_000),
+});
+
+export type NotifierConfig = z.infer<typeof schema>;
+
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): NotifierConfig {
+  return parseEnv(schema, source);
+}

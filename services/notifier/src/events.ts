@@ -1,0 +1,133 @@
+import { z } from "zod";
+import {
+  describeIssues,
+  eventId,
+  eventType,
+  roomName,
+  userId,
+  type BroadcastNotification,
+  type RoomNotification,
+  type UserNotification,
+} from "@chat/shared";
+
+/** Who an event goes to. */
+export type Target = { kind: "room"; room: string } | { kind: "user"; user: string } | { kind: "broadcast" };
+
+/** An event that passed validation, from either intake. */
+export interface NotifierEvent {
+  id: string;
+  target: Target;
+  type: string;
+  data: unknown;
+}
+
+/** Validation's answer: the value, or one line saying what is wrong (and whether it is size). */
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; tooLarge?: boolean };
+
+const failed = (reason: string, tooLarge = false): { ok: false; reason: string; tooLarge: boolean } => ({
+  ok: false,
+  reason,
+  tooLarge,
+});
+
+/** The payload clients receive; its shape says which kind of target it came through. */
+export function toNotification(
+  event: NotifierEvent,
+  ts: number,
+): RoomNotification | UserNotification | BroadcastNotification {
+  const { id, type, data, target } = event;
+  switch (target.kind) {
+    case "room":
+      return { id, room: target.room, type, data, ts };
+    case "user":
+      return { id, user: target.user, type, data, ts };
+    case "broadcast":
+      return { id, type, data, ts };
+  }
+}
+
+/** Checks a URL path parameter against the schema for its target. */
+export function checkTarget(kind: "room" | "user", value: string): Checked<Target> {
+  const result = (kind === "room" ? roomName : userId).safeParse(value);
+  if (!result.success) return failed(`${kind}: ${describeIssues(result.error)}`);
+  return { ok: true, value: kind === "room" ? { kind, room: result.data } : { kind, user: result.data } };
+}
+
+const httpBody = z.strictObject(
+  {
+    type: eventType,
+    data: z.unknown().nonoptional({ error: "is required (any JSON value, null included)" }),
+    id: eventId.optional(),
+  },
+  { error: "the body must be a JSON object { type, data, id? }" },
+);
+
+/**
+ * The body of `POST …/events`. `data` is any JSON value (null included) but must be present, so a
+ * misspelt field never turns into an event without its payload.
+ */
+export function checkHttpBody(
+  body: unknown,
+  maxDataBytes: number,
+): Checked<{ type: string; data: unknown; id?: string | undefined }> {
+  const result = httpBody.safeParse(body);
+  if (!result.success) return failed(describeIssues(result.error));
+  // Measured as the compact JSON clients will receive, whatever whitespace the caller sent.
+  const size = Buffer.byteLength(JSON.stringify(result.data.data));
+  if (size > maxDataBytes) return failed(`data: is ${size} bytes, more than the ${maxDataBytes} allowed`, true);
+  return { ok: true, value: result.data };
+}
+
+const STREAM_FIELDS = new Set(["room", "user", "broadcast", "type", "data", "id"]);
+const TARGET_FIELDS = ["room", "user", "broadcast"] as const;
+
+/**
+ * One stream entry, as ioredis returns its fields: `[name, value, name, value, …]`. An entry
+ * without an `id` field gets one derived from its entry id, so a redelivery of it dedupes too.
+ */
+export function parseStreamEntry(entryId: string, flat: string[], maxDataBytes: number): Checked<NotifierEvent> {
+  const fields = new Map<string, string>();
+  const unknown: string[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i]!;
+    if (!STREAM_FIELDS.has(name)) unknown.push(name.slice(0, 32));
+    else if (fields.has(name)) return failed(`field ${name} is given twice`);
+    else fields.set(name, flat[i + 1]!);
+  }
+  if (unknown.length) return failed(`unknown field(s): ${unknown.slice(0, 5).join(", ")}`);
+
+  const targets = TARGET_FIELDS.filter((name) => fields.has(name));
+  if (targets.length === 0) return failed("no target: one of the fields room, user or broadcast is required");
+  if (targets.length > 1) return failed(`several targets (${targets.join(", ")}): give exactly one`);
+  let target: Target;
+  const [kind] = targets as [(typeof TARGET_FIELDS)[number]];
+  if (kind === "broadcast") {
+    if (!["1", "true"].includes(fields.get("broadcast")!)) return failed("broadcast: must be 1 or true");
+    target = { kind };
+  } else {
+    const checked = checkTarget(kind, fields.get(kind)!);
+    if (!checked.ok) return checked;
+    target = checked.value;
+  }
+
+  const type = eventType.safeParse(fields.get("type"));
+  if (!type.success) return failed(fields.has("type") ? `type: ${describeIssues(type.error)}` : "type: is required");
+
+  const rawId = fields.get("id");
+  const id = rawId === undefined ? { success: true as const, data: `s-${entryId}` } : eventId.safeParse(rawId);
+  if (!id.success) return failed(`id: ${describeIssues(id.error)}`);
+
+  const raw = fields.get("data");
+  if (raw === undefined) return failed("data: is required (JSON text, e.g. {} or null)");
+  // Checked before parsing, so a huge entry costs no parse; the raw text is what the producer sent.
+  const size = Buffer.byteLength(raw);
+  if (size > maxDataBytes) return failed(`data: is ${size} bytes, more than the ${maxDataBytes} allowed`, true);
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return failed("data: is not valid JSON");
+  }
+
+  return { ok: true, value: { id: id.data, target, type: type.data, data } };
+}

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import type { Socket } from "socket.io-client";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
+import type { Notification } from "@chat/shared";
+import { joinRoom, post, redisClient, startNotifier, xadd } from "./helpers.js";
+
+const STREAM = "notifier:events";
+/** In open mode the user id is the display name: spaces and any script included. */
+const USER_X = "Zoë X";
+
+type ClientName = "a0" | "a1" | "b0" | "b1" | "x0" | "x1" | "n1";
+const ALL: ClientName[] = ["a0", "a1", "b0", "b1", "x0", "x1", "n1"];
+
+interface Case {
+  name: string;
+  /** Sends the event and returns the id clients should see. */
+  send(): Promise<string>;
+  to: ClientName[];
+  /** The payload's target field, if any. */
+  shape: Record<string, string>;
+}
+
+describe("notifications through both intakes, to 2 chat pods", () => {
+  let redis: RedisServer;
+  let db: Redis;
+  let notifier: ServiceProcess;
+  const clients = {} as Record<ClientName, Socket>;
+  const inboxes = {} as Record<ClientName, Notification[]>;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    db = redisClient(redis.url);
+    const env = { REDIS_URL: redis.url };
+    const [pod0, pod1] = await Promise.all([
+      startService("chat", { pod: "chat-0", env }),
+      startService("chat", { pod: "chat-1", env }),
+      startNotifier(redis.url).then((n) => (notifier = n)),
+    ]);
+    // a* in room-a, b* in room-b, x* are one user on both pods, n1 is in no room at all.
+    const layout: [ClientName, ServiceProcess, string, string | undefined][] = [
+      ["a0", pod0!, "ann", "room-a"],
+      ["a1", pod1!, "bob", "room-a"],
+      ["b0", pod0!, "cyd", "room-b"],
+      ["b1", pod1!, "dee", "room-b"],
+      ["x0", pod0!, USER_X, undefined],
+      ["x1", pod1!, USER_X, undefined],
+      ["n1", pod1!, "nobody", undefined],
+    ];
+    await Promise.all(
+      layout.map(async ([key, pod, name, room]) => {
+        const socket = await connectClient(pod.url, name);
+        clients[key] = socket;
+        inboxes[key] = record<Notification>(socket, "notification");
+        if (room) await joinRoom(socket, room);
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServices();
+    db?.disconnect();
+    await redis?.dispose();
+  });
+
+  const accepted = async (reply: Promise<{ status: number; body: { id?: string } }>) => {
+    const { status, body } = await reply;
+    expect(status).toBe(202);
+    return body.id!;
+  };
+
+  const cases: Case[] = [
+    {
+      name: "HTTP to a room",
+      send: () => accepted(post(notifier.url, "/v1/rooms/room-a/events", { id: "http-room", type: "order.shipped", data: { n: 1 } })),
+      to: ["a0", "a1"],
+      shape: { room: "room-a" },
+    },
+    {
+      name: "HTTP to a user",
+      send: () => accepted(post(notifier.url, `/v1/users/${encodeURIComponent(USER_X)}/events`, { type: "dm", data: "hi" })),
+      to: ["x0", "x1"],
+      shape: { user: USER_X },
+    },
+    {
+      name: "HTTP broadcast",
+      send: () => accepted(post(notifier.url, "/v1/broadcast", { id: "http-all", type: "maintenance", data: null })),
+      to: ALL,
+      shape: {},
+    },
+    {
+      name: "stream to a room (id from the entry id)",
+      send: async () => `s-${await xadd(db, STREAM, { room: "room-b", type: "t", data: '{"n":2}' })}`,
+      to: ["b0", "b1"],
+      shape: { room: "room-b" },
+    },
+    {
+      name: "stream to a user",
+      send: async () => (await xadd(db, STREAM, { user: USER_X, type: "t", data: "[1,2]", id: "stream-user" }), "stream-user"),
+      to: ["x0", "x1"],
+      shape: { user: USER_X },
+    },
+    {
+      name: "stream broadcast",
+      send: async () => (await xadd(db, STREAM, { broadcast: "1", type: "t", data: "true", id: "stream-all" }), "stream-all"),
+      to: ALL,
+      shape: {},
+    },
+  ];
+  const sent = new Map<string, Case>();
+
+  it.each(cases)("delivers $name to its targets on both pods", async (c) => {
+    const id = await c.send();
+    sent.set(id, c);
+    await waitFor(() => c.to.every((key) => inboxes[key].some((n) => n.id === id)), {
+      what: () => `${id} to reach ${c.to.join(", ")}`,
+    });
+    for (const key of c.to) {
+      const notification = inboxes[key].find((n) => n.id === id)!;
+      expect(Object.keys(notification).sort()).toEqual(["data", "id", "ts", "type", ...Object.keys(c.shape)].sort());
+      expect(notification).toMatchObject(c.shape);
+      expect(typeof notification.ts).toBe("number");
+    }
+  });
+
+  it("reaches nobody else", async () => {
+    // A broadcast travels the same way as every event before it: once it is everywhere, anything
+    // that was going to reach a wrong client has done so.
+    expect(await accepted(post(notifier.url, "/v1/broadcast", { id: "marker", type: "marker", data: null }))).toBe("marker");
+    await waitFor(() => ALL.every((key) => inboxes[key].some((n) => n.id === "marker")), { what: "the marker everywhere" });
+    for (const key of ALL) {
+      const expected = [...sent].filter(([, c]) => c.to.includes(key)).map(([id]) => id);
+      expect(inboxes[key].map((n) => n.id).filter((id) => id !== "marker").sort(), key).toEqual(expected.sort());
+    }
+  });
+
+  it("sends data as given", () => {
+    expect(inboxes.a1.find((n) => n.id === "http-room")).toMatchObject({ type: "order.shipped", data: { n: 1 } });
+    expect(inboxes.x0.find((n) => n.id === "stream-user")).toMatchObject({ type: "t", data: [1, 2] });
+    expect(inboxes.n1.find((n) => n.id === "stream-all")).toMatchObject({ data: true });
+  });
+});

@@ -1,0 +1,63 @@
+import { z } from "zod";
+
+/**
+ * Notifications: events that other backends push into chat through the notifier. Chat pods only
+ * relay them (the Socket.IO adapter does the work), but the names and shapes are part of the
+ * protocol clients see, so they live here beside the chat protocol.
+ */
+
+/** The Socket.IO event name clients listen to. */
+export const NOTIFICATION_EVENT = "notification";
+
+/** Event ids: 1–128 characters of `[A-Za-z0-9_.:-]`, so they are safe inside a Redis key. */
+export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const eventId = z
+  .string({ error: "must be a string" })
+  .regex(EVENT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -");
+
+/** Event types, e.g. `order.shipped`: 1–64 characters of `[A-Za-z0-9_.:-]`, like room names. */
+export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export const eventType = z
+  .string({ error: "must be a string" })
+  .regex(EVENT_TYPE_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+
+/**
+ * User ids: 1–128 printable characters (code points). In open mode the id is the display name, so
+ * spaces and any script are allowed; control, format and line-separator characters never are.
+ */
+export const userId = z
+  .string({ error: "must be a string" })
+  .regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,128}$/u, "must be 1-128 printable characters");
+
+/**
+ * The per-user room every chat socket joins. `@` is not allowed in room names, so no client can
+ * join another user's room.
+ */
+export function userRoom(id: string): string {
+  return `@user:${id}`;
+}
+
+interface NotificationBase {
+  id: string;
+  type: string;
+  data: unknown;
+  /** Milliseconds since the epoch, when the notifier published it. */
+  ts: number;
+}
+
+/** What a member of `room` receives. */
+export interface RoomNotification extends NotificationBase {
+  room: string;
+}
+
+/** What every connection of `user` receives. */
+export interface UserNotification extends NotificationBase {
+  user: string;
+}
+
+/** What every connected client receives. */
+export type BroadcastNotification = NotificationBase;
+
+export type Notification = RoomNotification | UserNotification | BroadcastNotification;
