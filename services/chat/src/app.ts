@@ -4,12 +4,14 @@ import express, { type Express } from "express";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import type { Redis } from "ioredis";
-import { BUS_KEY, roomName, type Logger } from "@chat/shared";
+import { BUS_KEY, createMemoryRoomLog, createRedisRoomLog, roomName, type Ack, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
-import { bindHandlers } from "./events.js";
-import { openIdentity, userOf, userRoom } from "./identity.js";
+import { drainClients } from "./drain.js";
+import { bindHandlers, type Handler } from "./events.js";
+import { HandshakeError, openIdentity, userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
+import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 
@@ -27,11 +29,25 @@ export interface ChatServer {
   httpServer: HttpServer;
   io: Server;
   presence: Presence;
+  metrics: ChatMetrics;
+  /** True when Redis (if any) is ready, so this pod can take clients. */
+  ready(): boolean;
+  /** Stops taking connections and disconnects every client in batches over `seconds`. */
+  drain(seconds: number): Promise<void>;
   /** Disconnects every client and stops; does not close the Redis connections it was given. */
   close(): Promise<void>;
 }
 
 const publicDir = fileURLToPath(new URL("./public/", import.meta.url));
+
+/** Counts a handler's acks by result: `ok` or the error code. */
+function counted(handler: Handler, counter: { inc(labels: { result: string }): void }): Handler {
+  return async (socket, payload) => {
+    const ack: Ack = await handler(socket, payload);
+    counter.inc({ result: ack.ok ? "ok" : ack.error.code });
+    return ack;
+  };
+}
 
 /** Builds the chat service from its dependencies, without listening. */
 export function createChatServer({ config, log, redis, instanceId }: ChatServerOptions): ChatServer {
@@ -48,14 +64,22 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
   if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: BUS_KEY }));
 
   const presence = createPresence(redis?.pub, instanceId, log, { ttlSeconds: config.PRESENCE_TTL_SECONDS });
+  const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
+  const history = redis
+    ? createRedisRoomLog(redis.pub, logOptions)
+    : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
   const ctx: ChatContext = {
     io,
     config,
     log,
     presence,
+    history,
     redis,
     busReady: () => !redis || (redis.pub.status === "ready" && redis.sub.status === "ready"),
   };
+
+  const metrics = createChatMetrics(io, presence, redis);
+  ctx.metrics = metrics;
 
   app.get("/v1/rooms/:room/members", async (req, res) => {
     const room = roomName.safeParse(req.params.room);
@@ -70,7 +94,9 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     }
   });
 
+  let draining = false;
   io.use((socket, next) => {
+    if (draining) return next(new HandshakeError("unavailable", "this pod is shutting down; reconnect to another"));
     try {
       socket.data.user = openIdentity(socket.handshake.auth);
       next();
@@ -79,8 +105,27 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     }
   });
 
-  const handlers = { ...roomHandlers(ctx), ...messageHandlers(ctx) };
+  // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
+  // rooms with `since` and catch up from the logs.
+  let busDown = false;
+  const onClose = () => (busDown = true);
+  const onReady = () => {
+    if (!busDown || !ctx.busReady()) return;
+    busDown = false;
+    log.info("bus reconnected: asking local clients to re-sync");
+    io.local.emit("resync", { reason: "bus_reconnected" });
+  };
+  redis?.pub.on("close", onClose).on("ready", onReady);
+  redis?.sub.on("close", onClose).on("ready", onReady);
+
+  const rooms = roomHandlers(ctx);
+  const handlers = {
+    join: counted(rooms.join, metrics.joins),
+    leave: rooms.leave,
+    message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
+  };
   io.on("connection", (socket) => {
+    metrics.watch(socket);
     socket.join(userRoom(userOf(socket).id));
     bindHandlers(socket, handlers, log);
     socket.on("disconnecting", () => {
@@ -93,6 +138,13 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     httpServer,
     io,
     presence,
+    metrics,
+    ready: ctx.busReady,
+    async drain(seconds) {
+      draining = true;
+      httpServer.close();
+      await drainClients(io, seconds, log);
+    },
     async close() {
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));

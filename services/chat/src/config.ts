@@ -10,6 +10,12 @@ const schema = z.object({
   PORT: env.port(3000),
   /** Address to listen on. */
   HOST: z.string().default("0.0.0.0"),
+  /** Port of `/livez`, `/readyz` and `/metrics`; the LoadBalancer never exposes it. */
+  PROBE_PORT: env.port(9100),
+  /** Seconds between failing readiness on SIGTERM and starting to drain. */
+  SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
+  /** Seconds over which a draining pod disconnects its clients, in even batches. */
+  DRAIN_SECONDS: env.nonNegativeInt(10, 600),
   /** Redis for scale-out. Unset: a single node with the in-memory adapter. */
   REDIS_URL: env.redisUrl(),
   LOG_LEVEL: env.logLevel(),
@@ -21,6 +27,14 @@ const schema = z.object({
   MAX_HTTP_BUFFER_SIZE: env.positiveInt(64 * 1024, 100 * 1024 * 1024),
   /** Seconds after which a dead pod's members drop out of presence lists. */
   PRESENCE_TTL_SECONDS: env.positiveInt(30, 3600),
+  /** Entries kept in each room's log (approximately: trimmed in blocks). */
+  HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
+  /** Log entries older than this are trimmed; 0 keeps them however old. */
+  HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
+  /** Messages a `join` without `since` returns. */
+  HISTORY_ON_JOIN: env.nonNegativeInt(50, 1000),
+  /** How long a `clientMsgId` is remembered, so a retry is not stored or delivered twice. */
+  CLIENT_MSG_ID_TTL_SECONDS: env.positiveInt(300, 86_400),
 });
 
 export type ChatConfig = z.infer<typeof schema>;

@@ -1,7 +1,8 @@
 import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
-import type { Logger } from "@chat/shared";
+import type { Logger, RoomLog } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
+import type { ChatMetrics } from "./metrics.js";
 import type { Presence } from "./presence.js";
 
 /** What the event handlers need, built once by `createChatServer`. */
@@ -10,8 +11,12 @@ export interface ChatContext {
   config: ChatConfig;
   log: Logger;
   presence: Presence;
+  /** Every room's log: messages are appended to it, and published by it, before they are acked. */
+  history: RoomLog;
   /** The Redis connections, when scaled out. */
   redis?: { pub: Redis; sub: Redis };
+  /** Set once built; handlers count what they serve. */
+  metrics?: ChatMetrics;
   /** True when a message sent now would reach every pod. Always true on a single node. */
   busReady(): boolean;
 }

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { ConfigError, createLogger, createRedisClient } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, createRedisClient, startOperations } from "@chat/shared";
 import { createChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
-/** The composition root: configuration, connections, listening and signals. */
+/** The composition root: configuration, connections, probes, listening and shutdown. */
 function configure(): ChatConfig {
   try {
     return loadConfig();
@@ -33,21 +33,27 @@ if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in
 const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
 const server = createChatServer({ config, log, redis, instanceId });
 
+const operations = await startOperations({
+  port: config.PROBE_PORT,
+  host: config.HOST,
+  log,
+  registry: server.metrics.registry,
+  shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
+  ready() {
+    if (!server.ready()) throw new ProbeFailure("Redis is unreachable");
+  },
+  async drain() {
+    await server.drain(config.DRAIN_SECONDS);
+    await server.close();
+    if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
+  },
+});
+
 server.httpServer.listen(config.PORT, config.HOST, () => {
   const { port } = server.httpServer.address() as AddressInfo;
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
-  log.info({ port, mode: redis ? "redis" : "single-node" }, `chat is up at http://${host}:${port}/`);
+  log.info(
+    { port, probePort: operations.port, mode: redis ? "redis" : "single-node" },
+    `chat is up at http://${host}:${port}/ (probes and metrics on port ${operations.port})`,
+  );
 });
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, "shutting down");
-  await server.close();
-  if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
-  log.info("bye");
-  process.exit(0);
-}
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
-process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -1,23 +1,36 @@
-import { randomUUID } from "node:crypto";
-import { fail, messageRequest, ok, validate, type ChatMessage } from "@chat/shared";
+import { fail, messageRequest, ok, validate } from "@chat/shared";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
 
+const unavailable = () =>
+  fail("unavailable", "the message could not be stored; it was not sent. Retry with the same clientMsgId");
+
 export function messageHandlers(ctx: ChatContext): { message: Handler } {
   // Built once: the schema depends on configuration only.
   const schema = messageRequest(ctx.config.MAX_TEXT_LENGTH);
+  const ttlSeconds = ctx.config.CLIENT_MSG_ID_TTL_SECONDS;
 
   return {
-    message(socket, payload) {
+    /**
+     * Appends the message to the room's log, which publishes it to every pod in the same step;
+     * only then is it acked. A retry with the same `clientMsgId` gets the original id back.
+     */
+    async message(socket, payload) {
       const request = validate(schema, payload);
       if (!request.ok) return request;
-      const { room, text } = request.data;
+      const { room, text, clientMsgId } = request.data;
       if (!socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
-      if (!ctx.busReady()) return fail("unavailable", "the message bus is unreachable; the message was not sent");
-      const message: ChatMessage = { id: randomUUID(), room, text, user: userOf(socket), ts: Date.now() };
-      ctx.io.to(room).emit("message", message);
-      return ok({ id: message.id, ts: message.ts });
+      if (!ctx.busReady()) return unavailable();
+      const user = userOf(socket);
+      try {
+        const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
+        const { id, ts, duplicate } = await ctx.history.append(room, "message", { room, text, user }, dedupe);
+        return ok(duplicate ? { id, ts, duplicate } : { id, ts });
+      } catch (err) {
+        ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");
+        return unavailable();
+      }
     },
   };
 }

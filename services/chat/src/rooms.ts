@@ -24,7 +24,7 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler 
     async join(socket, payload) {
       const request = validate(joinRequest, payload);
       if (!request.ok) return request;
-      const { room } = request.data;
+      const { room, since } = request.data;
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
       const already = socket.rooms.has(room);
@@ -40,16 +40,25 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler 
           return unavailable();
         }
       }
-      let roster;
+      // The socket is in the room before the log is read: a message appended meanwhile is both
+      // in what is read and delivered live, and the client drops the duplicate by id.
+      let roster, history;
       try {
-        roster = await presence.roster(room);
+        [roster, history] = await Promise.all([
+          presence.roster(room),
+          ctx.history.read(room, { since, limit: ctx.config.HISTORY_ON_JOIN }),
+        ]);
       } catch {
         return unavailable();
+      }
+      if (since) {
+        ctx.metrics?.catchUps.inc();
+        ctx.metrics?.replayed.inc(history.entries.length);
       }
       if (first && (roster.get(user.id)?.instances ?? 1) === 1) {
         socket.to(room).emit("presence", { room, user, action: "join" } satisfies PresenceEvent);
       }
-      return ok({ room, members: usersOf(roster) });
+      return ok({ room, members: usersOf(roster), messages: history.entries, complete: history.complete });
     },
 
     async leave(socket, payload) {

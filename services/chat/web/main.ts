@@ -1,6 +1,5 @@
 // The web client: pick a name, join a room, see members and messages live, send messages.
-import { io, type Socket } from "socket.io-client";
-import type { Ack, ChatMessage, PresenceEvent, User } from "@chat/shared";
+import { ChatClient, ChatError, type ChatMessage, type Notification, type User } from "@chat/client";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -17,7 +16,7 @@ const ui = {
   send: $<HTMLButtonElement>("send"),
 };
 
-let socket: Socket | undefined;
+let client: ChatClient | undefined;
 let currentName = "";
 let currentRoom = "";
 const members = new Map<string, User>();
@@ -66,41 +65,60 @@ function notice(text: string): void {
   append(Object.assign(document.createElement("li"), { className: "notice", textContent: text }));
 }
 
-async function join(room: string): Promise<void> {
-  if (!socket) return;
-  const ack: Ack<{ room: string; members: User[] }> = await socket.emitWithAck("join", { room });
-  if (!ack.ok) return showError(`Could not join ${room}: ${ack.error.message}`);
-  showError(undefined);
-  if (currentRoom && currentRoom !== room) socket.emit("leave", { room: currentRoom }, () => undefined);
-  if (currentRoom !== room) ui.messages.replaceChildren();
-  currentRoom = room;
-  localStorage.setItem("chat.room", room);
-  ui.title.textContent = `#${room}`;
-  members.clear();
-  for (const user of ack.members) members.set(user.id, user);
-  renderMembers();
-  setStatus("online");
+function renderNotification(notification: Notification): void {
+  const text = `${notification.type}: ${JSON.stringify(notification.data)}`.slice(0, 500);
+  append(Object.assign(document.createElement("li"), { className: "notice", textContent: text }));
 }
 
-function connect(name: string): Socket {
-  // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
-  // as a fallback for networks that block WebSocket.
-  const next = io({ auth: { name }, transports: ["websocket", "polling"] });
-  next.on("connect", () => {
+async function join(room: string): Promise<void> {
+  if (!client) return;
+  if (currentRoom && currentRoom !== room) {
+    const previous = currentRoom;
+    currentRoom = "";
+    await client.leave(previous).catch(() => undefined);
+  }
+  if (currentRoom !== room) ui.messages.replaceChildren();
+  currentRoom = room;
+  try {
+    // The client renders what the join delivers through its "message" events, in order.
+    await client.join(room);
+    showError(undefined);
+    localStorage.setItem("chat.room", room);
+    ui.title.textContent = `#${room}`;
     setStatus("online");
-    // Rooms live on the server side of a connection: after any reconnect, join again.
-    if (currentRoom) void join(currentRoom);
+  } catch (err) {
+    currentRoom = "";
+    showError(`Could not join ${room}: ${(err as Error).message}`);
+  }
+}
+
+function connect(name: string): ChatClient {
+  // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
+  // as a fallback for networks that block WebSocket. The client re-joins every room with the last
+  // id it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
+  const next = new ChatClient(location.origin, { auth: { name } });
+  next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
+  next.on("joined", ({ room, members: list }) => {
+    if (room !== currentRoom) return;
+    members.clear();
+    for (const user of list) members.set(user.id, user);
+    renderMembers();
   });
-  next.on("disconnect", () => setStatus("reconnecting"));
-  next.on("connect_error", (err: Error & { data?: { code?: string } }) => {
+  next.socket.on("connect_error", (err: Error & { data?: { code?: string } }) => {
     setStatus("offline");
     showError(`Cannot connect: ${err.message}`);
-    if (err.data?.code === "unauthorized") next.disconnect();
+    if (err.data?.code === "unauthorized") next.close();
   });
   next.on("message", (message: ChatMessage) => {
     if (message.room === currentRoom) renderMessage(message);
   });
-  next.on("presence", (event: PresenceEvent) => {
+  next.on("notification", (notification) => {
+    if (notification.room === undefined || notification.room === currentRoom) renderNotification(notification);
+  });
+  next.on("gap", ({ room }) => {
+    if (room === currentRoom) notice("Some older messages are no longer available.");
+  });
+  next.on("presence", (event) => {
     if (event.room !== currentRoom) return;
     if (event.action === "join") members.set(event.user.id, event.user);
     else members.delete(event.user.id);
@@ -115,12 +133,12 @@ ui.joinForm.addEventListener("submit", (event) => {
   const name = ui.name.value.trim();
   const room = ui.room.value.trim();
   localStorage.setItem("chat.name", name);
-  if (!socket || name !== currentName) {
-    socket?.disconnect();
+  if (!client || name !== currentName) {
+    client?.close();
     currentName = name;
     currentRoom = "";
-    socket = connect(name);
-    socket.once("connect", () => void join(room));
+    client = connect(name);
+    client.socket.once("connect", () => void join(room));
   } else {
     void join(room);
   }
@@ -129,12 +147,15 @@ ui.joinForm.addEventListener("submit", (event) => {
 ui.sendForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = ui.text.value;
-  if (!socket || !currentRoom || !text) return;
-  const ack: Ack<{ id: string; ts: number }> = await socket.emitWithAck("message", { room: currentRoom, text });
-  if (ack.ok) {
+  if (!client || !currentRoom || !text) return;
+  ui.send.disabled = true;
+  try {
+    await client.send(currentRoom, text);
     ui.text.value = "";
     showError(undefined);
-  } else {
-    showError(`Not sent: ${ack.error.message}`);
+  } catch (err) {
+    showError(`Not sent: ${err instanceof ChatError ? err.message : String(err)}`);
+  } finally {
+    ui.send.disabled = ui.text.disabled;
   }
 });

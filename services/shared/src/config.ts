@@ -57,6 +57,13 @@ export const env = {
       .min(1, "must be at least 1")
       .max(max, `must be at most ${max}`)
       .default(fallback),
+  nonNegativeInt: (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+    z.coerce
+      .number({ message: "must be a number" })
+      .int("must be a whole number")
+      .min(0, "must be 0 or more")
+      .max(max, `must be at most ${max}`)
+      .default(fallback),
   logLevel: () =>
     z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {

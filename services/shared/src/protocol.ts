@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { LOG_ID_PATTERN } from "./log-id.js";
+
+export * from "./log-id.js";
 
 /**
  * Protocol v1: the shapes every client and service agree on. These schemas both validate the
@@ -40,6 +43,8 @@ export const roomName = z
   .string({ error: "must be a string" })
   .regex(ROOM_NAME_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
+export const logId = z.string({ error: "must be a string" }).regex(LOG_ID_PATTERN, "must be a message id like 1700000000000-0");
+
 /**
  * Display names: 1–32 printable characters (counted as Unicode code points). Control, format and
  * line-separator characters are refused, and so is a name of blanks only.
@@ -72,10 +77,21 @@ export const openAuth = z.object(
   { error: "auth must be an object with a name" },
 );
 
-export const joinRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
+/** A sender's own id for a message, so that a retry is recognised: 1–64 of `[A-Za-z0-9_.:-]`. */
+export const clientMsgId = z
+  .string({ error: "must be a string" })
+  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+
+export const joinRequest = z.strictObject(
+  { room: roomName, since: logId.optional() },
+  { error: "payload must be an object" },
+);
 export const leaveRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
 export function messageRequest(maxText: number) {
-  return z.strictObject({ room: roomName, text: messageText(maxText) }, { error: "payload must be an object" });
+  return z.strictObject(
+    { room: roomName, text: messageText(maxText), clientMsgId: clientMsgId.optional() },
+    { error: "payload must be an object" },
+  );
 }
 
 export type JoinRequest = z.infer<typeof joinRequest>;
@@ -89,12 +105,19 @@ export interface User {
 
 /** What every member of a room receives for a message. */
 export interface ChatMessage {
+  /** The message's id in the room's log. */
   id: string;
+  /** The id of the room's entry before this one (`0-0` for the first): a client that holds a
+   * different last id has missed something and re-joins with `since`. */
+  prev: string;
   room: string;
   text: string;
   user: User;
   ts: number;
 }
+
+/** An entry of the room log as a catch-up returns it: the live payload plus the event's name. */
+export type ReplayedEntry = { event: string; id: string; prev: string; ts: number } & Record<string, unknown>;
 
 export interface PresenceEvent {
   room: string;

@@ -1,4 +1,5 @@
 import { io, type Socket } from "socket.io-client";
+import { ChatClient, type ChatClientOptions } from "@chat/client";
 import { waitFor } from "./wait.js";
 
 export interface ClientOptions {
@@ -65,4 +66,31 @@ export async function waitForCounts(lists: unknown[][], count: number, timeoutMs
     timeoutMs,
     what: () => `${lists.length} clients to receive ${count} each (lowest so far: ${Math.min(...lists.map((l) => l.length))})`,
   });
+}
+
+/** Connects a `ChatClient` (the client helper users get) and resolves once connected. */
+export async function connectChatClient(
+  url: string,
+  name: string,
+  options: Partial<ChatClientOptions> = {},
+): Promise<ChatClient> {
+  const client = new ChatClient(url, {
+    auth: { name },
+    ...options,
+    socket: { transports: ["websocket"], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 1000, ...options.socket },
+  });
+  helpers.add(client);
+  await new Promise<void>((resolve, reject) => {
+    client.socket.once("connect", () => resolve());
+    client.socket.once("connect_error", (err) => reject(err));
+  });
+  return client;
+}
+
+const helpers = new Set<ChatClient>();
+
+/** Closes every `ChatClient` this module opened. */
+export function closeAllChatClients(): void {
+  for (const client of helpers) client.close();
+  helpers.clear();
 }

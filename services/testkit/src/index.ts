@@ -3,3 +3,4 @@ export * from "./redis.js";
 export * from "./service.js";
 export * from "./wait.js";
 export * from "./browser.js";
+export * from "./balancer.js";

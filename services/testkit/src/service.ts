@@ -18,6 +18,10 @@ export interface ServiceProcess {
   port: number;
   /** `http://127.0.0.1:<port>` */
   url: string;
+  /** The probe port (`/livez`, `/readyz`, `/metrics`). */
+  probePort: number;
+  /** `http://127.0.0.1:<probePort>` */
+  probeUrl: string;
   child: ChildProcess;
   /** Every JSON log line so far. */
   logs: LogLine[];
@@ -36,7 +40,10 @@ export interface StartServiceOptions {
   env?: Record<string, string | undefined>;
   /** `POD_NAME`, also used in error messages. */
   pod?: string;
-  /** Don't wait until it listens (for processes expected to fail at start). */
+  /**
+   * Wait until it listens and its `/readyz` passes (Redis connected), the way Kubernetes would
+   * before sending it traffic. `false` returns at once (for processes expected to fail).
+   */
   wait?: boolean;
 }
 
@@ -48,7 +55,18 @@ export async function startService(
 ): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", LOG_LEVEL: "info", POD_NAME: pod, ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: "0",
+      PROBE_PORT: "0",
+      // Tests drain fast unless they say otherwise.
+      SHUTDOWN_DELAY_SECONDS: "0",
+      DRAIN_SECONDS: "1",
+      LOG_LEVEL: "info",
+      POD_NAME: pod,
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: LogLine[] = [];
@@ -77,6 +95,8 @@ export async function startService(
     pod,
     port: 0,
     url: "",
+    probePort: 0,
+    probeUrl: "",
     child,
     logs,
     rawOutput: () => raw,
@@ -107,7 +127,20 @@ export async function startService(
   ]);
   service.port = up.port as number;
   service.url = `http://127.0.0.1:${service.port}`;
+  if (typeof up.probePort === "number") {
+    service.probePort = up.probePort;
+    service.probeUrl = `http://127.0.0.1:${up.probePort}`;
+    await waitFor(() => isReady(service.probeUrl), { timeoutMs: 15_000, what: () => `${pod} to be ready\n${raw.slice(-2000)}` });
+  }
   return service;
+}
+
+async function isReady(probeUrl: string): Promise<boolean> {
+  try {
+    return (await fetch(`${probeUrl}/readyz`)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 /** SIGKILLs every service process still running (for `afterAll`). */

@@ -1,0 +1,105 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Server, Socket } from "socket.io";
+import type { Redis } from "ioredis";
+import type { Presence } from "./presence.js";
+
+/**
+ * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
+ * Per-delivery counts are plain numbers added up at scrape time, to keep work off the hot path.
+ */
+export interface ChatMetrics {
+  registry: Registry;
+  joins: Counter<"result">;
+  messagesReceived: Counter<"result">;
+  rateLimited: Counter<"kind">;
+  catchUps: Counter;
+  replayed: Counter;
+  /** Counts deliveries to this socket and times fan-out; bound once per connection. */
+  watch(socket: Socket): void;
+}
+
+export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }): ChatMetrics {
+  const registry = new Registry();
+  const deliveries = { message: 0, notification: 0 };
+
+  new Gauge({
+    name: "chat_connected_clients",
+    help: "Socket.IO connections on this pod.",
+    registers: [registry],
+    collect() {
+      this.set(io.of("/").sockets.size);
+    },
+  });
+  new Gauge({
+    name: "chat_rooms_with_local_members",
+    help: "Rooms with at least one member connected to this pod.",
+    registers: [registry],
+    collect() {
+      this.set(presence.localRooms());
+    },
+  });
+  new Gauge({
+    name: "chat_redis_up",
+    help: "1 when the Redis connection is ready, by connection (pub, sub); absent without Redis.",
+    labelNames: ["connection"],
+    registers: [registry],
+    collect() {
+      if (!redis) return;
+      this.set({ connection: "pub" }, redis.pub.status === "ready" ? 1 : 0);
+      this.set({ connection: "sub" }, redis.sub.status === "ready" ? 1 : 0);
+    },
+  });
+  let reported = { message: 0, notification: 0 };
+  new Counter({
+    name: "chat_deliveries_total",
+    help: "Events delivered to local sockets, by event (message, notification).",
+    labelNames: ["event"],
+    registers: [registry],
+    collect() {
+      this.inc({ event: "message" }, deliveries.message - reported.message);
+      this.inc({ event: "notification" }, deliveries.notification - reported.notification);
+      reported = { ...deliveries };
+    },
+  });
+  const fanout = new Histogram({
+    name: "chat_fanout_latency_seconds",
+    help: "From a message's timestamp (taken when it is stored) to its emission to this pod's sockets.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+
+  // One listener for every socket: a broadcast calls it once per recipient with the same payload,
+  // so the fan-out latency is observed once per message per pod.
+  let lastTimed: unknown;
+  const onOutgoing = (event: string, payload?: { id?: unknown; ts?: unknown }) => {
+    if (event === "message") {
+      deliveries.message++;
+      if (payload && payload.id !== lastTimed && typeof payload.ts === "number") {
+        lastTimed = payload.id;
+        fanout.observe(Math.max(0, Date.now() - payload.ts) / 1000);
+      }
+    } else if (event === "notification") {
+      deliveries.notification++;
+    }
+  };
+
+  return {
+    registry,
+    joins: new Counter({ name: "chat_joins_total", help: "Joins, by result (ok or the error code).", labelNames: ["result"], registers: [registry] }),
+    messagesReceived: new Counter({
+      name: "chat_messages_received_total",
+      help: "Messages sent by clients to this pod, by result (ok or the error code).",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: "chat_rate_limited_total",
+      help: "Requests refused by a rate limit, by kind (message, join, connection).",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    catchUps: new Counter({ name: "chat_catchups_total", help: "Joins with since served from the room log.", registers: [registry] }),
+    replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
+    watch: (socket) => socket.onAnyOutgoing(onOutgoing),
+  };
+}

@@ -1,0 +1,106 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createTerminus } from "@godaddy/terminus";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import type { Logger } from "./logger.js";
+
+export interface OperationsOptions {
+  /** The probe port: `/livez`, `/readyz` and `/metrics`. Never exposed by the LoadBalancer. */
+  port: number;
+  host: string;
+  log: Logger;
+  /** The service's metrics; Node's and the process's default metrics are added to it. */
+  registry: Registry;
+  /** Throws, with a reason, while the service cannot serve (Redis gone, say). */
+  ready: () => void | Promise<void>;
+  /**
+   * Seconds between failing readiness and starting to drain, so that the Service stops sending
+   * new connections before the old ones are moved.
+   * @default 5
+   */
+  shutdownDelaySeconds?: number;
+  /** Drains the service's work and closes its connections; the process then exits 0. */
+  drain: () => Promise<void>;
+  /**
+   * `/livez` fails when the event loop has not ticked for this long.
+   * @default 10000
+   */
+  maxEventLoopLagMs?: number;
+}
+
+export interface Operations {
+  server: Server;
+  port: number;
+  /** True from the first SIGTERM/SIGINT on. */
+  shuttingDown(): boolean;
+}
+
+/** Why a probe failed; terminus answers 503 with it. */
+class ProbeFailure extends Error {
+  constructor(readonly causes: string) {
+    super(causes);
+  }
+}
+
+/**
+ * The probe server and the shutdown sequence, with @godaddy/terminus:
+ * SIGTERM → `/readyz` fails at once → wait `shutdownDelaySeconds` → `drain()` → exit 0.
+ * `/livez` keeps passing while draining: the process is healthy, only leaving.
+ */
+export async function startOperations(options: OperationsOptions): Promise<Operations> {
+  const { registry, log, shutdownDelaySeconds = 5, maxEventLoopLagMs = 10_000 } = options;
+  collectDefaultMetrics({ register: registry });
+
+  let lastTick = Date.now();
+  const ticker = setInterval(() => (lastTick = Date.now()), 500);
+  ticker.unref();
+
+  let shuttingDown = false;
+  const server = createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (err: Error) => {
+          log.error({ err }, "metrics collection failed");
+          res.writeHead(500).end("metrics collection failed\n");
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /livez, /readyz or /metrics\n");
+  });
+
+  createTerminus(server, {
+    healthChecks: {
+      "/livez": async () => {
+        const lag = Date.now() - lastTick;
+        if (lag > maxEventLoopLagMs) throw new ProbeFailure(`event loop stalled for ${lag} ms`);
+        return { status: "alive" };
+      },
+      "/readyz": async () => {
+        if (shuttingDown) throw new ProbeFailure("shutting down");
+        await options.ready();
+        return { status: "ready" };
+      },
+      verbatim: true,
+    },
+    // Liveness must keep passing while the pod drains; readiness fails through the check above.
+    sendFailuresDuringShutdown: false,
+    signals: ["SIGTERM", "SIGINT"],
+    useExit0: true,
+    timeout: 1000,
+    logger: (msg, err) => log.error({ err }, msg),
+    beforeShutdown: async () => {
+      shuttingDown = true;
+      log.info({ delaySeconds: shutdownDelaySeconds }, "shutting down: readiness fails, waiting before draining");
+      await new Promise((resolve) => setTimeout(resolve, shutdownDelaySeconds * 1000));
+      await options.drain();
+    },
+    onShutdown: async () => log.info("bye"),
+  });
+
+  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  return { server, port: (server.address() as AddressInfo).port, shuttingDown: () => shuttingDown };
+}
+
+export { ProbeFailure };
