@@ -1,6 +1,8 @@
 import type { Socket } from "socket.io";
 import { describeIssues, openAuth, type ErrorCode, type User } from "@chat/shared";
 
+export { userRoom } from "@chat/shared";
+
 /** A `connect_error` the client can read: `err.message` for people, `err.data.code` for code. */
 export class HandshakeError extends Error {
   readonly data: { code: ErrorCode };
@@ -21,11 +23,6 @@ export function openIdentity(auth: unknown): User {
   const result = openAuth.safeParse(auth);
   if (!result.success) throw new HandshakeError("unauthorized", `auth.${describeIssues(result.error)}`);
   return { id: result.data.name, name: result.data.name };
-}
-
-/** The per-user room: `@` is not allowed in room names, so no client can join another's. */
-export function userRoom(userId: string): string {
-  return `@user:${userId}`;
 }
 
 export function userOf(socket: Socket): User {

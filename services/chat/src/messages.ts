@@ -25,7 +25,7 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       const user = userOf(socket);
       try {
         const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
-        const { id, ts, duplicate } = await ctx.history.append(room, "message", { room, text, user }, dedupe);
+        const { id, ts, duplicate } = await ctx.history.append(room, "message", { room, text, user }, { dedupe });
         return ok(duplicate ? { id, ts, duplicate } : { id, ts });
       } catch (err) {
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");

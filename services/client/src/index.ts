@@ -1,6 +1,6 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
-import { LOG_START, compareLogIds } from "@chat/shared/log-id";
+import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
 import type { Ack, ChatMessage, PresenceEvent, ProtocolError, ReplayedEntry, User } from "@chat/shared";
 
 export type { ChatMessage, PresenceEvent, User };
@@ -33,12 +33,14 @@ export interface Notification {
   data: unknown;
   ts: number;
   room?: string;
+  /** Room notifications only: the id in the room's log, and the entry before it. */
+  logId?: string;
   prev?: string;
   user?: string;
 }
 
 /** A room event as the client delivers it: a chat message or a room notification. */
-type RoomEntry = { id: string; prev: string; room: string; event?: string } & Record<string, unknown>;
+type RoomEntry = { id: string; logId?: string; prev: string; room: string; event?: string } & Record<string, unknown>;
 
 export interface ClientEvents {
   /** A chat message, once, in log order per room, including those caught up after a reconnect. */
@@ -181,7 +183,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     state.pending = undefined;
     if (!state.lastId && ack.complete && caughtUp.length === 0) state.lastId = LOG_START;
     const delivered: (ChatMessage | Notification)[] = [];
-    for (const entry of [...caughtUp, ...buffered].sort((a, b) => compareLogIds(a.id, b.id))) {
+    for (const entry of [...caughtUp, ...buffered].sort((a, b) => compareLogIds(logIdOf(a), logIdOf(b)))) {
       const payload = this.deliver(state, entry);
       if (payload) delivered.push(payload);
     }
@@ -249,7 +251,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       state.pending.push(entry);
       return;
     }
-    if (state.lastId && compareLogIds(entry.id, state.lastId) <= 0) return;
+    if (state.lastId && compareLogIds(logIdOf(entry), state.lastId) <= 0) return;
     if (state.lastId && entry.prev !== state.lastId) {
       // Something between our last entry and this one never reached us: fetch it, in order.
       state.pending = [entry];
@@ -261,8 +263,8 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
 
   /** Delivers an entry newer than the last one, and returns it; undefined for a duplicate. */
   private deliver(state: RoomState, entry: RoomEntry): ChatMessage | Notification | undefined {
-    if (state.lastId && compareLogIds(entry.id, state.lastId) <= 0) return undefined;
-    state.lastId = entry.id;
+    if (state.lastId && compareLogIds(logIdOf(entry), state.lastId) <= 0) return undefined;
+    state.lastId = logIdOf(entry);
     const { event, ...payload } = entry;
     if (event === "notification") {
       this.emitReserved("notification", payload as unknown as Notification);

@@ -44,6 +44,13 @@ const schema = z.object({
   NOTIFIER_BATCH_SIZE: env.positiveInt(100, 10_000),
   /** Longest a stream read waits for new entries; also bounds how quickly shutdown is noticed. */
   NOTIFIER_BLOCK_MS: env.positiveInt(5_000, 60_000),
+  /** The rooms' log caps: set them as on the chat pods, since both append to the same logs. */
+  HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
+  HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
+  /** Port of `/livez`, `/readyz` and `/metrics`. */
+  PROBE_PORT: env.port(9100),
+  /** Seconds between failing readiness on SIGTERM and stopping. */
+  SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
 });
 
 export type NotifierConfig = z.infer<typeof schema>;

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ConfigError, createLogger, createRedisClient, isRedisReady } from "@chat/shared";
+import { ConfigError, createLogger, createRedisClient, createRedisRoomLog, isRedisReady } from "@chat/shared";
 import { createNotifierApp } from "./app.js";
 import { loadConfig, type NotifierConfig } from "./config.js";
 import { createPublisher } from "./publisher.js";
@@ -27,19 +27,24 @@ process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejectio
 // Two connections: the stream loop's blocking reads would otherwise hold up HTTP publishes.
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log });
-const dedupe = { dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS };
+const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
+const publisherFor = (redis: typeof httpRedis) =>
+  createPublisher(redis, {
+    dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
+    roomLog: createRedisRoomLog(redis, logOptions),
+  });
 
 const app = createNotifierApp({
   config,
   log,
-  publisher: createPublisher(httpRedis, dedupe),
+  publisher: publisherFor(httpRedis),
   redisReady: () => isRedisReady(httpRedis),
 });
 const httpServer = createServer(app);
 
 const consumer = startStreamConsumer({
   redis: streamRedis,
-  publisher: createPublisher(streamRedis, dedupe),
+  publisher: publisherFor(streamRedis),
   log,
   stream: config.NOTIFIER_STREAM,
   group: config.NOTIFIER_GROUP,

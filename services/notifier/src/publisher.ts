@@ -1,6 +1,6 @@
 import { Emitter } from "@socket.io/redis-emitter";
 import type { Redis, Result } from "ioredis";
-import { BUS_KEY, NOTIFICATION_EVENT, userRoom } from "@chat/shared";
+import { BUS_KEY, NOTIFICATION_EVENT, userRoom, type RoomLog } from "@chat/shared";
 import { toNotification, type NotifierEvent } from "./events.js";
 
 declare module "ioredis" {
@@ -69,23 +69,55 @@ function createEncoder(): (event: NotifierEvent, ts: number) => Captured {
   };
 }
 
-export function createPublisher(redis: Redis, { dedupeWindowSeconds }: { dedupeWindowSeconds: number }): Publisher {
+export interface PublisherOptions {
+  dedupeWindowSeconds: number;
+  /** The rooms' logs, shared with the chat pods: room events are stored there like messages. */
+  roomLog: RoomLog;
+}
+
+export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog }: PublisherOptions): Publisher {
   redis.defineCommand("notifierPublish", { numberOfKeys: 1, lua: DEDUPE_PUBLISH });
   const encode = createEncoder();
 
+  /**
+   * A room event is appended to the room's log, which dedupes and publishes it in the same
+   * script: it gets a log id, and a client that reconnects catches up on it like on a message.
+   */
+  function publishToRoom(event: NotifierEvent, room: string): Promise<boolean | Error> {
+    const body = { id: event.id, room, type: event.type, data: event.data };
+    const dedupe = { scope: `n:${event.id}`, ttlSeconds: dedupeWindowSeconds };
+    return roomLog.append(room, NOTIFICATION_EVENT, body, { dedupe, idField: "logId" }).then(
+      ({ duplicate }) => !duplicate,
+      (err: Error) => err,
+    );
+  }
+
   async function publishMany(events: NotifierEvent[]): Promise<(boolean | Error)[]> {
     if (events.length === 0) return [];
+    // Commands go out in order on one connection, so a room's events keep their order.
+    const results: Promise<boolean | Error>[] = [];
     const pipeline = redis.pipeline();
+    const piped: number[] = [];
     const ts = Date.now();
-    for (const event of events) {
+    for (const [i, event] of events.entries()) {
+      if (event.target.kind === "room") {
+        results[i] = publishToRoom(event, event.target.room);
+        continue;
+      }
       const { channel, message } = encode(event, ts);
       pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message);
+      piped.push(i);
     }
-    const results = await pipeline.exec();
-    return events.map((_, i) => {
-      const [err, value] = results?.[i] ?? [new Error("no reply from Redis"), undefined];
-      return err ?? value === 1;
-    });
+    if (piped.length) {
+      const replies = pipeline.exec().catch((err: Error) => piped.map((): [Error, null] => [err, null]));
+      for (const [k, i] of piped.entries()) {
+        results[i] = replies.then((all) => {
+          const [err, value] = all?.[k] ?? [new Error("no reply from Redis"), undefined];
+          return err ?? value === 1;
+        });
+      }
+    }
+    return Promise.all(results);
   }
 
   return {

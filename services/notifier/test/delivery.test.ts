@@ -35,6 +35,7 @@ describe("notifications through both intakes, to 2 chat pods", () => {
   let redis: RedisServer;
   let db: Redis;
   let notifier: ServiceProcess;
+  let chatUrl: string;
   const clients = {} as Record<ClientName, Socket>;
   const inboxes = {} as Record<ClientName, Notification[]>;
 
@@ -47,6 +48,7 @@ describe("notifications through both intakes, to 2 chat pods", () => {
       startService("chat", { pod: "chat-1", env }),
       startNotifier(redis.url).then((n) => (notifier = n)),
     ]);
+    chatUrl = pod0!.url;
     // a* in room-a, b* in room-b, x* are one user on both pods, n1 is in no room at all.
     const layout: [ClientName, ServiceProcess, string, string | undefined][] = [
       ["a0", pod0!, "ann", "room-a"],
@@ -128,10 +130,27 @@ describe("notifications through both intakes, to 2 chat pods", () => {
     });
     for (const key of c.to) {
       const notification = inboxes[key].find((n) => n.id === id)!;
-      expect(Object.keys(notification).sort()).toEqual(["data", "id", "ts", "type", ...Object.keys(c.shape)].sort());
+      // Room events also carry their place in the room's log (logId, prev), like chat messages.
+      const logged = "room" in c.shape ? ["logId", "prev"] : [];
+      expect(Object.keys(notification).sort()).toEqual(["data", "id", "ts", "type", ...logged, ...Object.keys(c.shape)].sort());
       expect(notification).toMatchObject(c.shape);
       expect(typeof notification.ts).toBe("number");
     }
+  });
+
+  it("stores room events in the room's log, so a client that comes back catches up on them", async () => {
+    const late = await connectClient(chatUrl, "late");
+    const ack = (await late.emitWithAck("join", { room: "room-a", since: "0-0" })) as {
+      ok: boolean;
+      messages: { event: string; id: string; logId: string; prev: string; type: string }[];
+    };
+    expect(ack.ok).toBe(true);
+    const roomAIds = [...sent.entries()].filter(([, c]) => c.shape.room === "room-a").map(([id]) => id);
+    expect(ack.messages.filter((m) => m.event === "notification").map((m) => m.id)).toEqual(roomAIds);
+    // Chained like messages: each entry points back to the one before.
+    expect(ack.messages[0]!.prev).toBe("0-0");
+    for (let i = 1; i < ack.messages.length; i++) expect(ack.messages[i]!.prev).toBe(ack.messages[i - 1]!.logId);
+    late.close();
   });
 
   it("reaches nobody else", async () => {

@@ -15,3 +15,8 @@ export function compareLogIds(a: string, b: string): number {
   const [bm = "0", bs = "0"] = b.split("-");
   return Number(am) - Number(bm) || Number(as) - Number(bs);
 }
+
+/** The log id of a room entry: `logId` on notifications, `id` on chat messages. */
+export function logIdOf(entry: { id: string; logId?: string }): string {
+  return entry.logId ?? entry.id;
+}

@@ -47,9 +47,14 @@ interface NotificationBase {
   ts: number;
 }
 
-/** What a member of `room` receives. */
+/**
+ * What a member of `room` receives. Room events go through the room's log like chat messages:
+ * `logId` is their id there and `prev` the entry before, so clients catch up on them too.
+ */
 export interface RoomNotification extends NotificationBase {
   room: string;
+  logId: string;
+  prev: string;
 }
 
 /** What every connection of `user` receives. */

@@ -116,8 +116,11 @@ export interface ChatMessage {
   ts: number;
 }
 
-/** An entry of the room log as a catch-up returns it: the live payload plus the event's name. */
-export type ReplayedEntry = { event: string; id: string; prev: string; ts: number } & Record<string, unknown>;
+/**
+ * An entry of the room log as a catch-up returns it: the live payload plus the event's name. Its
+ * log id is `logId` when present (notifications), else `id` (messages).
+ */
+export type ReplayedEntry = { event: string; id: string; prev: string; ts: number; logId?: string } & Record<string, unknown>;
 
 export interface PresenceEvent {
   room: string;

@@ -27,6 +27,16 @@ export interface Dedupe {
   ttlSeconds: number;
 }
 
+export interface AppendOptions {
+  dedupe?: Dedupe;
+  /**
+   * The payload field that carries the log id. Chat messages use `id`; notifications keep `id`
+   * for the event id their sender chose, and carry the log id as `logId`.
+   * @default "id"
+   */
+  idField?: "id" | "logId";
+}
+
 export interface AppendResult {
   id: string;
   ts: number;
@@ -47,7 +57,7 @@ export interface ReadResult {
  */
 export interface RoomLog {
   /** Stores `body` as `event` in `room`'s log and delivers `{ id, prev, ts, ...body }` to the room. */
-  append(room: string, event: string, body: Record<string, unknown>, dedupe?: Dedupe): Promise<AppendResult>;
+  append(room: string, event: string, body: Record<string, unknown>, options?: AppendOptions): Promise<AppendResult>;
   /** Entries after `since`, or the last `limit` entries without it. */
   read(room: string, options: { since?: string; limit: number }): Promise<ReadResult>;
 }
@@ -73,7 +83,7 @@ end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '${LOG_START}'
 if #last > 0 then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'b', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'f', ARGV[11], 'b', ARGV[4])
 local ms = tonumber(string.match(id, '^(%d+)'))
 local maxAge = tonumber(ARGV[2])
 if maxAge > 0 then
@@ -113,7 +123,7 @@ interface Template {
  * decodes), then cuts it around the placeholders. The placeholders come before every field a
  * client controls, so the first match is always the right one.
  */
-function makeTemplater(): (room: string, event: string, body: Record<string, unknown>) => Template {
+function makeTemplater(): (room: string, event: string, body: Record<string, unknown>, idField: string) => Template {
   const box: { captured?: { channel: string; message: Buffer } } = {};
   const capture = {
     publish(channel: string, message: Buffer) {
@@ -121,9 +131,9 @@ function makeTemplater(): (room: string, event: string, body: Record<string, unk
     },
   };
   const emitter = new Emitter(capture, { key: BUS_KEY });
-  return (room, event, body) => {
+  return (room, event, body, idField) => {
     delete box.captured;
-    emitter.to(room).emit(event, { id: ID_MARK, prev: PREV_MARK, ts: TS_MARK, ...body });
+    emitter.to(room).emit(event, { [idField]: ID_MARK, prev: PREV_MARK, ts: TS_MARK, ...body });
     const captured = box.captured as { channel: string; message: Buffer } | undefined;
     if (!captured) throw new Error("the emitter published nothing");
     const { channel, message } = captured;
@@ -162,8 +172,8 @@ export function createRedisRoomLog(
   const template = makeTemplater();
 
   return {
-    async append(room, event, body, dedupe) {
-      const { channel, parts } = template(room, event, body);
+    async append(room, event, body, { dedupe, idField = "id" } = {}) {
+      const { channel, parts } = template(room, event, body, idField);
       const [stored, id] = await appendCommand(
         streamKey(room),
         dedupe ? dedupeKey(room, dedupe.scope) : streamKey(room),
@@ -174,6 +184,7 @@ export function createRedisRoomLog(
         channel,
         ...parts,
         dedupe?.ttlSeconds ?? 0,
+        idField,
       );
       return { id, ts: tsOf(id), duplicate: stored === 0 };
     },
@@ -212,7 +223,8 @@ function decodeEntry(id: string, fields: string[]): ReplayedEntry | undefined {
     const event = fieldOf(fields, "e");
     const body = JSON.parse(fieldOf(fields, "b") ?? "null") as unknown;
     if (!event || typeof body !== "object" || body === null) return undefined;
-    return { event, id, prev: fieldOf(fields, "p") ?? LOG_START, ts: tsOf(id), ...(body as Record<string, unknown>) };
+    const idField = fieldOf(fields, "f") ?? "id";
+    return { event, prev: fieldOf(fields, "p") ?? LOG_START, ts: tsOf(id), ...(body as Record<string, unknown>), [idField]: id } as ReplayedEntry;
   } catch {
     return undefined; // a malformed entry is skipped, never thrown at a client
   }
@@ -225,13 +237,14 @@ export function createMemoryRoomLog(
   deliver: (room: string, event: string, payload: Record<string, unknown>) => void,
   { maxEntries = 1000, maxAgeSeconds = 604_800 }: RoomLogOptions = {},
 ): RoomLog {
-  const rooms = new Map<string, ReplayedEntry[]>();
+  // Entries keep their log id in `logId` too, whatever field carries it outward.
+  const rooms = new Map<string, (Record<string, unknown> & { event: string; logId: string; ts: number; prev: string })[]>();
   const seen = new Map<string, { id: string; expires: number }>();
   let lastMs = 0;
   let seq = 0;
 
   return {
-    async append(room, event, body, dedupe) {
+    async append(room, event, body, { dedupe, idField = "id" } = {}) {
       const now = Date.now();
       const key = dedupe && `${room}\u0000${dedupe.scope}`;
       const earlier = key ? seen.get(key) : undefined;
@@ -241,7 +254,7 @@ export function createMemoryRoomLog(
       const id = `${lastMs}-${seq}`;
       const log = rooms.get(room) ?? [];
       rooms.set(room, log);
-      const entry: ReplayedEntry = { event, id, prev: log.at(-1)?.id ?? LOG_START, ts: lastMs, ...body };
+      const entry = { event, prev: log.at(-1)?.logId ?? LOG_START, ts: lastMs, ...body, [idField]: id, logId: id };
       log.push(entry);
       const oldest = maxAgeSeconds > 0 ? lastMs - maxAgeSeconds * 1000 : 0;
       while (log.length > maxEntries || (log[0] && log[0].ts < oldest)) log.shift();
@@ -249,15 +262,16 @@ export function createMemoryRoomLog(
         seen.set(key, { id, expires: now + dedupe.ttlSeconds * 1000 });
         if (seen.size > 100_000) for (const [k, v] of seen) if (v.expires <= now) seen.delete(k);
       }
-      const { event: _event, ...payload } = entry;
-      deliver(room, event, payload);
+      const { event: _event, logId: _logId, ...payload } = entry;
+      deliver(room, event, idField === "logId" ? { ...payload, logId: id } : payload);
       return { id, ts: lastMs, duplicate: false };
     },
 
     async read(room, { since, limit }) {
       const log = rooms.get(room) ?? [];
-      const entries = since ? log.filter((e) => compareLogIds(e.id, since) > 0) : log.slice(-limit);
-      const prev = entries[0]?.prev;
+      const kept = since ? log.filter((e) => compareLogIds(e.logId, since) > 0) : log.slice(-limit);
+      const entries = kept.map(({ logId, ...entry }) => ("id" in entry ? entry : { ...entry, logId })) as ReplayedEntry[];
+      const prev = kept[0]?.prev;
       const complete = prev === undefined || (since ? compareLogIds(prev, since) <= 0 : prev === LOG_START);
       return { entries, complete };
     },
