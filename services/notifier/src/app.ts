@@ -4,6 +4,8 @@ import type { ErrorCode, Logger } from "@chat/shared";
 import { createKeyCheck } from "./auth.js";
 import type { NotifierConfig } from "./config.js";
 import { checkHttpBody, checkTarget, type Checked, type Target } from "./events.js";
+import { pinoHttp } from "pino-http";
+import type { NotifierMetrics } from "./metrics.js";
 import type { Publisher } from "./publisher.js";
 
 /** The chat protocol's codes, plus the three only an HTTP API has. */
@@ -13,9 +15,12 @@ export interface NotifierAppOptions {
   config: Pick<NotifierConfig, "NOTIFIER_API_KEYS" | "NOTIFIER_MAX_DATA_BYTES">;
   log: Logger;
   publisher: Publisher;
+  metrics: NotifierMetrics;
   /** True when Redis can take a command right now. */
   redisReady(): boolean;
 }
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Every error the API sends has this one shape. */
 function sendError(res: Response, status: number, code: HttpErrorCode, message: string): void {
@@ -26,18 +31,26 @@ function sendError(res: Response, status: number, code: HttpErrorCode, message: 
  * The HTTP intake, without listening. Order matters: the key is checked before the body is even
  * read, and the content type before it is parsed.
  */
-export function createNotifierApp({ config, log, publisher, redisReady }: NotifierAppOptions): Express {
+export function createNotifierApp({ config, log, publisher, metrics, redisReady }: NotifierAppOptions): Express {
   const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
   const app = express();
   app.disable("x-powered-by");
-
-  app.get("/healthz", (_req, res) => {
-    res.json({ ok: true });
-  });
-  app.get("/readyz", (_req, res) => {
-    if (redisReady()) res.json({ ok: true });
-    else sendError(res, 503, "unavailable", "Redis is unreachable");
-  });
+  app.use(metrics.httpTimer);
+  // Every log line of a request carries its id (the caller's X-Request-Id when well-formed).
+  app.use(
+    pinoHttp({
+      logger: log,
+      genReqId: (req, res) => {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader("x-request-id", id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
+      // Headers hold the API key: log the method, route and status only.
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+    }),
+  );
 
   const keyMatches = createKeyCheck(config.NOTIFIER_API_KEYS);
   const authenticate: RequestHandler = (req, res, next) => {
@@ -62,14 +75,20 @@ export function createNotifierApp({ config, log, publisher, redisReady }: Notifi
     if (!checked.ok) {
       return sendError(res, checked.tooLarge ? 413 : 400, checked.tooLarge ? "payload_too_large" : "bad_request", checked.reason);
     }
+    metrics.count("http", "accepted");
     // Never a 202 that Redis did not confirm: callers retry a 503, and the id makes that safe.
-    if (!redisReady()) return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
+    if (!redisReady()) {
+      metrics.count("http", "failed");
+      return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
+    }
     const { type, data } = checked.value;
     const event = { id: checked.value.id ?? randomUUID(), target: target.value, type, data };
     try {
       const fresh = await publisher.publish(event);
+      metrics.count("http", fresh ? "delivered" : "duplicate");
       log.debug({ id: event.id, target: target.value.kind, type, duplicate: !fresh }, "http event");
     } catch (err) {
+      metrics.count("http", "failed");
       log.warn({ id: event.id, err: (err as Error).message }, "http event not published");
       return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
     }

@@ -1,13 +1,23 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ConfigError, createLogger, createRedisClient, createRedisRoomLog, isRedisReady } from "@chat/shared";
+import {
+  ConfigError,
+  ProbeFailure,
+  createLogger,
+  createRedisClient,
+  createRedisRoomLog,
+  isRedisReady,
+  startOperations,
+} from "@chat/shared";
+import type { Redis } from "ioredis";
 import { createNotifierApp } from "./app.js";
 import { loadConfig, type NotifierConfig } from "./config.js";
+import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
 import { startStreamConsumer } from "./stream.js";
 
-/** The composition root: configuration, connections, listening and signals. */
+/** The composition root: configuration, connections, probes, listening and shutdown. */
 function configure(): NotifierConfig {
   try {
     return loadConfig();
@@ -28,15 +38,17 @@ process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejectio
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log });
 const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
-const publisherFor = (redis: typeof httpRedis) =>
+const publisherFor = (redis: Redis) =>
   createPublisher(redis, {
     dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
     roomLog: createRedisRoomLog(redis, logOptions),
   });
+const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
 
 const app = createNotifierApp({
   config,
   log,
+  metrics,
   publisher: publisherFor(httpRedis),
   redisReady: () => isRedisReady(httpRedis),
 });
@@ -46,6 +58,7 @@ const consumer = startStreamConsumer({
   redis: streamRedis,
   publisher: publisherFor(streamRedis),
   log,
+  metrics,
   stream: config.NOTIFIER_STREAM,
   group: config.NOTIFIER_GROUP,
   consumer: `${config.POD_NAME}-${randomBytes(3).toString("hex")}`,
@@ -55,26 +68,31 @@ const consumer = startStreamConsumer({
   maxDataBytes: config.NOTIFIER_MAX_DATA_BYTES,
 });
 
+const operations = await startOperations({
+  port: config.PROBE_PORT,
+  host: config.HOST,
+  log,
+  registry: metrics.registry,
+  shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
+  ready() {
+    if (!isRedisReady(httpRedis) || !isRedisReady(streamRedis)) throw new ProbeFailure("Redis is unreachable");
+  },
+  async drain() {
+    await consumer.stop();
+    await new Promise<void>((resolve) => {
+      httpServer.close(() => resolve());
+      // Keep-alive connections would hold close() open; requests in flight still finish.
+      httpServer.closeIdleConnections();
+    });
+    await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
+  },
+});
+
 httpServer.listen(config.PORT, config.HOST, () => {
   const { port } = httpServer.address() as AddressInfo;
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
-  log.info({ port, stream: config.NOTIFIER_STREAM }, `notifier is up at http://${host}:${port}/`);
+  log.info(
+    { port, probePort: operations.port, stream: config.NOTIFIER_STREAM },
+    `notifier is up at http://${host}:${port}/ (probes and metrics on port ${operations.port})`,
+  );
 });
-
-let stopping = false;
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, "shutting down");
-  await consumer.stop();
-  await new Promise<void>((resolve) => {
-    httpServer.close(() => resolve());
-    // Keep-alive connections would hold close() open; requests in flight still finish.
-    httpServer.closeIdleConnections();
-  });
-  await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
-  log.info("bye");
-  process.exit(0);
-}
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
-process.on("SIGINT", () => void shutdown("SIGINT"));

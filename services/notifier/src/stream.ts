@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "@chat/shared";
 import { parseStreamEntry, type NotifierEvent } from "./events.js";
+import type { NotifierMetrics } from "./metrics.js";
 import type { Publisher } from "./publisher.js";
 
 export interface StreamConsumerOptions {
@@ -17,6 +18,7 @@ export interface StreamConsumerOptions {
   blockMs: number;
   claimIdleMs: number;
   maxDataBytes: number;
+  metrics: NotifierMetrics;
 }
 
 export interface StreamConsumer {
@@ -42,7 +44,7 @@ const delay = (ms: number, cancel: Promise<void>) =>
  * backs off and resumes when Redis does.
  */
 export function startStreamConsumer(options: StreamConsumerOptions): StreamConsumer {
-  const { redis, publisher, log, stream, group, consumer, batchSize, claimIdleMs, maxDataBytes } = options;
+  const { redis, publisher, log, stream, group, consumer, batchSize, claimIdleMs, maxDataBytes, metrics } = options;
   const deadStream = `${stream}:dead`;
   // Claiming at half the idle time bounds how late a dead replica's entries are picked up.
   const claimEveryMs = Math.max(50, Math.floor(claimIdleMs / 2));
@@ -75,6 +77,7 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     const results = await tx.exec();
     const failure = results ? results.find(([err]) => err)?.[0] : new Error("dead-letter transaction aborted");
     if (failure) throw failure;
+    metrics.deadLettered(malformed.length);
     for (const { entryId, reason } of malformed) {
       log.warn({ entry: entryId, reason, deadStream }, "malformed stream entry moved to dead letters");
     }
@@ -105,6 +108,10 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     if (done.length) await redis.xack(stream, group, ...done);
     log.debug({ source, count: entries.length, published: events.length - failures, dead: malformed.length }, "stream batch");
     // Unpublished entries stay pending: they are read again from this consumer's history below.
+    metrics.count("stream", "accepted", events.length);
+    metrics.count("stream", "delivered", results.filter((r) => r === true).length);
+    metrics.count("stream", "duplicate", results.filter((r) => r === false).length);
+    metrics.count("stream", "failed", failures);
     if (failures) throw new Error(`${failures} stream event(s) not published`);
   }
 

@@ -128,7 +128,7 @@ describe("Redis down", () => {
       const down = await send();
       expect(down.status).toBe(503);
       expect(((await down.json()) as { error: { code: string } }).error.code).toBe("unavailable");
-      expect((await fetch(`${notifier.url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${notifier.probeUrl}/readyz`)).status).toBe(503);
 
       await redis.start();
       await notifier.waitForLog((l) => l.role === "http" && /redis connection restored/.test(l.msg), 15_000);

@@ -1,0 +1,118 @@
+import type { Redis } from "ioredis";
+import type { RequestHandler } from "express";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type Intake = "http" | "stream";
+export type Outcome = "accepted" | "delivered" | "duplicate" | "failed";
+
+/** The notifier's Prometheus metrics; labels are intakes, outcomes and routes, never ids. */
+export interface NotifierMetrics {
+  registry: Registry;
+  /** Counts `n` events of `intake` that reached `outcome`. */
+  count(intake: Intake, outcome: Outcome, n?: number): void;
+  deadLettered(n: number): void;
+  /** Times every HTTP request, by method, route template and status. */
+  httpTimer: RequestHandler;
+}
+
+export function createNotifierMetrics(redis: Redis, stream: string, group: string): NotifierMetrics {
+  const registry = new Registry();
+  const counters = {
+    accepted: new Counter({ name: "notifier_events_accepted_total", help: "Valid events taken in, by intake.", labelNames: ["intake"], registers: [registry] }),
+    delivered: new Counter({ name: "notifier_events_delivered_total", help: "Events published to the chat pods, by intake.", labelNames: ["intake"], registers: [registry] }),
+    duplicate: new Counter({
+      name: "notifier_events_duplicate_total",
+      help: "Events whose id was already delivered within the window, by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
+    failed: new Counter({ name: "notifier_events_failed_total", help: "Events that could not be published (Redis unavailable), by intake.", labelNames: ["intake"], registers: [registry] }),
+  };
+  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries moved to the dead-letter stream.", registers: [registry] });
+
+  // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
+  const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
+  const refreshLag = async () => {
+    try {
+      Object.assign(lag, await readLag(redis, stream, group));
+    } catch {
+      // Redis away or the group not created yet: nothing new to report.
+    }
+  };
+  new Gauge({
+    name: "notifier_stream_pending_entries",
+    help: "Entries handed to a consumer and not acked yet.",
+    registers: [registry],
+    async collect() {
+      await refreshLag();
+      this.set(lag.pending);
+    },
+  });
+  new Gauge({
+    name: "notifier_stream_lag_entries",
+    help: "Entries in the stream not yet read by the consumer group.",
+    registers: [registry],
+    collect() {
+      this.set(lag.undelivered);
+    },
+  });
+  new Gauge({
+    name: "notifier_stream_oldest_age_seconds",
+    help: "Age of the oldest entry pending or not yet read; 0 when caught up.",
+    registers: [registry],
+    collect() {
+      this.set(lag.oldestSeconds);
+    },
+  });
+
+  const duration = new Histogram({
+    name: "notifier_http_request_duration_seconds",
+    help: "HTTP API requests, by method, route template and status.",
+    labelNames: ["method", "route", "status"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    count(intake, outcome, n = 1) {
+      if (n > 0) counters[outcome].inc({ intake }, n);
+    },
+    deadLettered(n) {
+      if (n > 0) deadLetters.inc(n);
+    },
+    httpTimer(req, res, next) {
+      const end = duration.startTimer({ method: req.method });
+      res.once("finish", () => {
+        // The matched route's template (never the concrete path, which holds room and user ids).
+        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+        end({ route, status: String(res.statusCode) });
+      });
+      next();
+    },
+  };
+}
+
+async function readLag(redis: Redis, stream: string, group: string): Promise<{ pending: number; undelivered: number; oldestSeconds: number }> {
+  const groups = (await redis.xinfo("GROUPS", stream)) as (string | number | null)[][];
+  const info = groups.map((g) => new Map(pairs(g))).find((g) => g.get("name") === group);
+  if (!info) return { pending: 0, undelivered: 0, oldestSeconds: 0 };
+  const pending = Number(info.get("pending") ?? 0);
+  const undelivered = Number(info.get("lag") ?? 0);
+  let oldest: string | undefined;
+  if (pending > 0) {
+    const summary = (await redis.xpending(stream, group)) as [number, string | null, ...unknown[]];
+    oldest = summary[1] ?? undefined;
+  } else if (undelivered > 0) {
+    const next = await redis.xrange(stream, `(${String(info.get("last-delivered-id"))}`, "+", "COUNT", 1);
+    oldest = next[0]?.[0];
+  }
+  const oldestSeconds = oldest ? Math.max(0, Date.now() - Number(oldest.split("-")[0])) / 1000 : 0;
+  return { pending, undelivered, oldestSeconds };
+}
+
+function pairs(flat: (string | number | null)[]): [string, string | number | null][] {
+  const out: [string, string | number | null][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), flat[i + 1]!]);
+  return out;
+}
