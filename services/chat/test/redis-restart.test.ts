@@ -40,11 +40,19 @@ describe("a Redis restart", () => {
     const ack: Ack = await clients[0]!.emitWithAck("message", { room: "ops", text: "into the void" });
     expect(ack).toMatchObject({ ok: false, error: { code: "unavailable" } });
     expect(clients.every((c) => c.connected)).toBe(true);
+    // Kubernetes stops sending new clients to a pod without Redis; the pod itself stays alive.
+    for (const pod of pods) {
+      expect((await fetch(`${pod.probeUrl}/readyz`)).status).toBe(503);
+      expect((await fetch(`${pod.probeUrl}/livez`)).status).toBe(200);
+    }
   });
 
   it("resumes cross-pod delivery after Redis comes back, without restarting the chat processes", async () => {
     await redis.start();
     await Promise.all(pods.map((pod) => pod.waitForLog((l) => /redis connection restored/.test(l.msg), 15_000)));
+    await waitFor(async () => (await Promise.all(pods.map((p) => fetch(`${p.probeUrl}/readyz`)))).every((r) => r.status === 200), {
+      what: "both pods to be ready again",
+    });
 
     const inboxes = clients.map((c) => record<ChatMessage>(c, "message"));
     // The subscriber resubscribes right after it reconnects; send until a message crosses pods.

@@ -50,6 +50,11 @@ class ProbeFailure extends Error {
 export async function startOperations(options: OperationsOptions): Promise<Operations> {
   const { registry, log, shutdownDelaySeconds = 5, maxEventLoopLagMs = 10_000 } = options;
   collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool
+  // flags them). The same figures remain, split by type, in nodejs_active_{handles,requests,resources}.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(name);
+  }
 
   let lastTick = Date.now();
   const ticker = setInterval(() => (lastTick = Date.now()), 500);

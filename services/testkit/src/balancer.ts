@@ -9,10 +9,13 @@ export interface Balancer {
   url: string;
   /** Connections currently proxied, per backend port. */
   connections(): Map<number, number>;
+  /** Replaces the backends new connections go to (like endpoints leaving a Service). */
+  setBackends(ports: number[]): void;
   close(): Promise<void>;
 }
 
-export async function startBalancer(backendPorts: number[]): Promise<Balancer> {
+export async function startBalancer(initialPorts: number[]): Promise<Balancer> {
+  let backendPorts = [...initialPorts];
   let next = 0;
   const open = new Set<Socket>();
   const perBackend = new Map<number, number>();
@@ -56,6 +59,9 @@ export async function startBalancer(backendPorts: number[]): Promise<Balancer> {
     port,
     url: `http://127.0.0.1:${port}`,
     connections: () => new Map(perBackend),
+    setBackends(ports) {
+      backendPorts = [...ports];
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();

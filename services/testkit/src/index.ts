@@ -4,3 +4,4 @@ export * from "./service.js";
 export * from "./wait.js";
 export * from "./browser.js";
 export * from "./balancer.js";
+export * from "./prometheus.js";

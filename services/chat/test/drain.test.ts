@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatClient, ChatMessage } from "@chat/client";
+import {
+  closeAllChatClients,
+  connectChatClient,
+  startBalancer,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type Balancer,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
+import { compareLogIds } from "@chat/shared";
+
+const CLIENTS = 500;
+const DELAY_SECONDS = 1;
+const DRAIN_SECONDS = 4;
+
+describe("SIGTERM on a pod with 500 clients", () => {
+  let redis: RedisServer;
+  let leaving: ServiceProcess;
+  let staying: ServiceProcess;
+  let balancer: Balancer;
+  let clients: ChatClient[];
+  let sender: ChatClient;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS), DRAIN_SECONDS: String(DRAIN_SECONDS) };
+    [leaving, staying] = await Promise.all([
+      startService("chat", { pod: "leaving", env }),
+      startService("chat", { pod: "staying", env }),
+    ]);
+    // Everyone lands on the pod that will drain; the sender is on the other one.
+    balancer = await startBalancer([leaving.port]);
+    clients = [];
+    for (let start = 0; start < CLIENTS; start += 100) {
+      const batch = Array.from({ length: 100 }, (_, i) => connectChatClient(balancer.url, `user-${start + i}`));
+      clients.push(...(await Promise.all(batch)));
+    }
+    sender = await connectChatClient(staying.url, "sender");
+    for (let start = 0; start < CLIENTS; start += 100) await Promise.all(clients.slice(start, start + 100).map((c) => c.join("hall")));
+    await sender.join("hall");
+  });
+
+  afterAll(async () => {
+    closeAllChatClients();
+    await balancer?.close();
+    await stopAllServices();
+    await redis?.dispose();
+  });
+
+  it("fails readiness at once, drains in paced batches to the other pod, loses nothing and exits 0", async () => {
+    const inboxes = clients.map((c) => {
+      const inbox: ChatMessage[] = [];
+      c.on("message", (m) => inbox.push(m));
+      return inbox;
+    });
+    const disconnectedAt: number[] = [];
+    for (const c of clients) c.socket.on("disconnect", () => disconnectedAt.push(Date.now()));
+    balancer.setBackends([leaving.port, staying.port]);
+
+    // Steady traffic from the pod that stays, all through the drain.
+    const acked: string[] = [];
+    const failed: unknown[] = [];
+    const traffic = setInterval(() => {
+      sender.send("hall", `tick ${acked.length}`).then(({ id }) => acked.push(id), (err: unknown) => failed.push(err));
+    }, 100);
+
+    const termAt = Date.now();
+    await leaving.kill("SIGTERM");
+    await waitFor(async () => (await fetch(`${leaving.probeUrl}/readyz`)).status === 503, { timeoutMs: 500, what: "readiness to fail" });
+    expect((await fetch(`${leaving.probeUrl}/livez`)).status).toBe(200);
+    // What the endpoints controller does on a failed readiness probe: no new connections there.
+    balancer.setBackends([staying.port]);
+
+    const code = await leaving.exited;
+    const exitedAfter = (Date.now() - termAt) / 1000;
+    expect(code).toBe(0);
+    expect(exitedAfter).toBeLessThan(DELAY_SECONDS + DRAIN_SECONDS + 3);
+
+    // Paced: the disconnects spread over the window instead of happening at once.
+    expect(disconnectedAt).toHaveLength(CLIENTS);
+    const first = Math.min(...disconnectedAt);
+    const last = Math.max(...disconnectedAt);
+    expect(first - termAt).toBeGreaterThanOrEqual(DELAY_SECONDS * 1000 - 50);
+    expect(last - first).toBeGreaterThan(DRAIN_SECONDS * 1000 * 0.6);
+    const inFirstQuarter = disconnectedAt.filter((t) => t - first < (DRAIN_SECONDS * 1000) / 4).length;
+    expect(inFirstQuarter).toBeLessThan(CLIENTS * 0.4);
+
+    await waitFor(() => clients.every((c) => c.socket.connected), { timeoutMs: 10_000, what: "every client to reconnect" });
+    expect(balancer.connections().get(staying.port)).toBe(CLIENTS);
+    const before = acked.length;
+    await waitFor(() => acked.length >= before + 10, { what: "traffic after the drain" });
+    clearInterval(traffic);
+    await waitFor(() => inboxes.every((inbox) => inbox.length >= acked.length), {
+      timeoutMs: 15_000,
+      what: () => `every client to hold ${acked.length} messages (lowest: ${Math.min(...inboxes.map((i) => i.length))})`,
+    });
+    expect(failed).toEqual([]);
+    const expected = [...acked].sort(compareLogIds);
+    for (const inbox of inboxes) expect(inbox.map((m) => m.id)).toEqual(expected);
+  });
+});
