@@ -4,16 +4,19 @@ import express, { type Express } from "express";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import type { Redis } from "ioredis";
-import { BUS_KEY, createMemoryRoomLog, createRedisRoomLog, roomName, type Ack, type Logger } from "@chat/shared";
+import { BUS_KEY, createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
 import { bindHandlers, type Handler } from "./events.js";
-import { HandshakeError, openIdentity, userOf, userRoom } from "./identity.js";
+import { createAuthenticator } from "./auth.js";
+import { handshake, originCheck } from "./handshake.js";
+import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
+import { bindSession } from "./sessions.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -60,6 +63,9 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
     serveClient: false,
+    // Other origins only when listed (never `*`); WebSockets are checked in allowRequest.
+    cors: config.CORS_ORIGINS ? { origin: config.CORS_ORIGINS } : undefined,
+    allowRequest: originCheck(config.CORS_ORIGINS),
   });
   if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: BUS_KEY }));
 
@@ -68,12 +74,24 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
   const history = redis
     ? createRedisRoomLog(redis.pub, logOptions)
     : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
+  const limits = {
+    messages: createRateLimit(redis?.pub, {
+      keyPrefix: "chat:rl:msg",
+      points: config.RATE_LIMIT_MESSAGES_PER_SECOND,
+      durationSeconds: 1,
+      burst: { points: config.RATE_LIMIT_MESSAGES_BURST, durationSeconds: 10 },
+    }),
+    // A connection lives on one pod, so its join limit needs no Redis round trip.
+    joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
+    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
+  };
   const ctx: ChatContext = {
     io,
     config,
     log,
     presence,
     history,
+    limits,
     redis,
     busReady: () => !redis || (redis.pub.status === "ready" && redis.sub.status === "ready"),
   };
@@ -95,15 +113,8 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
   });
 
   let draining = false;
-  io.use((socket, next) => {
-    if (draining) return next(new HandshakeError("unavailable", "this pod is shutting down; reconnect to another"));
-    try {
-      socket.data.user = openIdentity(socket.handshake.auth);
-      next();
-    } catch (err) {
-      next(err as Error);
-    }
-  });
+  if (config.AUTH_MODE === "open") log.warn("AUTH_MODE=open: anyone can connect under any name. Use AUTH_MODE=jwt in production");
+  io.use(handshake(ctx, { authenticate: createAuthenticator(config), connectionLimit: limits.connections, draining: () => draining }));
 
   // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
   // rooms with `since` and catch up from the logs.
@@ -127,6 +138,7 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
   io.on("connection", (socket) => {
     metrics.watch(socket);
     socket.join(userRoom(userOf(socket).id));
+    bindSession(socket, socket.data.session);
     bindHandlers(socket, handlers, log);
     socket.on("disconnecting", () => {
       for (const room of joinedRooms(socket)) void leaveQuietly(ctx, socket, room);

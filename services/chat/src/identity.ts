@@ -5,10 +5,10 @@ export { userRoom } from "@chat/shared";
 
 /** A `connect_error` the client can read: `err.message` for people, `err.data.code` for code. */
 export class HandshakeError extends Error {
-  readonly data: { code: ErrorCode };
-  constructor(code: ErrorCode, message: string) {
+  readonly data: { code: ErrorCode; retryAfterMs?: number };
+  constructor(code: ErrorCode, message: string, retryAfterMs?: number) {
     super(message);
-    this.data = { code };
+    this.data = retryAfterMs === undefined ? { code } : { code, retryAfterMs };
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { ConfigError, ProbeFailure, createLogger, createRedisClient, startOperations } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, startOperations } from "@chat/shared";
 import { createChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -22,10 +22,12 @@ const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.
 // is logged, never allowed to take every client of this pod down.
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
-const redis = config.REDIS_URL
+const redisUrl = config.REDIS_URL;
+const redisSettings = redisUrl && redisOptions(redisUrl, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
+const redis = redisUrl
   ? {
-      pub: createRedisClient(config.REDIS_URL, { role: "pub", log }),
-      sub: createRedisClient(config.REDIS_URL, { role: "sub", log }),
+      pub: createRedisClient(redisUrl, { role: "pub", log, options: redisSettings || undefined }),
+      sub: createRedisClient(redisUrl, { role: "sub", log, options: redisSettings || undefined }),
     }
   : undefined;
 if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");

@@ -1,4 +1,4 @@
-import { fail, messageRequest, ok, validate } from "@chat/shared";
+import { fail, messageRequest, ok, rateLimited, validate } from "@chat/shared";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
@@ -23,6 +23,12 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       if (!socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
+      // Per user, across every pod and connection: a second tab or pod does not double the rate.
+      const limited = await ctx.limits.messages?.consume(user.id);
+      if (limited && !limited.ok) {
+        ctx.metrics?.rateLimited.inc({ kind: "message" });
+        return rateLimited("messages", limited.retryAfterMs);
+      }
       try {
         const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
         const { id, ts, duplicate } = await ctx.history.append(room, "message", { room, text, user }, { dedupe });

@@ -27,6 +27,10 @@ export interface Presence {
   members(room: string): Promise<User[]>;
   /** Rooms with at least one local member. */
   localRooms(): number;
+  /** Counts a new connection of `userId`; resolves the user's connections on all live pods. */
+  connect(userId: string): Promise<number>;
+  /** Counts a connection of `userId` gone. */
+  disconnect(userId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,6 +59,8 @@ export function createPresence(
 ): Presence {
   const local = new Map<string, Map<string, LocalEntry>>();
   const roomKey = (room: string) => `${prefix}:presence:{${room}}`;
+  const connectionsKey = (userId: string) => `${prefix}:connections:{${userId}}`;
+  const localConnections = new Map<string, number>();
   const instanceKey = (id: string) => `${prefix}:instance:${id}`;
   const field = (userId: string) => `${instanceId}|${userId}`;
   const roomTtl = ttlSeconds * 2;
@@ -69,6 +75,7 @@ export function createPresence(
       for (const { user } of users.values()) pipeline.hset(roomKey(room), field(user.id), JSON.stringify(user));
       pipeline.expire(roomKey(room), roomTtl);
     }
+    for (const [userId, n] of localConnections) pipeline.hset(connectionsKey(userId), instanceId, n).expire(connectionsKey(userId), 86_400);
     pipeline.exec().catch(report("resync"));
   }
 
@@ -87,6 +94,13 @@ export function createPresence(
     timer.unref();
   }
 
+  /** The instances among `ids` whose liveness key is there (this one always is). */
+  async function liveInstances(ids: string[]): Promise<Set<string>> {
+    if (!redis || ids.length === 0) return new Set(ids);
+    const alive = await redis.mget(ids.map(instanceKey));
+    return new Set(ids.filter((id, i) => alive[i] !== null || id === instanceId));
+  }
+
   async function roster(room: string): Promise<Map<string, RosterEntry>> {
     const byId = new Map<string, RosterEntry>();
     if (!redis) {
@@ -95,10 +109,8 @@ export function createPresence(
     }
     const fields = await redis.hgetall(roomKey(room));
     const entries = Object.entries(fields).map(([key, value]) => ({ key, instance: key.split("|", 1)[0]!, value }));
-    const instances = [...new Set(entries.map((e) => e.instance))];
-    const alive = instances.length ? await redis.mget(instances.map(instanceKey)) : [];
     // This pod is alive by definition, even if Redis restarted and lost its key a moment ago.
-    const live = new Set(instances.filter((id, i) => alive[i] !== null || id === instanceId));
+    const live = await liveInstances([...new Set(entries.map((e) => e.instance))]);
     const dead: string[] = [];
     for (const { key, instance, value } of entries) {
       if (!live.has(instance)) {
@@ -153,6 +165,31 @@ export function createPresence(
 
     localRooms: () => local.size,
 
+    async connect(userId) {
+      const mine = (localConnections.get(userId) ?? 0) + 1;
+      localConnections.set(userId, mine);
+      if (!redis) return mine;
+      const key = connectionsKey(userId);
+      const [[, counts]] = (await redis
+        .multi()
+        .hincrby(key, instanceId, 1)
+        .expire(key, 86_400)
+        .hgetall(key)
+        .exec()
+        .then((replies) => [replies![2]!])) as [[unknown, Record<string, string>]];
+      const live = await liveInstances(Object.keys(counts));
+      return Object.entries(counts).reduce((sum, [id, n]) => sum + (live.has(id) ? Number(n) : 0), 0);
+    },
+
+    async disconnect(userId) {
+      const mine = (localConnections.get(userId) ?? 1) - 1;
+      if (mine > 0) localConnections.set(userId, mine);
+      else localConnections.delete(userId);
+      if (!redis) return;
+      if (mine > 0) await redis.hincrby(connectionsKey(userId), instanceId, -1);
+      else await redis.hdel(connectionsKey(userId), instanceId);
+    },
+
     async close() {
       clearInterval(timer);
       if (!redis) return;
@@ -162,8 +199,10 @@ export function createPresence(
       for (const [room, users] of local) {
         for (const userId of users.keys()) pipeline.hdel(roomKey(room), field(userId));
       }
+      for (const userId of localConnections.keys()) pipeline.hdel(connectionsKey(userId), instanceId);
       await pipeline.del(instanceKey(instanceId)).exec();
       local.clear();
+      localConnections.clear();
     },
   };
 }

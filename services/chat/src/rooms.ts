@@ -1,5 +1,6 @@
 import type { Socket } from "socket.io";
-import { fail, joinRequest, leaveRequest, ok, validate, type PresenceEvent } from "@chat/shared";
+import { fail, joinRequest, leaveRequest, ok, rateLimited, validate, type PresenceEvent } from "@chat/shared";
+import { mayJoin, type Session } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
@@ -25,9 +26,18 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler 
       const request = validate(joinRequest, payload);
       if (!request.ok) return request;
       const { room, since } = request.data;
+      if (!mayJoin(socket.data.session as Session, room)) return fail("forbidden", `your token does not allow room ${room}`);
+      const already = socket.rooms.has(room);
+      if (!already && joinedRooms(socket).length >= ctx.config.MAX_ROOMS_PER_CONNECTION) {
+        return fail("limit_exceeded", `at most ${ctx.config.MAX_ROOMS_PER_CONNECTION} rooms per connection; leave one first`);
+      }
+      const limited = await ctx.limits.joins?.consume(socket.id);
+      if (limited && !limited.ok) {
+        ctx.metrics?.rateLimited.inc({ kind: "join" });
+        return rateLimited("joins", limited.retryAfterMs);
+      }
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
-      const already = socket.rooms.has(room);
       let first = false;
       if (!already) {
         socket.join(room);

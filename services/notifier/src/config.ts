@@ -26,8 +26,14 @@ const schema = z.object({
   REDIS_URL: z
     .string({ error: "is required: the notifier reaches chat pods only through Redis, e.g. redis://redis:6379/0" })
     .pipe(env.redisUrl().unwrap()),
+  /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
+  REDIS_PASSWORD: z.string().optional(),
+  /** A PEM CA bundle for `rediss://`. */
+  REDIS_TLS_CA_FILE: env.readableFile(),
   LOG_LEVEL: env.logLevel(),
   POD_NAME: env.podName(),
+  /** API calls per key per second (0: no limit). */
+  RATE_LIMIT_NOTIFIER_PER_SECOND: env.nonNegativeInt(200, 1_000_000),
   /** Comma-separated bearer keys; several at once so a key can be rotated without downtime. */
   NOTIFIER_API_KEYS: z.string({ error: "is required: comma-separated API keys of 16+ characters" }).pipe(apiKeys),
   /** The Redis Stream other services XADD events to. */

@@ -8,6 +8,7 @@ import {
   createRedisClient,
   createRedisRoomLog,
   isRedisReady,
+  redisOptions,
   startOperations,
 } from "@chat/shared";
 import type { Redis } from "ioredis";
@@ -35,8 +36,9 @@ const log = createLogger({ service: "notifier", pod: config.POD_NAME, level: con
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
 // Two connections: the stream loop's blocking reads would otherwise hold up HTTP publishes.
-const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log });
-const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log });
+const options = redisOptions(config.REDIS_URL, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
+const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
+const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
 const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
 const publisherFor = (redis: Redis) =>
   createPublisher(redis, {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 
@@ -76,6 +77,19 @@ export const env = {
       .refine((value) => /^rediss?:\/\/[^\s]+$/.test(value) && URL.canParse(value), {
         message: "must be a redis:// or rediss:// URL, e.g. redis://:password@redis:6379/0",
       })
+      .optional(),
+  /** A file that must exist and be readable at start, read once. */
+  readableFile: () =>
+    z
+      .string()
+      .refine((path) => {
+        try {
+          readFileSync(path);
+          return true;
+        } catch {
+          return false;
+        }
+      }, "must name a readable file")
       .optional(),
   podName: () =>
     z

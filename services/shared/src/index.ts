@@ -5,3 +5,4 @@ export * from "./redis.js";
 export * from "./notification.js";
 export * from "./room-log.js";
 export * from "./operations.js";
+export * from "./rate-limit.js";

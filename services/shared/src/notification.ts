@@ -66,3 +66,23 @@ export interface UserNotification extends NotificationBase {
 export type BroadcastNotification = NotificationBase;
 
 export type Notification = RoomNotification | UserNotification | BroadcastNotification;
+
+/**
+ * The room every connection authenticated by the token `jti` is in, so that revoking the token
+ * can reach them on every pod.
+ */
+export function sessionRoom(jti: string): string {
+  return `@jti:${jti}`;
+}
+
+/** The denylist entry of a revoked token; it expires when the token would have. */
+export function revokedTokenKey(jti: string): string {
+  return `chat:revoked:${jti}`;
+}
+
+/** Told to a connection just before the server ends it because of its token. */
+export interface SessionEnded {
+  reason: "token_expired" | "token_revoked";
+  /** True when reconnecting with a fresh token makes sense. */
+  reconnect: boolean;
+}

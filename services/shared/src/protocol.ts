@@ -18,11 +18,14 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "rate_limited"
+  | "limit_exceeded"
   | "internal";
 
 export interface ProtocolError {
   code: ErrorCode;
   message: string;
+  /** With `rate_limited`: when a retry can succeed. */
+  retryAfterMs?: number;
 }
 
 /** Every ack is one of these two shapes, never silence. */
@@ -34,6 +37,10 @@ export function ok<T extends object>(body: T): { ok: true } & T {
 
 export function fail(code: ErrorCode, message: string): { ok: false; error: ProtocolError } {
   return { ok: false, error: { code, message } };
+}
+
+export function rateLimited(what: string, retryAfterMs: number): { ok: false; error: ProtocolError } {
+  return { ok: false, error: { code: "rate_limited", message: `too many ${what}; retry in ${retryAfterMs} ms`, retryAfterMs } };
 }
 
 /** Room names: 1–64 characters of `[A-Za-z0-9_.:-]`. */

@@ -1,5 +1,22 @@
+import { readFileSync } from "node:fs";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "./logger.js";
+
+/** How to reach Redis beyond its URL: a password kept out of the URL, and a CA for TLS. */
+export interface RedisSettings {
+  /** `REDIS_PASSWORD`: used when the URL carries none (keeps the password in a Secret). */
+  password?: string;
+  /** `REDIS_TLS_CA_FILE`: a PEM CA bundle to trust for `rediss://` (Memorystore, ElastiCache). */
+  caFile?: string;
+}
+
+/** ioredis options for `settings`: the URL's own user and password win over `REDIS_PASSWORD`. */
+export function redisOptions(url: string, { password, caFile }: RedisSettings): RedisOptions {
+  const options: RedisOptions = {};
+  if (password && !new URL(url).password) options.password = password;
+  if (caFile) options.tls = { ca: readFileSync(caFile) };
+  return options;
+}
 
 export interface RedisClientOptions {
   /** A name for the logs, e.g. `pub` or `sub`. */

@@ -65,6 +65,8 @@ export async function startService(
       DRAIN_SECONDS: "1",
       LOG_LEVEL: "info",
       POD_NAME: pod,
+      // Every test client comes from 127.0.0.1; tests of the per-address limit set it themselves.
+      RATE_LIMIT_CONNECTIONS_PER_IP: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

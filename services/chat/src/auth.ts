@@ -1,0 +1,91 @@
+import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { displayName, type User } from "@chat/shared";
+import { userId as userIdSchema } from "@chat/shared";
+import type { ChatConfig } from "./config.js";
+import { HandshakeError, openIdentity } from "./identity.js";
+
+/** Who a connection is, and what its credentials allow. */
+export interface Session {
+  user: User;
+  /** Milliseconds since the epoch when the token expires; the connection ends then. */
+  expiresAt?: number;
+  /** The token's id, by which it can be revoked. */
+  jti?: string;
+  /** Room names, or prefixes ending in `*`, the token allows; undefined: any room. */
+  rooms?: string[];
+}
+
+/** Reads a handshake (its `auth` and headers) into a session, or throws a `HandshakeError`. */
+export type Authenticator = (handshake: { auth: unknown; headers: Record<string, string | string[] | undefined> }) => Promise<Session>;
+
+export function createAuthenticator(config: ChatConfig): Authenticator {
+  if (config.AUTH_MODE === "open") return async ({ auth }) => ({ user: openIdentity(auth) });
+
+  const { key, algorithms } = verificationKey(config);
+  const options = { algorithms, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, requiredClaims: ["exp", "sub"] };
+
+  return async ({ auth, headers }) => {
+    const token = tokenOf(auth, headers);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
+    } catch (err) {
+      throw new HandshakeError("unauthorized", describeJwtError(err));
+    }
+    return sessionOf(payload);
+  };
+}
+
+function verificationKey(config: ChatConfig): { key: KeyObject | JWTVerifyGetKey; algorithms: string[] } {
+  if (config.JWT_SECRET) return { key: createSecretKey(Buffer.from(config.JWT_SECRET)), algorithms: ["HS256"] };
+  if (config.JWT_PUBLIC_KEY) {
+    const key = createPublicKey(config.JWT_PUBLIC_KEY.replace(/\\n/g, "\n"));
+    return { key, algorithms: key.asymmetricKeyType === "ec" ? ["ES256"] : ["RS256"] };
+  }
+  // jose caches the key set and refetches it (at most every 30 s) when a token names a new key.
+  return { key: createRemoteJWKSet(new URL(config.JWT_JWKS_URL!), { cooldownDuration: 30_000 }), algorithms: ["RS256", "ES256"] };
+}
+
+function tokenOf(auth: unknown, headers: Record<string, string | string[] | undefined>): string {
+  const fromAuth = typeof auth === "object" && auth !== null ? (auth as { token?: unknown }).token : undefined;
+  if (typeof fromAuth === "string" && fromAuth) return fromAuth.slice(0, 16_384);
+  const header = headers.authorization;
+  if (typeof header === "string" && /^Bearer \S+$/.test(header)) return header.slice(7, 7 + 16_384);
+  throw new HandshakeError("unauthorized", "a token is required: auth.token (or an Authorization: Bearer header)");
+}
+
+function describeJwtError(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return "the token has expired: get a new one and reconnect";
+  if (err instanceof errors.JWTClaimValidationFailed) return `the token's ${err.claim} claim is not valid: ${err.reason}`;
+  if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature is not valid";
+  if (err instanceof errors.JOSEAlgNotAllowed) return "the token is signed with an algorithm this server does not accept";
+  if (err instanceof errors.JWKSNoMatchingKey) return "the token is signed with a key this server does not know";
+  if (err instanceof errors.JOSEError) return `the token is not valid (${err.code})`;
+  return "the token is not valid";
+}
+
+function sessionOf(payload: JWTPayload): Session {
+  const id = userIdSchema.safeParse(payload.sub);
+  if (!id.success) throw new HandshakeError("unauthorized", "the token's sub claim must be a user id of 1-128 printable characters");
+  const name = displayName.safeParse(payload.name ?? payload.sub);
+  if (!name.success) throw new HandshakeError("unauthorized", "the token's name claim must be 1-32 printable characters");
+  let rooms: string[] | undefined;
+  if (payload.rooms !== undefined) {
+    const list = payload.rooms;
+    if (!Array.isArray(list) || list.length > 1000 || !list.every((r) => typeof r === "string" && r.length <= 65)) {
+      throw new HandshakeError("unauthorized", "the token's rooms claim must be a list of room names or prefixes ending in *");
+    }
+    rooms = list as string[];
+  }
+  if (payload.jti !== undefined && (typeof payload.jti !== "string" || payload.jti.length > 256)) {
+    throw new HandshakeError("unauthorized", "the token's jti claim must be a string of at most 256 characters");
+  }
+  return { user: { id: id.data, name: name.data }, expiresAt: payload.exp! * 1000, jti: payload.jti, rooms };
+}
+
+/** Whether a session's `rooms` claim lets it into `room`. */
+export function mayJoin(session: Session, room: string): boolean {
+  if (!session.rooms) return true;
+  return session.rooms.some((allowed) => (allowed.endsWith("*") ? room.startsWith(allowed.slice(0, -1)) : room === allowed));
+}

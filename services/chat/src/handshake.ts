@@ -1,0 +1,73 @@
+import type { IncomingMessage } from "node:http";
+import type { ExtendedError, Socket } from "socket.io";
+import type { RateLimit } from "@chat/shared";
+import type { Authenticator } from "./auth.js";
+import type { ChatContext } from "./context.js";
+import { HandshakeError } from "./identity.js";
+import { clientAddress, isRevoked } from "./sessions.js";
+
+export interface HandshakeOptions {
+  authenticate: Authenticator;
+  /** New connections per client address. */
+  connectionLimit?: RateLimit;
+  /** True while the pod drains: new connections go elsewhere. */
+  draining(): boolean;
+}
+
+/**
+ * Everything a connection must pass, cheapest first: the pod is not draining, the address is
+ * under its rate, the token is valid and not revoked, and the user is under their connection cap.
+ * Every refusal is a `connect_error` with `data.code` (and `data.retryAfterMs` when waiting helps).
+ */
+export function handshake(ctx: ChatContext, options: HandshakeOptions) {
+  const { config, presence } = ctx;
+  return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
+    let counted: string | undefined;
+    try {
+      if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down; reconnect to another");
+      if (options.connectionLimit) {
+        const result = await options.connectionLimit.consume(clientAddress(socket, config.TRUST_PROXY));
+        if (!result.ok) {
+          ctx.metrics?.rateLimited.inc({ kind: "connection" });
+          throw new HandshakeError("rate_limited", `too many new connections from this address; retry in ${result.retryAfterMs} ms`, result.retryAfterMs);
+        }
+      }
+      const session = await options.authenticate(socket.handshake);
+      if (await isRevoked(ctx.redis?.pub, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
+      if (config.MAX_CONNECTIONS_PER_USER > 0) {
+        counted = session.user.id;
+        const connections = await presence.connect(session.user.id);
+        if (connections > config.MAX_CONNECTIONS_PER_USER) {
+          throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
+        }
+        socket.once("disconnect", () => void presence.disconnect(session.user.id).catch(() => undefined));
+      }
+      socket.data.session = session;
+      socket.data.user = session.user;
+      next();
+    } catch (err) {
+      if (counted) await presence.disconnect(counted).catch(() => undefined);
+      if (err instanceof HandshakeError) return next(err);
+      ctx.log.warn({ err: (err as Error).message }, "handshake failed");
+      next(new HandshakeError("unavailable", "the server cannot check this connection right now; retry shortly"));
+    }
+  };
+}
+
+/**
+ * Browsers send an Origin with every WebSocket and request; CORS does not protect WebSockets, so
+ * it is checked here: the page's own origin, the configured ones, or no Origin at all (not a
+ * browser). Never `*`.
+ */
+export function originCheck(allowed: string[] | undefined) {
+  return (req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void): void => {
+    const origin = req.headers.origin;
+    if (!origin || allowed?.includes(origin)) return callback(null, true);
+    try {
+      if (new URL(origin).host === req.headers.host) return callback(null, true);
+    } catch {
+      // a malformed Origin is refused below
+    }
+    callback("origin not allowed", false);
+  };
+}

@@ -1,0 +1,52 @@
+import type { Socket } from "socket.io";
+import type { Redis } from "ioredis";
+import { revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
+import type { Session } from "./auth.js";
+
+/** Timers can wait at most this long (about 24.8 days); a later expiry is re-armed on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** True when the token was revoked. A denylist entry lives as long as the token would have. */
+export async function isRevoked(redis: Redis | undefined, jti: string | undefined): Promise<boolean> {
+  if (!redis || !jti) return false;
+  return (await redis.exists(revokedTokenKey(jti))) === 1;
+}
+
+/**
+ * Binds a connection's life to its token's: it is in its token's room (so a revocation reaches
+ * it on any pod), and it is ended with `session_ended` when the token expires. The client can
+ * then fetch a new token and reconnect.
+ */
+export function bindSession(socket: Socket, session: Session): void {
+  if (session.jti) socket.join(sessionRoom(session.jti));
+  if (session.expiresAt === undefined) return;
+  const expiresAt = session.expiresAt;
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const wait = expiresAt - Date.now();
+    if (wait > MAX_TIMER_MS) {
+      timer = setTimeout(arm, MAX_TIMER_MS);
+      return;
+    }
+    timer = setTimeout(() => endSession(socket, { reason: "token_expired", reconnect: true }), Math.max(0, wait));
+  };
+  arm();
+  socket.once("disconnect", () => clearTimeout(timer));
+}
+
+export function endSession(socket: Socket, ended: SessionEnded): void {
+  socket.emit("session_ended", ended);
+  socket.disconnect();
+}
+
+/**
+ * The client's address: the socket's peer, or, behind `trustedProxies` proxies, the address the
+ * last untrusted hop gave in X-Forwarded-For (anything left of it may be forged by the client).
+ */
+export function clientAddress(socket: Socket, trustedProxies: number): string {
+  const peer = socket.handshake.address;
+  if (trustedProxies === 0) return peer;
+  const header = socket.handshake.headers["x-forwarded-for"];
+  const hops = (Array.isArray(header) ? header.join(",") : header ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+  return hops[hops.length - trustedProxies] ?? hops[0] ?? peer;
+}
