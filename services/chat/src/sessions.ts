@@ -1,6 +1,6 @@
 import type { Socket } from "socket.io";
 import type { Redis } from "ioredis";
-import { revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
+import { SESSION_ENDED_EVENT, revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
 import type { Session } from "./auth.js";
 
 /** Timers can wait at most this long (about 24.8 days); a later expiry is re-armed on the way. */
@@ -35,7 +35,7 @@ export function bindSession(socket: Socket, session: Session): void {
 }
 
 export function endSession(socket: Socket, ended: SessionEnded): void {
-  socket.emit("session_ended", ended);
+  socket.emit(SESSION_ENDED_EVENT, ended);
   socket.disconnect();
 }
 

@@ -18,6 +18,24 @@ describe("configuration at start", () => {
     expect(output).toMatch(/MAX_TEXT_LENGTH: must be at least 1/);
   });
 
+  it.each([
+    ["jwt without a key", { AUTH_MODE: "jwt" }, /AUTH_MODE: jwt needs exactly one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL \(none set\)/],
+    ["jwt with two keys", { AUTH_MODE: "jwt", JWT_SECRET: "x".repeat(40), JWT_JWKS_URL: "https://id.example/jwks" }, /got JWT_SECRET, JWT_JWKS_URL/],
+    ["a short JWT_SECRET", { AUTH_MODE: "jwt", JWT_SECRET: "short" }, /JWT_SECRET: must be at least 32 characters/],
+    ["CORS_ORIGINS=*", { CORS_ORIGINS: "*" }, /CORS_ORIGINS/],
+    ["an unknown AUTH_MODE", { AUTH_MODE: "none" }, /AUTH_MODE: must be open or jwt/],
+    ["a negative rate limit", { RATE_LIMIT_CONNECTIONS_PER_IP: "-1" }, /RATE_LIMIT_CONNECTIONS_PER_IP/],
+  ])("refuses to start with %s", async (_name, env, message) => {
+    const chat = await startService("chat", { wait: false, env });
+    expect(await chat.exited).toBe(1);
+    expect(chat.rawOutput()).toMatch(message);
+  });
+
+  it("warns loudly when anyone can connect under any name", async () => {
+    const chat = await startService("chat");
+    expect(chat.logs.some((l) => l.level === 40 && /AUTH_MODE=open/.test(l.msg))).toBe(true);
+  });
+
   it("runs as a single node without REDIS_URL, and says so", async () => {
     const chat = await startService("chat");
     expect(chat.logs.some((l) => /REDIS_URL is not set/.test(l.msg))).toBe(true);

@@ -96,7 +96,10 @@ function connect(name: string): ChatClient {
   // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
   // as a fallback for networks that block WebSocket. The client re-joins every room with the last
   // id it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
-  const next = new ChatClient(location.origin, { auth: { name } });
+  // With AUTH_MODE=jwt the page is opened as /#token=<JWT> by the app that issued the token (a
+  // fragment never reaches server logs); the name then comes from the token.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const next = new ChatClient(location.origin, { auth: token ? { token } : { name } });
   next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
   next.on("joined", ({ room, members: list }) => {
     if (room !== currentRoom) return;

@@ -1,16 +1,17 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
-import type { Ack, ChatMessage, PresenceEvent, ProtocolError, ReplayedEntry, User } from "@chat/shared";
+import type { Ack, ChatMessage, PresenceEvent, ProtocolError, ReplayedEntry, SessionEnded, User } from "@chat/shared";
 
-export type { ChatMessage, PresenceEvent, User };
+export type { ChatMessage, PresenceEvent, SessionEnded, User };
 
 export interface ChatClientOptions {
   /**
    * The handshake `auth`: `{ name }` in open mode, `{ token }` with JWT. A function is called
-   * before every (re)connection, so it can hand out a fresh token.
+   * before every (re)connection, so it can hand out a fresh token; with one, a session ended by
+   * its token's expiry reconnects at once with the next token.
    */
-  auth: Record<string, unknown> | (() => Record<string, unknown>);
+  auth: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
   /**
    * How many times a `send` is tried when the server is unavailable or does not answer. Every try
    * carries the same `clientMsgId`, so the message is stored and delivered once.
@@ -54,6 +55,12 @@ export interface ClientEvents {
   joined: (info: { room: string; members: User[]; complete: boolean }) => void;
   /** Online again and every room re-synced; `false` while reconnecting. */
   status: (online: boolean) => void;
+  /**
+   * The server ended the session because of its token: `token_expired` (reconnected at once when
+   * `auth` is a function, else get a new token and call `reconnect`), or `token_revoked` (stays
+   * disconnected).
+   */
+  session_ended: (ended: SessionEnded) => void;
 }
 
 export interface JoinResult {
@@ -98,6 +105,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   private readonly attempts: number;
   private readonly timeoutMs: number;
   private draining = false;
+  private ended?: SessionEnded;
 
   constructor(url: string, options: ChatClientOptions) {
     super();
@@ -107,19 +115,26 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     this.socket = io(url, {
       transports: ["websocket", "polling"],
       ...options.socket,
-      auth: typeof auth === "function" ? (cb) => cb(auth()) : auth,
+      auth: typeof auth === "function" ? (cb) => void Promise.resolve(auth()).then(cb, () => cb({})) : auth,
     });
     const socket = this.socket;
     socket.on("connect", () => {
       this.draining = false;
+      this.ended = undefined;
       void this.resyncAll();
     });
     socket.on("disconnect", (reason) => {
       this.emitReserved("status", false);
-      // A pod that drains disconnects us on purpose; reconnect at once, to another pod.
-      if (reason === "io server disconnect" && this.draining) socket.connect();
+      if (reason !== "io server disconnect") return;
+      // A pod that drains disconnects us on purpose; reconnect at once, to another pod. So does
+      // an expired session when `auth` can hand out a fresh token. A revoked one stays down.
+      if (this.draining || (this.ended?.reconnect && typeof auth === "function")) socket.connect();
     });
     socket.on("shutdown", () => (this.draining = true));
+    socket.on("session_ended", (ended: SessionEnded) => {
+      this.ended = ended;
+      this.emitReserved("session_ended", ended);
+    });
     socket.on("resync", () => void this.resyncAll());
     socket.on("message", (message: ChatMessage) => this.accept({ ...message, event: "message" }));
     socket.on("notification", (n: Notification) => {
@@ -127,6 +142,11 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       else this.emitReserved("notification", n);
     });
     socket.on("presence", (event: PresenceEvent) => this.emitReserved("presence", event));
+  }
+
+  /** Connects again after the session ended or `close()`; rooms are re-joined with `since`. */
+  reconnect(): void {
+    this.socket.connect();
   }
 
   /** The id of the last entry delivered for `room`. */

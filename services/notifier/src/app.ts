@@ -1,21 +1,31 @@
 import { randomUUID } from "node:crypto";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
-import type { ErrorCode, Logger } from "@chat/shared";
+import type { ErrorCode, Logger, RateLimit } from "@chat/shared";
 import { createKeyCheck } from "./auth.js";
 import type { NotifierConfig } from "./config.js";
 import { checkHttpBody, checkTarget, type Checked, type Target } from "./events.js";
 import { pinoHttp } from "pino-http";
 import type { NotifierMetrics } from "./metrics.js";
 import type { Publisher } from "./publisher.js";
+import { revokeRequest, type Revoker } from "./revoke.js";
 
 /** The chat protocol's codes, plus the three only an HTTP API has. */
 export type HttpErrorCode = ErrorCode | "not_found" | "payload_too_large" | "unsupported_media_type";
+
+/** 429's body also says how long to wait, like the chat's `rate_limited` ack. */
+function sendRateLimited(res: Response, retryAfterMs: number): void {
+  res.set("Retry-After", String(Math.ceil(retryAfterMs / 1000)));
+  res.status(429).json({ error: { code: "rate_limited", message: `too many requests for this API key; retry in ${retryAfterMs} ms`, retryAfterMs } });
+}
 
 export interface NotifierAppOptions {
   config: Pick<NotifierConfig, "NOTIFIER_API_KEYS" | "NOTIFIER_MAX_DATA_BYTES">;
   log: Logger;
   publisher: Publisher;
+  revoker: Revoker;
   metrics: NotifierMetrics;
+  /** Calls per API key, shared by every replica; undefined: no limit. */
+  rateLimit?: RateLimit;
   /** True when Redis can take a command right now. */
   redisReady(): boolean;
 }
@@ -31,7 +41,7 @@ function sendError(res: Response, status: number, code: HttpErrorCode, message: 
  * The HTTP intake, without listening. Order matters: the key is checked before the body is even
  * read, and the content type before it is parsed.
  */
-export function createNotifierApp({ config, log, publisher, metrics, redisReady }: NotifierAppOptions): Express {
+export function createNotifierApp({ config, log, publisher, revoker, metrics, rateLimit, redisReady }: NotifierAppOptions): Express {
   const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
   const app = express();
   app.disable("x-powered-by");
@@ -52,11 +62,18 @@ export function createNotifierApp({ config, log, publisher, metrics, redisReady 
     }),
   );
 
-  const keyMatches = createKeyCheck(config.NOTIFIER_API_KEYS);
-  const authenticate: RequestHandler = (req, res, next) => {
-    if (keyMatches(req.get("authorization"))) return next();
-    res.set("WWW-Authenticate", 'Bearer realm="notifier"');
-    sendError(res, 401, "unauthorized", "send Authorization: Bearer <API key>");
+  const keyOf = createKeyCheck(config.NOTIFIER_API_KEYS);
+  // The key is checked, then its rate: both before the body is read.
+  const authenticate: RequestHandler = async (req, res, next) => {
+    const key = keyOf(req.get("authorization"));
+    if (!key) {
+      res.set("WWW-Authenticate", 'Bearer realm="notifier"');
+      return sendError(res, 401, "unauthorized", "send Authorization: Bearer <API key>");
+    }
+    const limited = rateLimit ? await rateLimit.consume(key) : { ok: true as const };
+    if (limited.ok) return next();
+    metrics.rateLimited.inc();
+    sendRateLimited(res, limited.retryAfterMs);
   };
 
   const requireJson: RequestHandler = (req, res, next) => {
@@ -104,6 +121,20 @@ export function createNotifierApp({ config, log, publisher, metrics, redisReady 
     accept(res, checkTarget("user", req.params.userId as string), req.body),
   );
   v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
+  v1.post("/tokens/revoke", requireJson, parseJson, async (req, res) => {
+    const parsed = revokeRequest.safeParse(req.body);
+    if (!parsed.success) return sendError(res, 400, "bad_request", parsed.error.issues[0]!.message);
+    if (!redisReady()) return sendError(res, 503, "unavailable", "Redis is unreachable; the token was not revoked");
+    try {
+      const result = await revoker.revoke(parsed.data);
+      log.info({ jti: result.jti.slice(0, 64), denylisted: result.denylisted }, "token revoked");
+      res.status(200).json(result);
+    } catch (err) {
+      if (err instanceof RangeError) return sendError(res, 400, "bad_request", err.message);
+      log.warn({ err: (err as Error).message }, "revocation failed");
+      sendError(res, 503, "unavailable", "Redis is unreachable; the token was not revoked");
+    }
+  });
   app.use("/v1", v1);
 
   app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));

@@ -6,6 +6,7 @@ import {
   ProbeFailure,
   createLogger,
   createRedisClient,
+  createRateLimit,
   createRedisRoomLog,
   isRedisReady,
   redisOptions,
@@ -16,6 +17,7 @@ import { createNotifierApp } from "./app.js";
 import { loadConfig, type NotifierConfig } from "./config.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
+import { createRevoker } from "./revoke.js";
 import { startStreamConsumer } from "./stream.js";
 
 /** The composition root: configuration, connections, probes, listening and shutdown. */
@@ -52,6 +54,8 @@ const app = createNotifierApp({
   log,
   metrics,
   publisher: publisherFor(httpRedis),
+  revoker: createRevoker(httpRedis),
+  rateLimit: createRateLimit(httpRedis, { keyPrefix: "notifier:rl", points: config.RATE_LIMIT_NOTIFIER_PER_SECOND, durationSeconds: 1 }),
   redisReady: () => isRedisReady(httpRedis),
 });
 const httpServer = createServer(app);

@@ -11,6 +11,8 @@ export interface NotifierMetrics {
   /** Counts `n` events of `intake` that reached `outcome`. */
   count(intake: Intake, outcome: Outcome, n?: number): void;
   deadLettered(n: number): void;
+  /** HTTP calls refused by the per-key rate limit. */
+  rateLimited: Counter;
   /** Times every HTTP request, by method, route template and status. */
   httpTimer: RequestHandler;
 }
@@ -28,6 +30,7 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     }),
     failed: new Counter({ name: "notifier_events_failed_total", help: "Events that could not be published (Redis unavailable), by intake.", labelNames: ["intake"], registers: [registry] }),
   };
+  const rateLimited = new Counter({ name: "notifier_rate_limited_total", help: "HTTP API calls refused with 429 by the per-key rate limit.", registers: [registry] });
   const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries moved to the dead-letter stream.", registers: [registry] });
 
   // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
@@ -75,6 +78,7 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
 
   return {
     registry,
+    rateLimited,
     count(intake, outcome, n = 1) {
       if (n > 0) counters[outcome].inc({ intake }, n);
     },

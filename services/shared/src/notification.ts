@@ -80,6 +80,9 @@ export function revokedTokenKey(jti: string): string {
   return `chat:revoked:${jti}`;
 }
 
+/** The event that carries a `SessionEnded`. */
+export const SESSION_ENDED_EVENT = "session_ended";
+
 /** Told to a connection just before the server ends it because of its token. */
 export interface SessionEnded {
   reason: "token_expired" | "token_revoked";

@@ -137,14 +137,22 @@ export interface PresenceEvent {
 
 /** One line a problem: `room: must be 1-64 characters …`. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues
+  const message = error.issues
     .slice(0, 5)
     .map((issue) => {
-      if (issue.code === "unrecognized_keys") return `unknown field(s): ${issue.keys.slice(0, 5).join(", ")}`;
-      const path = issue.path.map(String).join(".");
+      if (issue.code === "unrecognized_keys") return `unknown field(s): ${issue.keys.slice(0, 5).map(quoted).join(", ")}`;
+      const path = issue.path.slice(0, 4).map((key) => quoted(String(key))).join(".");
       return path ? `${path}: ${issue.message}` : issue.message;
     })
     .join("; ");
+  return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
+}
+
+/** Error messages echo field names, which the sender chose: they stay short and printable. */
+const MAX_MESSAGE = 300;
+function quoted(key: string): string {
+  const shown = key.length > 32 ? `${key.slice(0, 32)}…` : key;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(shown) ? shown : JSON.stringify(shown);
 }
 
 /** Validates a payload; the error is ready to be sent as an ack. */

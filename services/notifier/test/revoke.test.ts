@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignJWT } from "jose";
+import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import type { SessionEnded } from "@chat/shared";
+import { post, startNotifier } from "./helpers.js";
+
+const SECRET = "a-test-secret-that-is-long-enough-0123456789";
+const now = () => Math.floor(Date.now() / 1000);
+
+function token(sub: string, jti: string, exp = now() + 600): Promise<string> {
+  return new SignJWT({ name: sub }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setJti(jti).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+}
+
+describe("token revocation", () => {
+  let redis: RedisServer;
+  let pods: ServiceProcess[];
+  let notifier: ServiceProcess;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, AUTH_MODE: "jwt", JWT_SECRET: SECRET };
+    [pods, notifier] = await Promise.all([
+      Promise.all([startService("chat", { env, pod: "chat-a" }), startService("chat", { env, pod: "chat-b" })]),
+      startNotifier(redis.url),
+    ]);
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServices();
+    await redis?.dispose();
+  });
+
+  it("disconnects every socket that used the token, on every pod, within a second", async () => {
+    const stolen = await token("u-mallory", "jti-stolen");
+    const victims = await Promise.all(pods.map((pod) => connectClient(pod.url, "", { auth: { token: stolen } })));
+    const bystander = await connectClient(pods[0]!.url, "", { auth: { token: await token("u-bob", "jti-bob") } });
+    const ended = victims.map((socket) => record<SessionEnded>(socket, "session_ended"));
+    const gone = victims.map((socket) => new Promise<string>((resolve) => socket.once("disconnect", resolve)));
+
+    const started = Date.now();
+    const reply = await post(notifier.url, "/v1/tokens/revoke", { jti: "jti-stolen", exp: now() + 600 });
+    expect(reply.status).toBe(200);
+    expect(await Promise.all(gone)).toEqual(["io server disconnect", "io server disconnect"]);
+    expect(Date.now() - started).toBeLessThan(1500);
+    for (const list of ended) expect(list).toEqual([{ reason: "token_revoked", reconnect: false }]);
+    expect(bystander.connected).toBe(true);
+  });
+
+  it("refuses the revoked token on connect, on every pod", async () => {
+    const stolen = await token("u-mallory", "jti-stolen");
+    for (const pod of pods) {
+      const err = await connectClient(pod.url, "", { auth: { token: stolen } }).then(
+        () => undefined,
+        (e: Error & { data?: { code?: string } }) => e,
+      );
+      expect(err?.data?.code).toBe("unauthorized");
+      expect(err?.message).toMatch(/revoked/);
+    }
+  });
+
+  it("keeps the denylist entry only as long as the token would have lived", async () => {
+    const exp = now() + 120;
+    expect((await post(notifier.url, "/v1/tokens/revoke", { jti: "jti-short", exp })).status).toBe(200);
+    const { Redis } = await import("ioredis");
+    const client = new Redis(redis.url);
+    const ttl = await client.ttl("chat:revoked:jti-short");
+    await client.quit();
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+  });
+
+  it("still disconnects live sockets for a token that has already expired, without a denylist entry", async () => {
+    const reply = await post(notifier.url, "/v1/tokens/revoke", { jti: "jti-old", exp: now() - 10 });
+    expect(reply).toEqual({ status: 200, body: { jti: "jti-old", denylisted: false } });
+  });
+
+  it.each([
+    ["no body fields", {}],
+    ["a missing exp", { jti: "x" }],
+    ["an empty jti", { jti: "", exp: now() + 60 }],
+    ["a jti too long", { jti: "x".repeat(300), exp: now() + 60 }],
+    ["an exp in milliseconds", { jti: "x", exp: Date.now() * 1000 }],
+    ["a fractional exp", { jti: "x", exp: 1.5 }],
+    ["an extra field", { jti: "x", exp: now() + 60, user: "y" }],
+  ])("answers a revocation with %s with a 400", async (_name, body) => {
+    const reply = await post(notifier.url, "/v1/tokens/revoke", body);
+    expect(reply.status).toBe(400);
+    expect(reply.body.error?.code).toBe("bad_request");
+  });
+
+  it("refuses a revocation without an API key", async () => {
+    const reply = await post(notifier.url, "/v1/tokens/revoke", { jti: "x", exp: now() + 60 }, { authorization: "" });
+    expect(reply.status).toBe(401);
+  });
+});
