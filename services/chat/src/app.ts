@@ -16,7 +16,7 @@ import { messageHandlers } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
-import { bindSession } from "./sessions.js";
+import { bindSession, endRevokedSessions } from "./sessions.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -125,6 +125,12 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     busDown = false;
     log.info("bus reconnected: asking local clients to re-sync");
     io.local.emit("resync", { reason: "bus_reconnected" });
+    if (redis) {
+      endRevokedSessions(redis.pub, io.of("/").sockets.values()).then(
+        (ended) => ended && log.info({ ended }, "ended sessions revoked during the outage"),
+        (err: Error) => log.warn({ err: err.message }, "could not check for revoked sessions"),
+      );
+    }
   };
   redis?.pub.on("close", onClose).on("ready", onReady);
   redis?.sub.on("close", onClose).on("ready", onReady);

@@ -34,6 +34,26 @@ export function bindSession(socket: Socket, session: Session): void {
   socket.once("disconnect", () => clearTimeout(timer));
 }
 
+/**
+ * Ends the local sockets whose tokens were revoked while this pod could not hear the bus (a
+ * revocation is published once; a pod cut off from Redis at that moment would miss it).
+ */
+export async function endRevokedSessions(redis: Redis, sockets: Iterable<Socket>): Promise<number> {
+  const withTokens = [...sockets].filter((socket) => (socket.data.session as Session | undefined)?.jti);
+  if (withTokens.length === 0) return 0;
+  const pipeline = redis.pipeline();
+  for (const socket of withTokens) pipeline.exists(revokedTokenKey((socket.data.session as Session).jti!));
+  const replies = (await pipeline.exec()) ?? [];
+  let ended = 0;
+  for (const [i, socket] of withTokens.entries()) {
+    if (replies[i]?.[1] === 1) {
+      endSession(socket, { reason: "token_revoked", reconnect: false });
+      ended++;
+    }
+  }
+  return ended;
+}
+
 export function endSession(socket: Socket, ended: SessionEnded): void {
   socket.emit(SESSION_ENDED_EVENT, ended);
   socket.disconnect();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { closeAllClients, connectClient, record, startBalancer, startRedis, startService, stopAllServices, waitFor, type Balancer, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import type { SessionEnded } from "@chat/shared";
 import { post, startNotifier } from "./helpers.js";
 
@@ -92,5 +92,44 @@ describe("token revocation", () => {
   it("refuses a revocation without an API key", async () => {
     const reply = await post(notifier.url, "/v1/tokens/revoke", { jti: "x", exp: now() + 60 }, { authorization: "" });
     expect(reply.status).toBe(401);
+  });
+});
+
+describe("a revocation published while a pod was cut off from Redis", () => {
+  let redis: RedisServer;
+  let link: Balancer;
+  let cutOff: ServiceProcess;
+  let notifier: ServiceProcess;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    // The pod reaches Redis through a TCP proxy the test can cut, like a network partition.
+    link = await startBalancer([redis.port]);
+    const env = { AUTH_MODE: "jwt", JWT_SECRET: SECRET };
+    [cutOff, notifier] = await Promise.all([
+      startService("chat", { env: { ...env, REDIS_URL: `redis://127.0.0.1:${link.port}/0` }, pod: "chat-cut" }),
+      startNotifier(redis.url),
+    ]);
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServices();
+    await link?.close();
+    await redis?.dispose();
+  });
+
+  it("still ends the token's sockets once the pod hears Redis again", async () => {
+    const socket = await connectClient(cutOff.url, "", { auth: { token: await token("u-eve", "jti-missed") } });
+    const ended = record<SessionEnded>(socket, "session_ended");
+    link.setBackends([]);
+    link.dropConnections();
+    await waitFor(async () => (await fetch(`${cutOff.probeUrl}/readyz`)).status === 503, { what: "the pod to notice Redis is gone" });
+    expect((await post(notifier.url, "/v1/tokens/revoke", { jti: "jti-missed", exp: now() + 600 })).status).toBe(200);
+    expect(socket.connected).toBe(true);
+    link.setBackends([redis.port]);
+    await waitFor(() => ended.length === 1, { timeoutMs: 20_000, what: "session_ended after the pod reconnects to Redis" });
+    expect(ended[0]).toEqual({ reason: "token_revoked", reconnect: false });
+    await waitFor(() => !socket.connected, { what: "the socket to be disconnected" });
   });
 });

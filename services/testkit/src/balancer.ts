@@ -11,6 +11,8 @@ export interface Balancer {
   connections(): Map<number, number>;
   /** Replaces the backends new connections go to (like endpoints leaving a Service). */
   setBackends(ports: number[]): void;
+  /** Cuts every proxied connection, and keeps listening (a network partition, with setBackends([])). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,9 @@ export async function startBalancer(initialPorts: number[]): Promise<Balancer> {
     connections: () => new Map(perBackend),
     setBackends(ports) {
       backendPorts = [...ports];
+    },
+    dropConnections() {
+      for (const socket of open) socket.destroy();
     },
     close: () =>
       new Promise<void>((resolve) => {
