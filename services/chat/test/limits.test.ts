@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { closeAllClients, connectClient, metricValue, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 
 type Refusal = Error & { data?: { code?: string; retryAfterMs?: number } };
@@ -19,12 +19,6 @@ function attempt(url: string, name: string, headers: Record<string, string> = {}
 
 const join = (socket: Socket, room: string) => socket.emitWithAck("join", { room }) as Promise<Ack>;
 const send = (socket: Socket, room: string, text: string) => socket.emitWithAck("message", { room, text }) as Promise<Ack<{ id: string }>>;
-
-async function metric(pod: ServiceProcess, line: string): Promise<number> {
-  const text = await (await fetch(`${pod.probeUrl}/metrics`)).text();
-  const found = text.split("\n").find((l) => l.startsWith(line + " "));
-  return found ? Number(found.split(" ")[1]) : 0;
-}
 
 describe("rate limits shared by every pod", () => {
   let redis: RedisServer;
@@ -69,7 +63,7 @@ describe("rate limits shared by every pod", () => {
         expect(ack.error.retryAfterMs).toBeGreaterThan(0);
       }
     }
-    const counted = (await metric(pods[0]!, 'chat_rate_limited_total{kind="message"}')) + (await metric(pods[1]!, 'chat_rate_limited_total{kind="message"}'));
+    const counted = (await metricValue(pods[0]!, 'chat_rate_limited_total{kind="message"}')) + (await metricValue(pods[1]!, 'chat_rate_limited_total{kind="message"}'));
     expect(counted).toBe(20 - accepted);
   });
 

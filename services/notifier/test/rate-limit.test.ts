@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, stopAllServices, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { metricValue, startRedis, stopAllServices, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import { API_KEY, OLD_API_KEY, post, startNotifier } from "./helpers.js";
-
-async function metric(notifier: ServiceProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${notifier.probeUrl}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  return line ? Number(line.split(" ")[1]) : 0;
-}
 
 describe("the notifier's per-key rate limit", () => {
   let redis: RedisServer;
@@ -37,7 +31,7 @@ describe("the notifier's per-key rate limit", () => {
       expect(reply.body.error).toMatchObject({ code: "rate_limited" });
       expect((reply.body.error as { retryAfterMs?: number }).retryAfterMs).toBeGreaterThan(0);
     }
-    const counted = (await metric(replicas[0]!, "notifier_rate_limited_total")) + (await metric(replicas[1]!, "notifier_rate_limited_total"));
+    const counted = (await metricValue(replicas[0]!, "notifier_rate_limited_total")) + (await metricValue(replicas[1]!, "notifier_rate_limited_total"));
     expect(counted).toBe(refused.length);
   });
 

@@ -149,3 +149,13 @@ async function isReady(probeUrl: string): Promise<boolean> {
 export async function stopAllServices(): Promise<void> {
   await Promise.all([...running].map((service) => service.kill("SIGKILL")));
 }
+
+/**
+ * The value of one series on a service's `/metrics`, e.g. `chat_rate_limited_total{kind="message"}`;
+ * 0 when it is not there yet (a counter with no observations).
+ */
+export async function metricValue(service: Pick<ServiceProcess, "probeUrl">, series: string): Promise<number> {
+  const text = await (await fetch(`${service.probeUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
