@@ -75,6 +75,8 @@ export class ChatError extends Error {
   constructor(
     readonly code: ProtocolError["code"] | "timeout",
     message: string,
+    /** With `rate_limited`: how long the server asked to wait. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "ChatError";
@@ -226,13 +228,14 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     const clientMsgId = options.clientMsgId ?? randomId();
     let last: ChatError | undefined;
     for (let attempt = 0; attempt < this.attempts; attempt++) {
-      if (attempt > 0) await delay(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random()));
+      // Backoff with jitter, but never sooner than a rate limit said.
+      if (attempt > 0) await delay(Math.max(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random()), last?.retryAfterMs ?? 0));
       try {
         // After a reconnect the room is re-joined first: a send must not overtake it.
         await this.rooms.get(room)?.syncing?.catch(() => undefined);
         const ack = await this.request<Ack<{ id: string; ts: number }>>("message", { room, text, clientMsgId });
         if (ack.ok) return { id: ack.id, ts: ack.ts };
-        last = new ChatError(ack.error.code, ack.error.message);
+        last = new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
         if (ack.error.code === "not_in_room" && this.rooms.has(room)) {
           // A new connection (to another pod, say) that has not re-joined yet: re-join, then retry.
           await this.sync(room).catch(() => undefined);
