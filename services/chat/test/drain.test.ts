@@ -79,7 +79,9 @@ describe("SIGTERM on a pod with 500 clients", () => {
     const code = await leaving.exited;
     const exitedAfter = (Date.now() - termAt) / 1000;
     expect(code).toBe(0);
-    expect(exitedAfter).toBeLessThan(DELAY_SECONDS + DRAIN_SECONDS + 3);
+    // Inside the chart's terminationGracePeriodSeconds (delay + drain + a 10 s margin), with
+    // room for a loaded CI machine; the pacing below is what is asserted tightly.
+    expect(exitedAfter).toBeLessThan(DELAY_SECONDS + DRAIN_SECONDS + 10);
 
     // Paced: the disconnects spread over the window instead of happening at once.
     expect(disconnectedAt).toHaveLength(CLIENTS);
