@@ -1,0 +1,145 @@
+{{/*
+The services' environment. Every name rendered here is read by services/chat/src/config.ts or
+services/notifier/src/config.ts (the only readers of process.env): scripts/check-chart.mjs fails
+on a name the service does not read, and parses the rendered environment with the services' own
+config code. Secrets (REDIS_PASSWORD, JWT_SECRET, NOTIFIER_API_KEYS) and POD_NAME are set in the
+Deployments, never here.
+*/}}
+
+{{/* Refuses value combinations the services would refuse at start. */}}
+{{- define "chat.validate" -}}
+{{- $jwt := .Values.auth.jwt -}}
+{{- if eq .Values.auth.mode "jwt" -}}
+{{- if and $jwt.publicKey $jwt.jwksUrl -}}
+{{- fail "auth.jwt: set one of publicKey and jwksUrl, not both (the service takes exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL)" -}}
+{{- end -}}
+{{- if and (or $jwt.publicKey $jwt.jwksUrl) (or $jwt.secret $jwt.existingSecret) -}}
+{{- fail "auth.jwt: secret/existingSecret cannot be combined with publicKey or jwksUrl (the service takes exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL)" -}}
+{{- end -}}
+{{- end -}}
+{{- $ca := .Values.externalRedis.tlsCa -}}
+{{- $sources := 0 -}}
+{{- range (list $ca.pem $ca.existingConfigMap $ca.existingSecret) }}{{ if . }}{{ $sources = add1 $sources }}{{ end }}{{ end -}}
+{{- if gt (int $sources) 1 -}}
+{{- fail "externalRedis.tlsCa: set one of pem, existingConfigMap and existingSecret" -}}
+{{- end -}}
+{{- if and (gt (int $sources) 0) .Values.redis.enabled -}}
+{{- fail "externalRedis.tlsCa needs redis.enabled=false (the in-cluster Redis has no TLS)" -}}
+{{- end -}}
+{{- if and (gt (int $sources) 0) (not (hasPrefix "rediss://" (.Values.externalRedis.url | default ""))) -}}
+{{- fail "externalRedis.tlsCa needs a rediss:// externalRedis.url" -}}
+{{- end -}}
+{{- end }}
+
+{{/* Non-empty when a Redis CA bundle is mounted; REDIS_TLS_CA_FILE names it. */}}
+{{- define "chat.redis.tlsCa" -}}
+{{- $ca := .Values.externalRedis.tlsCa -}}
+{{- if and (not .Values.redis.enabled) (or $ca.pem $ca.existingConfigMap $ca.existingSecret) }}true{{ end -}}
+{{- end }}
+{{- define "chat.redis.tlsCaDir" }}/etc/chat/redis-tls{{ end }}
+
+{{/* The volume with the CA bundle, always at <dir>/ca.crt whatever its key. */}}
+{{- define "chat.redis.tlsCaVolume" -}}
+{{- $ca := .Values.externalRedis.tlsCa -}}
+- name: redis-tls-ca
+{{- if $ca.existingSecret }}
+  secret:
+    secretName: {{ $ca.existingSecret }}
+    items: [{ key: {{ $ca.key | quote }}, path: ca.crt }]
+{{- else }}
+  configMap:
+    name: {{ $ca.existingConfigMap | default (printf "%s-redis-tls-ca" (include "chat.fullname" .)) }}
+    items: [{ key: {{ if $ca.existingConfigMap }}{{ $ca.key | quote }}{{ else }}ca.crt{{ end }}, path: ca.crt }]
+{{- end }}
+{{- end }}
+
+{{/* Redis settings both services get. */}}
+{{- define "chat.env.redis" -}}
+REDIS_URL: {{ include "chat.redis.url" . | quote }}
+{{- if include "chat.redis.tlsCa" . }}
+REDIS_TLS_CA_FILE: {{ printf "%s/ca.crt" (include "chat.redis.tlsCaDir" .) | quote }}
+{{- end }}
+BUS_MODE: {{ .Values.busMode | quote }}
+LOG_LEVEL: {{ .Values.logLevel | quote }}
+HISTORY_MAX_ENTRIES: {{ .Values.history.maxEntries | int64 | quote }}
+HISTORY_MAX_AGE_SECONDS: {{ .Values.history.maxAgeSeconds | int64 | quote }}
+{{- end }}
+
+{{/* The chat's ConfigMap data. */}}
+{{- define "chat.chat.env" -}}
+{{- include "chat.validate" . -}}
+{{- $c := .Values.chat -}}
+{{- $jwt := .Values.auth.jwt -}}
+PORT: {{ $c.port | int64 | quote }}
+PROBE_PORT: {{ $c.probePort | int64 | quote }}
+{{ include "chat.env.redis" . }}
+AUTH_MODE: {{ .Values.auth.mode | quote }}
+{{- if eq .Values.auth.mode "jwt" }}
+{{- with $jwt.publicKey }}
+JWT_PUBLIC_KEY: {{ . | quote }}
+{{- end }}
+{{- with $jwt.jwksUrl }}
+JWT_JWKS_URL: {{ . | quote }}
+{{- end }}
+{{- with $jwt.issuer }}
+JWT_ISSUER: {{ . | quote }}
+{{- end }}
+{{- with $jwt.audience }}
+JWT_AUDIENCE: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with $c.corsOrigins }}
+CORS_ORIGINS: {{ join "," . | quote }}
+{{- end }}
+TRUST_PROXY: {{ $c.trustProxy | int64 | quote }}
+RATE_LIMIT_MESSAGES_PER_SECOND: {{ $c.rateLimits.messagesPerSecond | int64 | quote }}
+RATE_LIMIT_MESSAGES_BURST: {{ $c.rateLimits.messagesBurst | int64 | quote }}
+RATE_LIMIT_JOINS_PER_MINUTE: {{ $c.rateLimits.joinsPerMinute | int64 | quote }}
+RATE_LIMIT_CONNECTIONS_PER_IP: {{ $c.rateLimits.connectionsPerIp | int64 | quote }}
+MAX_ROOMS_PER_CONNECTION: {{ $c.maxRoomsPerConnection | int64 | quote }}
+MAX_CONNECTIONS_PER_USER: {{ $c.maxConnectionsPerUser | int64 | quote }}
+MAX_TEXT_LENGTH: {{ $c.maxTextLength | int64 | quote }}
+MAX_HTTP_BUFFER_SIZE: {{ $c.maxHttpBufferSize | int64 | quote }}
+PRESENCE_TTL_SECONDS: {{ $c.presenceTtlSeconds | int64 | quote }}
+HISTORY_ON_JOIN: {{ $c.historyOnJoin | int64 | quote }}
+CLIENT_MSG_ID_TTL_SECONDS: {{ $c.clientMsgIdTtlSeconds | int64 | quote }}
+SHUTDOWN_DELAY_SECONDS: {{ $c.shutdownDelaySeconds | int64 | quote }}
+DRAIN_SECONDS: {{ $c.drainSeconds | int64 | quote }}
+{{- end }}
+
+{{/* The notifier's ConfigMap data. */}}
+{{- define "chat.notifier.env" -}}
+{{- $n := .Values.notifier -}}
+PORT: {{ $n.port | int64 | quote }}
+PROBE_PORT: {{ $n.probePort | int64 | quote }}
+{{ include "chat.env.redis" . }}
+NOTIFIER_STREAM: {{ $n.stream | quote }}
+NOTIFIER_GROUP: {{ $n.group | quote }}
+RATE_LIMIT_NOTIFIER_PER_SECOND: {{ $n.rateLimitPerSecond | int64 | quote }}
+NOTIFIER_MAX_DATA_BYTES: {{ $n.maxDataBytes | int64 | quote }}
+NOTIFIER_DEDUPE_WINDOW_SECONDS: {{ $n.dedupeWindowSeconds | int64 | quote }}
+NOTIFIER_CLAIM_IDLE_MS: {{ $n.claimIdleMs | int64 | quote }}
+NOTIFIER_BATCH_SIZE: {{ $n.batchSize | int64 | quote }}
+NOTIFIER_BLOCK_MS: {{ $n.blockMs | int64 | quote }}
+SHUTDOWN_DELAY_SECONDS: {{ $n.shutdownDelaySeconds | int64 | quote }}
+{{- end }}
+
+{{/* The env entries of a service container that come from Secrets and the downward API. */}}
+{{- define "chat.env.common" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- if include "chat.redis.hasPassword" . }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "chat.redis.secretName" . }}
+      key: {{ include "chat.redis.secretKey" . }}
+{{- end }}
+{{- end }}
+
+{{/* checksum/config of a service's pods: its environment and the CA bundle it trusts. */}}
+{{- define "chat.checksum" -}}
+{{- printf "%s\n%s" .env (.ctx.Values.externalRedis.tlsCa | toJson) | sha256sum -}}
+{{- end }}

@@ -1,0 +1,229 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "chat.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+A default fully qualified app name, truncated to 63 characters (some Kubernetes name fields are
+limited to that). A release name that contains the chart name is used as is: release "chat" gives
+"chat", "chat-redis", "chat-notifier".
+*/}}
+{{- define "chat.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version as used by the chart label.
+*/}}
+{{- define "chat.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels. Components add app.kubernetes.io/component through chat.componentLabels.
+*/}}
+{{- define "chat.labels" -}}
+helm.sh/chart: {{ include "chat.chart" . }}
+{{ include "chat.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: chat-platform
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "chat.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "chat.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels and selector labels of one component: include with (dict "ctx" $ "component" "chat").
+*/}}
+{{- define "chat.componentLabels" -}}
+{{ include "chat.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "chat.componentSelectorLabels" -}}
+{{ include "chat.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Names of the components' objects. */}}
+{{- define "chat.notifier.fullname" -}}
+{{- printf "%s-notifier" (include "chat.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "chat.redis.fullname" -}}
+{{- printf "%s-redis" (include "chat.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "chat.pods.fullname" -}}
+{{- printf "%s-pods" (include "chat.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The ServiceAccount the pods run as.
+*/}}
+{{- define "chat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "chat.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference: include with (dict "ctx" $ "image" .Values.chat.image). The tag defaults to
+the global image.tag, then to the chart's appVersion; a digest wins over both.
+*/}}
+{{- define "chat.image" -}}
+{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
+{{- $repo := .image.repository -}}
+{{- if .ctx.Values.image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .ctx.Values.image.registry) $repo }}{{ end -}}
+{{- if .image.digest }}{{ printf "%s@%s" $repo .image.digest }}{{ else }}{{ printf "%s:%s" $repo (toString $tag) }}{{ end -}}
+{{- end }}
+
+{{/*
+Redis: the URL the services get (never with the password in it), and where the password is.
+*/}}
+{{- define "chat.redis.url" -}}
+{{- if .Values.redis.enabled -}}
+redis://{{ include "chat.redis.fullname" . }}:{{ .Values.redis.port }}/{{ .Values.redis.db }}
+{{- else -}}
+{{- required "externalRedis.url is required when redis.enabled=false (e.g. rediss://10.0.0.3:6378/0, without the password)" .Values.externalRedis.url -}}
+{{- end -}}
+{{- end }}
+
+{{/* True (non-empty) when the services get a REDIS_PASSWORD. */}}
+{{- define "chat.redis.hasPassword" -}}
+{{- if .Values.redis.enabled -}}true
+{{- else if or .Values.externalRedis.existingSecret .Values.externalRedis.password -}}true
+{{- end -}}
+{{- end }}
+
+{{- define "chat.redis.secretName" -}}
+{{- if .Values.redis.enabled -}}
+{{- .Values.redis.auth.existingSecret | default (include "chat.redis.fullname" .) -}}
+{{- else -}}
+{{- .Values.externalRedis.existingSecret | default (include "chat.redis.fullname" .) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "chat.redis.secretKey" -}}
+{{- if and .Values.redis.enabled .Values.redis.auth.existingSecret -}}
+{{- .Values.redis.auth.existingSecretKey -}}
+{{- else if and (not .Values.redis.enabled) .Values.externalRedis.existingSecret -}}
+{{- .Values.externalRedis.existingSecretKey -}}
+{{- else -}}
+redis-password
+{{- end -}}
+{{- end }}
+
+{{/* The Secret with JWT_SECRET (auth.mode=jwt with a shared HS256 secret). */}}
+{{- define "chat.auth.usesSecret" -}}
+{{- if and (eq .Values.auth.mode "jwt") (not .Values.auth.jwt.publicKey) (not .Values.auth.jwt.jwksUrl) -}}true{{- end -}}
+{{- end }}
+{{- define "chat.auth.secretName" -}}
+{{- .Values.auth.jwt.existingSecret | default (printf "%s-auth" (include "chat.fullname" .)) -}}
+{{- end }}
+{{- define "chat.auth.secretKey" -}}
+{{- if .Values.auth.jwt.existingSecret }}{{ .Values.auth.jwt.existingSecretKey }}{{ else }}jwt-secret{{ end -}}
+{{- end }}
+
+{{- define "chat.notifier.secretName" -}}
+{{- .Values.notifier.apiKeys.existingSecret | default (include "chat.notifier.fullname" .) -}}
+{{- end }}
+{{- define "chat.notifier.secretKey" -}}
+{{- if .Values.notifier.apiKeys.existingSecret }}{{ .Values.notifier.apiKeys.existingSecretKey }}{{ else }}api-keys{{ end -}}
+{{- end }}
+
+{{/*
+The base64 value of one key of a Secret this chart generates: the value given in values, else
+the one already in the cluster (so an upgrade keeps it), else a new random one.
+include with (dict "ctx" $ "name" "<secret name>" "key" "<key>" "value" "<given or empty>" "length" 32)
+*/}}
+{{- define "chat.secretValue" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name | default dict -}}
+{{- $data := get $existing "data" | default dict -}}
+{{- if .value -}}
+{{- .value | b64enc -}}
+{{- else if hasKey $data .key -}}
+{{- index $data .key -}}
+{{- else -}}
+{{- randAlphaNum (int .length) | b64enc -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Chat's terminationGracePeriodSeconds: the preStop sleep, the readiness wait and the drain window,
+plus a margin; a value set by hand must be larger than the first three added up.
+*/}}
+{{- define "chat.chat.preStopSleepSeconds" -}}
+{{- $c := .Values.chat -}}
+{{- if kindIs "invalid" $c.preStopSleepSeconds -}}
+{{- ternary 10 0 (eq $c.service.externalTrafficPolicy "Local") -}}
+{{- else -}}
+{{- int $c.preStopSleepSeconds -}}
+{{- end -}}
+{{- end }}
+
+{{- define "chat.chat.terminationGracePeriodSeconds" -}}
+{{- $c := .Values.chat -}}
+{{- $needed := add (int (include "chat.chat.preStopSleepSeconds" .)) (int $c.shutdownDelaySeconds) (int $c.drainSeconds) -}}
+{{- if $c.terminationGracePeriodSeconds -}}
+{{- if le (int $c.terminationGracePeriodSeconds) (int $needed) -}}
+{{- fail (printf "chat.terminationGracePeriodSeconds (%d) must be greater than the preStop sleep + chat.shutdownDelaySeconds + chat.drainSeconds (%d), or the kubelet kills pods mid-drain" (int $c.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- end -}}
+{{- int $c.terminationGracePeriodSeconds -}}
+{{- else -}}
+{{- add $needed (int $c.terminationMarginSeconds) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The restricted Pod Security Standard, for pods and containers.
+*/}}
+{{- define "chat.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "chat.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* prometheus.io/* annotations for a pod whose metrics are on its probe port. */}}
+{{- define "chat.prometheusAnnotations" -}}
+{{- if .ctx.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: "/metrics"
+{{- end }}
+{{- end }}

@@ -1,0 +1,302 @@
+#!/usr/bin/env node
+// Checks the Helm chart (charts/chat) with the real helm v4 (pinned in devDependencies):
+//  - helm lint --strict and helm template on the default values and on every ci/*-values.yaml;
+//  - every rendered object validates against its Kubernetes schema (npm kubernetes-models);
+//  - every workload (Deployment, StatefulSet, the helm test Pod) meets the restricted Pod Security
+//    Standard (runAsNonRoot, readOnlyRootFilesystem, drop ALL, no privilege escalation, seccomp
+//    RuntimeDefault, no host namespaces or hostPath) and sets resources;
+//  - the env contract (scripts/lib/env-contract.mjs): every env name rendered for chat and
+//    notifier is read by services/<svc>/src/config.ts, the services' own loadConfig accepts the
+//    rendered environment, and every value arrives as the variable it documents;
+//  - the runtime contract: probes on the probe port, grace period > preStop + readiness wait +
+//    drain, probe port never on the public Service, one BUS_MODE for chat and notifier, REDIS_URL
+//    without a password, Secrets for every credential, checksum/config annotations, Redis AOF +
+//    PVC + requirepass, NetworkPolicies, PDBs, the HPA metrics, the helm test hook;
+//  - values that must be refused are refused (CORS "*", a too-short grace period, ...);
+//  - k8s/manifests/chat.yaml validates too; charts/chat/dashboards/chat.json is identical to
+//    docs/grafana-dashboard.json; the values table in docs/deploy.md is up to date.
+// Exits 1 with one line per problem.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { checkLabels, checkWorkload, validateObject } from "./lib/chart-rules.mjs";
+import { checkEnvContract } from "./lib/env-contract.mjs";
+import { chartDir, helm, helmPath, parseManifests, render, repoRoot } from "./lib/helm.mjs";
+import { docsPath, docsWithTable, documentedValues } from "./lib/values-table.mjs";
+
+const problems = [];
+const problem = (where, msg) => problems.push(`${where}: ${msg}`);
+const notices = new Set();
+const { bin, version } = helmPath();
+console.log(`check-chart: helm ${version} (${bin.replace(repoRoot, "")})`);
+
+// ---------- the runtime contract ----------
+const seconds = (v) => Number(v ?? 0);
+function envOf(objects, container) {
+  const env = {};
+  for (const from of container.envFrom ?? []) {
+    const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === from.configMapRef?.name);
+    Object.assign(env, cm?.data ?? {});
+  }
+  for (const e of container.env ?? []) env[e.name] = e.value ?? (e.valueFrom ? { from: e.valueFrom } : "");
+  return env;
+}
+
+function checkContract(where, objects, values) {
+  const find = (kind, component) =>
+    objects.filter((o) => o.kind === kind && o.metadata.labels?.["app.kubernetes.io/component"] === component);
+  const [chat] = find("Deployment", "chat");
+  if (!chat) return problem(where, "no chat Deployment");
+  const chatC = chat.spec.template.spec.containers.find((c) => c.name === "chat");
+  const env = envOf(objects, chatC);
+  const need = ["PORT", "PROBE_PORT", "REDIS_URL", "LOG_LEVEL", "POD_NAME", "AUTH_MODE", "TRUST_PROXY", "BUS_MODE",
+    "SHUTDOWN_DELAY_SECONDS", "DRAIN_SECONDS", "RATE_LIMIT_MESSAGES_PER_SECOND", "RATE_LIMIT_CONNECTIONS_PER_IP",
+    "MAX_ROOMS_PER_CONNECTION", "MAX_CONNECTIONS_PER_USER", "HISTORY_MAX_ENTRIES"];
+  for (const name of need) if (!(name in env)) problem(`${where} chat`, `env ${name} is missing`);
+  if (env.POD_NAME?.from?.fieldRef?.fieldPath !== "metadata.name") problem(`${where} chat`, "POD_NAME must come from metadata.name");
+  if (/\/\/[^/]*@/.test(env.REDIS_URL ?? "")) problem(`${where} chat`, "REDIS_URL must not carry credentials");
+  if (/\*/.test(env.CORS_ORIGINS ?? "")) problem(`${where} chat`, "CORS_ORIGINS must never be *");
+  if (env.AUTH_MODE === "jwt") {
+    const sources = [env.JWT_SECRET?.from?.secretKeyRef, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter(Boolean).length;
+    if (sources !== 1) problem(`${where} chat`, `AUTH_MODE=jwt needs exactly one of JWT_SECRET (from a Secret), JWT_PUBLIC_KEY, JWT_JWKS_URL; got ${sources}`);
+  }
+  if (env.JWT_SECRET && !env.JWT_SECRET.from?.secretKeyRef) problem(`${where} chat`, "JWT_SECRET must come from a Secret");
+  // A CA bundle is mounted where REDIS_TLS_CA_FILE points, for chat and notifier alike.
+  const checkCa = (deploy, e, id) => {
+    if (!e.REDIS_TLS_CA_FILE) return;
+    const c = deploy.spec.template.spec.containers[0];
+    const m = c.volumeMounts?.find((v) => e.REDIS_TLS_CA_FILE.startsWith(`${v.mountPath}/`));
+    const vol = deploy.spec.template.spec.volumes?.find((v) => v.name === m?.name);
+    const file = e.REDIS_TLS_CA_FILE.slice((m?.mountPath.length ?? 0) + 1);
+    const items = vol?.configMap?.items ?? vol?.secret?.items ?? [];
+    if (!m?.readOnly || !items.some((i) => i.path === file)) problem(id, `REDIS_TLS_CA_FILE ${e.REDIS_TLS_CA_FILE} is not a mounted read-only file`);
+    if (!/^rediss:\/\//.test(e.REDIS_URL)) problem(id, "REDIS_TLS_CA_FILE without a rediss:// REDIS_URL");
+  };
+  checkCa(chat, env, `${where} chat`);
+  if (env.REDIS_PASSWORD && !env.REDIS_PASSWORD.from?.secretKeyRef) problem(`${where} chat`, "REDIS_PASSWORD must come from a Secret");
+  // Probes on the probe port, never the public port.
+  const probePort = Number(env.PROBE_PORT);
+  const portNamed = (c, p) => (typeof p === "number" ? p : c.ports?.find((x) => x.name === p)?.containerPort);
+  const checkProbes = (c, id, portEnv) => {
+    for (const kind of ["readinessProbe", "livenessProbe"]) {
+      const probe = c[kind];
+      if (!probe?.httpGet) { problem(id, `${kind} (httpGet) is missing`); continue; }
+      if (portNamed(c, probe.httpGet.port) !== portEnv) problem(id, `${kind} is not on the probe port ${portEnv}`);
+    }
+    if (c.readinessProbe?.httpGet?.path !== "/readyz") problem(id, "readinessProbe must GET /readyz");
+    if (c.livenessProbe?.httpGet?.path !== "/livez") problem(id, "livenessProbe must GET /livez");
+  };
+  checkProbes(chatC, `${where} chat`, probePort);
+  // Drain: grace > preStop + readiness wait + drain window.
+  const preStop = Number(chatC.lifecycle?.preStop?.exec?.command?.[1] ?? chatC.lifecycle?.preStop?.sleep?.seconds ?? 0);
+  const window = preStop + seconds(env.SHUTDOWN_DELAY_SECONDS) + seconds(env.DRAIN_SECONDS);
+  if (!(chat.spec.template.spec.terminationGracePeriodSeconds > window))
+    problem(`${where} chat`, `terminationGracePeriodSeconds ${chat.spec.template.spec.terminationGracePeriodSeconds} is not > ${window}`);
+  if (!chat.spec.template.metadata.annotations?.["checksum/config"]) problem(`${where} chat`, "no checksum/config annotation");
+  // Services: the public one has no probe port.
+  const publicSvc = objects.find((o) => o.kind === "Service" && o.metadata.name === chat.metadata.name);
+  if (!publicSvc) problem(where, "no public chat Service");
+  else {
+    if (publicSvc.spec.type !== (values.chat?.service?.type ?? "LoadBalancer")) problem(where, `chat Service type is ${publicSvc.spec.type}`);
+    for (const p of publicSvc.spec.ports) {
+      if (p.targetPort === "probes" || p.targetPort === probePort || p.port === probePort) problem(where, "the public Service exposes the probe port");
+    }
+  }
+  // PDBs.
+  if (!find("PodDisruptionBudget", "chat").length) problem(where, "no chat PodDisruptionBudget");
+  // HPA xor replicas.
+  const hpa = find("HorizontalPodAutoscaler", "chat")[0];
+  if (hpa && chat.spec.replicas !== undefined) problem(where, "chat Deployment sets replicas while an HPA scales it");
+  if (values.chat?.autoscaling?.targetConnectionsPerPod &&
+      !hpa?.spec.metrics.some((m) => m.type === "Pods" && m.pods.metric.name === "chat_connected_clients"))
+    problem(where, "targetConnectionsPerPod set but no chat_connected_clients Pods metric");
+  if (values.chat?.autoscaling?.targetCPUUtilizationPercentage && values.chat?.autoscaling?.enabled &&
+      !hpa?.spec.metrics.some((m) => m.type === "Resource" && m.resource.name === "cpu"))
+    problem(where, "targetCPUUtilizationPercentage set but no cpu Resource metric");
+  // prometheus.io/* annotations for plain Prometheus, on the probe port.
+  for (const d of [chat, ...find("Deployment", "notifier")]) {
+    const ann = d.spec.template.metadata.annotations ?? {};
+    const probes = d.spec.template.spec.containers[0].ports.find((p) => p.name === "probes")?.containerPort;
+    if (values.metrics?.podAnnotations !== false && (ann["prometheus.io/scrape"] !== "true" || ann["prometheus.io/port"] !== String(probes) || ann["prometheus.io/path"] !== "/metrics"))
+      problem(`${where} ${d.metadata.name}`, "prometheus.io/scrape|port|path annotations missing or not on the probe port");
+  }
+  // Notifier.
+  const [notifier] = find("Deployment", "notifier");
+  if (values.notifier?.enabled !== false) {
+    if (!notifier) return problem(where, "no notifier Deployment");
+    if (!(notifier.spec.replicas >= 1)) problem(where, "notifier needs at least 1 replica");
+    const nc = notifier.spec.template.spec.containers[0];
+    const nenv = envOf(objects, nc);
+    for (const name of ["PORT", "PROBE_PORT", "REDIS_URL", "LOG_LEVEL", "POD_NAME", "NOTIFIER_API_KEYS", "NOTIFIER_STREAM", "BUS_MODE",
+      "RATE_LIMIT_NOTIFIER_PER_SECOND", "HISTORY_MAX_ENTRIES", "HISTORY_MAX_AGE_SECONDS", "SHUTDOWN_DELAY_SECONDS"])
+      if (!(name in nenv)) problem(`${where} notifier`, `env ${name} is missing`);
+    if (!nenv.NOTIFIER_API_KEYS?.from?.secretKeyRef) problem(`${where} notifier`, "NOTIFIER_API_KEYS must come from a Secret");
+    if (nenv.BUS_MODE !== env.BUS_MODE) problem(where, `BUS_MODE differs: chat ${env.BUS_MODE}, notifier ${nenv.BUS_MODE}`);
+    for (const name of ["REDIS_URL", "REDIS_TLS_CA_FILE", "HISTORY_MAX_ENTRIES", "HISTORY_MAX_AGE_SECONDS"])
+      if (nenv[name] !== env[name]) problem(where, `chat and notifier get different ${name}s`);
+    if (env.REDIS_PASSWORD && !nenv.REDIS_PASSWORD?.from?.secretKeyRef) problem(`${where} notifier`, "REDIS_PASSWORD must come from a Secret");
+    checkCa(notifier, nenv, `${where} notifier`);
+    const nPreStop = Number(nc.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
+    if (!(notifier.spec.template.spec.terminationGracePeriodSeconds > nPreStop + seconds(nenv.SHUTDOWN_DELAY_SECONDS)))
+      problem(`${where} notifier`, "terminationGracePeriodSeconds is not > preStop + SHUTDOWN_DELAY_SECONDS");
+    checkProbes(nc, `${where} notifier`, Number(nenv.PROBE_PORT));
+    if (!notifier.spec.template.metadata.annotations?.["checksum/config"]) problem(`${where} notifier`, "no checksum/config annotation");
+    for (const svc of find("Service", "notifier")) if (svc.spec.type !== "ClusterIP") problem(where, `notifier Service ${svc.metadata.name} is ${svc.spec.type}`);
+    if (!find("PodDisruptionBudget", "notifier").length) problem(where, "no notifier PodDisruptionBudget");
+  }
+  // Redis.
+  const [redis] = find("StatefulSet", "redis");
+  if (values.redis?.enabled !== false) {
+    if (!redis) return problem(where, "no Redis StatefulSet");
+    if (redis.spec.replicas !== 1) problem(where, "Redis must have exactly 1 replica");
+    if (!redis.spec.volumeClaimTemplates?.length) problem(where, "Redis has no PVC");
+    const conf = find("ConfigMap", "redis")[0]?.data?.["redis.conf"] ?? "";
+    if (!/^appendonly yes$/m.test(conf)) problem(where, "Redis AOF is not on");
+    const rc = redis.spec.template.spec.containers[0];
+    if (!`${(rc.command ?? []).join(" ")} ${(rc.args ?? []).join(" ")}`.includes("--requirepass")) problem(where, "Redis has no requirepass");
+    if (!rc.env?.find((e) => e.name === "REDIS_PASSWORD")?.valueFrom?.secretKeyRef) problem(where, "Redis password is not from a Secret");
+    if (find("Service", "redis").some((s) => s.spec.type !== "ClusterIP")) problem(where, "Redis Service must be ClusterIP");
+  } else if (redis) problem(where, "redis.enabled=false still renders a Redis StatefulSet");
+  // NetworkPolicies.
+  if (values.networkPolicy?.enabled !== false) {
+    const nps = objects.filter((o) => o.kind === "NetworkPolicy");
+    if (values.redis?.enabled !== false) {
+      const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "redis");
+      const comps = np?.spec.ingress.flatMap((r) => r.from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"])).sort();
+      if (JSON.stringify(comps) !== JSON.stringify(["chat", "notifier"])) problem(where, `Redis NetworkPolicy must admit chat and notifier only, admits ${comps}`);
+    }
+    if (values.notifier?.enabled !== false &&
+        !nps.some((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "notifier"))
+      problem(where, "no notifier NetworkPolicy");
+  }
+  // The Grafana dashboard ConfigMap carries valid JSON.
+  for (const cm of objects.filter((o) => o.kind === "ConfigMap" && o.data?.["chat.json"])) {
+    try { JSON.parse(cm.data["chat.json"]); } catch (err) { problem(where, `dashboard ConfigMap ${cm.metadata.name}: ${err.message}`); }
+  }
+  if (values.grafanaDashboard?.enabled && !objects.some((o) => o.kind === "ConfigMap" && o.data?.["chat.json"]))
+    problem(where, "grafanaDashboard.enabled but no dashboard ConfigMap");
+  // Secrets: never a password in a ConfigMap.
+  for (const cm of objects.filter((o) => o.kind === "ConfigMap"))
+    for (const k of Object.keys(cm.data ?? {})) if (/PASSWORD|SECRET|API_KEYS/.test(k)) problem(where, `ConfigMap ${cm.metadata.name} holds ${k}`);
+  // helm test hook.
+  if (values.tests?.enabled !== false) {
+    const t = objects.find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
+    if (!t) problem(where, "no helm test Pod");
+    else if (!t.spec.containers[0].command?.join(" ").includes("scripts/helm-test-client.mjs")) problem(where, "helm test Pod does not run scripts/helm-test-client.mjs");
+  }
+}
+
+let envChecked = 0;
+async function checkRendered(where, objects, values) {
+  if (!objects.length) return problem(where, "rendered nothing");
+  const seen = new Set();
+  for (const obj of objects) {
+    const key = `${obj.kind}/${obj.metadata?.name}`;
+    if (seen.has(key)) problem(where, `${key} is rendered twice`);
+    seen.add(key);
+    await validateObject(where, obj, problem);
+    checkLabels(where, obj, problem);
+    checkWorkload(where, obj, problem);
+  }
+  checkContract(where, objects, values);
+  envChecked += await checkEnvContract(where, objects, values, problem, notices);
+}
+
+// ---------- run ----------
+const { parse } = await import("yaml");
+const defaults = parse(readFileSync(join(chartDir, "values.yaml"), "utf8"));
+const merge = (a, b) => {
+  if (b === null || typeof b !== "object" || Array.isArray(b)) return b;
+  const out = { ...(a ?? {}) };
+  for (const [k, v] of Object.entries(b)) out[k] = merge(out[k], v);
+  return out;
+};
+const sets = [["default values", null], ...readdirSync(join(chartDir, "ci")).filter((f) => f.endsWith("-values.yaml")).sort().map((f) => [`ci/${f}`, join(chartDir, "ci", f)])];
+if (sets.length < 3) problem("charts/chat/ci", "expected several ci/*-values.yaml files");
+let rendered = 0;
+for (const [name, file] of sets) {
+  const fArgs = file ? ["-f", file] : [];
+  const lint = helm(["lint", "--strict", chartDir, ...fArgs], { bin });
+  if (lint.status !== 0) { problem(name, `helm lint --strict failed:\n${lint.stdout}${lint.stderr}`); continue; }
+  let objects;
+  try {
+    objects = render("chat", fArgs, { bin });
+  } catch (err) { problem(name, err.message); continue; }
+  const values = merge(defaults, file ? parse(readFileSync(file, "utf8")) ?? {} : {});
+  await checkRendered(name, objects, values);
+  rendered += objects.length;
+  console.log(`check-chart: ${name}: lint ok, ${objects.length} objects rendered and checked`);
+}
+
+// Values that must be refused.
+const refused = [
+  [["--set", "chat.corsOrigins={*}"], "CORS origin *"],
+  [["--set", "chat.terminationGracePeriodSeconds=12"], "a grace period shorter than the drain"],
+  [["--set", "redis.enabled=false"], "external Redis without a URL"],
+  [["--set", "notifier.replicas=0"], "0 notifier replicas"],
+  [["--set", "notifier.apiKeys.keys={short}"], "a notifier key under 16 characters"],
+  [["--set", "externalRedis.url=redis://:pw@host:6379/0", "--set", "redis.enabled=false"], "a password inside REDIS_URL"],
+  [["--set", "busMode=cluster"], "an unknown BUS_MODE"],
+  [["--set", "chat.trustProxy=11"], "TRUST_PROXY above the service's limit of 10"],
+  [["--set", "chat.rateLimits.messagesPerSecond=-1"], "a negative rate limit"],
+  [["--set", "auth.jwt.publicKey=x", "--set", "auth.jwt.jwksUrl=https://a.example/jwks"], "two JWT key sources"],
+  [["--set", "auth.jwt.jwksUrl=https://a.example/jwks", "--set", "auth.jwt.existingSecret=s"], "a JWT secret beside a JWKS URL"],
+  [["--set", "auth.jwt.secret=short"], "an HS256 secret under 32 characters"],
+  [["--set", "externalRedis.tlsCa.existingConfigMap=ca"], "a Redis CA with the in-cluster Redis (no TLS)"],
+  [["--set", "redis.enabled=false", "--set", "externalRedis.url=redis://h:6379/0", "--set", "externalRedis.tlsCa.existingSecret=ca"], "a Redis CA without rediss://"],
+  [["--set", "redis.enabled=false", "--set", "externalRedis.url=rediss://h:6379/0", "--set", "externalRedis.tlsCa.existingSecret=ca", "--set", "externalRedis.tlsCa.existingConfigMap=ca"], "two Redis CA sources"],
+  [["--set", "notifier.terminationGracePeriodSeconds=5"], "a notifier grace period not above its readiness wait"],
+  [["--set", "chat.unknownKey=1"], "a misspelt value"],
+  [["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.targetCPUUtilizationPercentage=null"], "an HPA without a metric"],
+];
+for (const [args, what] of refused) {
+  const res = helm(["template", "chat", chartDir, ...args], { bin });
+  if (res.status === 0) problem("refusals", `${what} (${args.join(" ")}) was accepted`);
+}
+console.log(`check-chart: ${refused.length} bad value sets refused`);
+
+// The secrets generated once are kept (lookup) and the same value reaches every consumer.
+{
+  const objs = render("chat", [], { bin });
+  const secretNames = objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name).sort();
+  if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"])) problem("secrets", `generated Secrets are ${secretNames}`);
+  const tpl = readFileSync(join(chartDir, "templates/_helpers.tpl"), "utf8");
+  if (!/lookup "v1" "Secret"/.test(tpl)) problem("secrets", "generated Secrets are not looked up (kept across upgrades)");
+  const ext = render("chat", ["--set", "redis.auth.existingSecret=mine", "--set", "auth.jwt.existingSecret=jwt", "--set", "notifier.apiKeys.existingSecret=keys"], { bin });
+  if (ext.some((o) => o.kind === "Secret")) problem("secrets", "existingSecret values still render a Secret");
+}
+
+// Plain manifests rendered from the chart: validate them too.
+try {
+  const objs = parseManifests(readFileSync(join(repoRoot, "k8s/manifests/chat.yaml"), "utf8"));
+  for (const obj of objs) { await validateObject("k8s/manifests", obj, problem); checkWorkload("k8s/manifests", obj, problem); }
+  console.log(`check-chart: k8s/manifests/chat.yaml: ${objs.length} objects checked`);
+} catch (err) { problem("k8s/manifests/chat.yaml", `${err.message} (run npm run k8s:render)`); }
+
+// The Grafana dashboard: the chart ships docs/grafana-dashboard.json, byte for byte.
+try {
+  const dash = readFileSync(join(chartDir, "dashboards/chat.json"), "utf8");
+  JSON.parse(dash);
+  if (readFileSync(join(repoRoot, "docs/grafana-dashboard.json"), "utf8") !== dash)
+    problem("charts/chat/dashboards/chat.json", "differs from docs/grafana-dashboard.json: cp docs/grafana-dashboard.json charts/chat/dashboards/chat.json");
+  const cm = render("chat", ["--set", "grafanaDashboard.enabled=true"], { bin }).find((o) => o.kind === "ConfigMap" && o.data?.["chat.json"]);
+  if (cm?.data["chat.json"].trim() !== dash.trim()) problem("grafanaDashboard", "the dashboard ConfigMap does not carry charts/chat/dashboards/chat.json");
+} catch (err) { problem("charts/chat/dashboards/chat.json", err.message); }
+
+// docs/deploy.md's values table: every value documented, the table up to date.
+{
+  const { rows, undocumented } = documentedValues();
+  if (undocumented.length) problem("charts/chat/values.yaml", `values without a "# --" comment: ${undocumented.join(", ")}`);
+  try {
+    if (docsWithTable() !== readFileSync(docsPath, "utf8")) problem("docs/deploy.md", "the values table is out of date: run node scripts/values-table.mjs");
+    else console.log(`check-chart: docs/deploy.md values table: ${rows.length} values, up to date`);
+  } catch (err) { problem("docs/deploy.md", err.message); }
+}
+
+for (const n of notices) console.log(`check-chart: NOTICE: ${n}`);
+console.log(`check-chart: env contract: ${envChecked} value → variable mappings verified with the services' own loadConfig`);
+if (problems.length) {
+  console.error(`\ncheck-chart: FAILED, ${problems.length} problem(s):`);
+  for (const p of problems) console.error(`  - ${p}`);
+  process.exit(1);
+}
+console.log(`check-chart: OK (${sets.length} value sets, ${rendered} objects)`);
