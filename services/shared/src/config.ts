@@ -91,6 +91,12 @@ export const env = {
         }
       }, "must name a readable file")
       .optional(),
+  /**
+   * `BUS_MODE`: classic or sharded pub/sub between the pods, or `auto` (the deployment's mode,
+   * else sharded when Redis supports it). Chat and notifier read it with this one rule.
+   */
+  busMode: () =>
+    z.enum(["auto", "classic", "sharded"], { message: "must be auto, classic or sharded" }).default("auto"),
   podName: () =>
     z
       .string()

@@ -6,3 +6,5 @@ export * from "./notification.js";
 export * from "./room-log.js";
 export * from "./operations.js";
 export * from "./rate-limit.js";
+export * from "./bus.js";
+export * from "./bus-mode.js";

@@ -26,6 +26,8 @@ export interface OperationsOptions {
    * @default 10000
    */
   maxEventLoopLagMs?: number;
+  /** More read-only JSON pages for operators, by path (e.g. `/debug/bus`). */
+  debug?: Record<string, () => unknown>;
 }
 
 export interface Operations {
@@ -70,6 +72,12 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
           res.writeHead(500).end("metrics collection failed\n");
         },
       );
+      return;
+    }
+    const { debug = {} } = options;
+    const page = req.method === "GET" && req.url && Object.hasOwn(debug, req.url) ? debug[req.url] : undefined;
+    if (page) {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(page()));
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /livez, /readyz or /metrics\n");

@@ -1,7 +1,7 @@
-import { Emitter } from "@socket.io/redis-emitter";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
+import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
 import { LOG_START, compareLogIds } from "./log-id.js";
-import { BUS_KEY, type ReplayedEntry } from "./protocol.js";
+import type { ReplayedEntry } from "./protocol.js";
 
 export interface RoomLogOptions {
   /**
@@ -19,6 +19,11 @@ export interface RoomLogOptions {
    * @default "chat"
    */
   prefix?: string;
+  /**
+   * How entries reach the pods: the same mode as theirs (`PUBLISH` or `SPUBLISH`).
+   * @default "classic"
+   */
+  busMode?: BusMode;
 }
 
 /** Makes a retry recognisable: the same `scope` within `ttlSeconds` is appended once. */
@@ -71,8 +76,12 @@ export const tsOf = (id: string): number => Number(id.slice(0, id.indexOf("-")))
  * - the bus carries each room's entries in log order (Redis runs scripts one at a time), so every
  *   pod delivers them in that order and `prev` lets a client see a gap;
  * - it costs one round trip.
- * The packet is encoded in Node by the official emitter, with placeholders where the id, the
- * previous id and the timestamp go; the script splices the real values into the msgpack bytes.
+ * The packet is encoded in Node by the bus emitter, with placeholders where the id, the previous
+ * id and the timestamp go; the script splices the real values into the msgpack bytes.
+ *
+ * In sharded mode the script SPUBLISHes on the room's channel. Redis Cluster lets a script do
+ * that only when the channel hashes to the slot of the script's keys, so on a cluster the keys
+ * take the channel's name as their hash tag (see `createRedisRoomLog`).
  */
 const APPEND_SCRIPT = `
 local ttl = tonumber(ARGV[10])
@@ -95,7 +104,7 @@ local function str(s)
   if #s < 32 then return string.char(0xa0 + #s) .. s end
   return string.char(0xd9, #s) .. s
 end
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. str(id) .. ARGV[7] .. str(prev) .. ARGV[8] .. string.char(0xcb) .. struct.pack('>d', ms) .. ARGV[9])
+redis.call(ARGV[12], ARGV[5], ARGV[6] .. str(id) .. ARGV[7] .. str(prev) .. ARGV[8] .. string.char(0xcb) .. struct.pack('>d', ms) .. ARGV[9])
 return {1, id}
 `;
 
@@ -119,18 +128,16 @@ interface Template {
 }
 
 /**
- * Encodes the packet with the official emitter (so the bytes are exactly what every adapter
+ * Encodes the packet with the bus emitter (so the bytes are exactly what the pods' adapter
  * decodes), then cuts it around the placeholders. The placeholders come before every field a
  * client controls, so the first match is always the right one.
  */
-function makeTemplater(): (room: string, event: string, body: Record<string, unknown>, idField: string) => Template {
+function makeTemplater(mode: BusMode): (room: string, event: string, body: Record<string, unknown>, idField: string) => Template {
   const box: { captured?: { channel: string; message: Buffer } } = {};
-  const capture = {
-    publish(channel: string, message: Buffer) {
-      box.captured = { channel, message };
-    },
+  const record = (channel: string, message: Buffer) => {
+    box.captured = { channel, message };
   };
-  const emitter = new Emitter(capture, { key: BUS_KEY });
+  const emitter = createBusEmitter({ publish: record, spublish: record }, mode);
   return (room, event, body, idField) => {
     delete box.captured;
     emitter.to(room).emit(event, { [idField]: ID_MARK, prev: PREV_MARK, ts: TS_MARK, ...body });
@@ -161,15 +168,20 @@ type AppendCommand = (
 
 /** The room log in Redis: a capped Stream per room, appended and published by one script. */
 export function createRedisRoomLog(
-  redis: Redis,
-  { maxEntries = 1000, maxAgeSeconds = 604_800, prefix = "chat" }: RoomLogOptions = {},
+  redis: Redis | Cluster,
+  { maxEntries = 1000, maxAgeSeconds = 604_800, prefix = "chat", busMode = "classic" }: RoomLogOptions = {},
 ): RoomLog {
-  // The `{room}` hash tag keeps a room's keys in one slot, as Redis Cluster requires of a script.
-  const streamKey = (room: string) => `${prefix}:log:{${room}}`;
-  const dedupeKey = (room: string, scope: string) => `${prefix}:dedupe:{${room}}:${scope}`;
+  // The hash tag keeps a room's keys in one slot, as Redis Cluster requires of a script. It is the
+  // room's name, except on a cluster in sharded mode, where it is the room's channel, so that the
+  // script may SPUBLISH there too. (A standalone server keeps the keys it always had.)
+  const sameSlotAsChannel = busMode === "sharded" && "isCluster" in redis && redis.isCluster;
+  const tag = (room: string) => (sameSlotAsChannel ? shardedChannelOf(room) : room);
+  const streamKey = (room: string) => `${prefix}:log:{${tag(room)}}`;
+  const dedupeKey = (room: string, scope: string) => `${prefix}:dedupe:{${tag(room)}}:${scope}`;
   if (!("chatLogAppend" in redis)) redis.defineCommand("chatLogAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
   const appendCommand = (redis as unknown as { chatLogAppend: AppendCommand }).chatLogAppend.bind(redis);
-  const template = makeTemplater();
+  const template = makeTemplater(busMode);
+  const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
 
   return {
     async append(room, event, body, { dedupe, idField = "id" } = {}) {
@@ -185,6 +197,7 @@ export function createRedisRoomLog(
         ...parts,
         dedupe?.ttlSeconds ?? 0,
         idField,
+        publishCommand,
       );
       return { id, ts: tsOf(id), duplicate: stored === 0 };
     },
