@@ -2,14 +2,14 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
 import type { Redis } from "ioredis";
-import { BUS_KEY, createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type Logger } from "@chat/shared";
+import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
 import { bindHandlers, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
+import { attachBus, type ChatBus } from "./bus.js";
 import { handshake, originCheck } from "./handshake.js";
 import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
@@ -25,6 +25,8 @@ export interface ChatServerOptions {
   redis?: { pub: Redis; sub: Redis };
   /** Tells this process apart from an earlier one with the same pod name. */
   instanceId: string;
+  /** The deployment's bus mode (`resolveBusMode`), with `redis`. @default "classic" */
+  busMode?: BusMode;
 }
 
 export interface ChatServer {
@@ -33,6 +35,8 @@ export interface ChatServer {
   io: Server;
   presence: Presence;
   metrics: ChatMetrics;
+  /** The Redis adapter between the pods; absent on a single node. */
+  bus?: ChatBus;
   /** True when Redis (if any) is ready, so this pod can take clients. */
   ready(): boolean;
   /** Stops taking connections and disconnects every client in batches over `seconds`. */
@@ -53,7 +57,7 @@ function counted(handler: Handler, counter: { inc(labels: { result: string }): v
 }
 
 /** Builds the chat service from its dependencies, without listening. */
-export function createChatServer({ config, log, redis, instanceId }: ChatServerOptions): ChatServer {
+export function createChatServer({ config, log, redis, instanceId, busMode = "classic" }: ChatServerOptions): ChatServer {
   const app = express();
   app.disable("x-powered-by");
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
@@ -67,10 +71,10 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     cors: config.CORS_ORIGINS ? { origin: config.CORS_ORIGINS } : undefined,
     allowRequest: originCheck(config.CORS_ORIGINS),
   });
-  if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: BUS_KEY }));
+  const bus = redis && attachBus(io, redis, { mode: busMode, log });
 
   const presence = createPresence(redis?.pub, instanceId, log, { ttlSeconds: config.PRESENCE_TTL_SECONDS });
-  const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
+  const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
   const history = redis
     ? createRedisRoomLog(redis.pub, logOptions)
     : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
@@ -93,10 +97,11 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     history,
     limits,
     redis,
-    busReady: () => !redis || (redis.pub.status === "ready" && redis.sub.status === "ready"),
+    busReady: () => !bus || bus.ready(),
   };
 
   const metrics = createChatMetrics(io, presence, redis);
+  bus?.register(metrics.registry);
   ctx.metrics = metrics;
 
   app.get("/v1/rooms/:room/members", async (req, res) => {
@@ -134,6 +139,7 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
   };
   redis?.pub.on("close", onClose).on("ready", onReady);
   redis?.sub.on("close", onClose).on("ready", onReady);
+  bus?.onSettled(onReady);
 
   const rooms = roomHandlers(ctx);
   const handlers = {
@@ -157,6 +163,7 @@ export function createChatServer({ config, log, redis, instanceId }: ChatServerO
     io,
     presence,
     metrics,
+    bus,
     ready: ctx.busReady,
     async drain(seconds) {
       draining = true;

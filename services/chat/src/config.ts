@@ -23,6 +23,8 @@ const schema = z
     REDIS_PASSWORD: z.string().optional(),
     /** A PEM CA bundle for `rediss://`. */
     REDIS_TLS_CA_FILE: env.readableFile(),
+    /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
+    BUS_MODE: env.busMode(),
     LOG_LEVEL: env.logLevel(),
     /** Shown in logs and used to tell pods apart; defaults to the hostname (the pod name on Kubernetes). */
     POD_NAME: env.podName(),

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, startOperations } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
 import { createChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -33,7 +33,8 @@ const redis = redisUrl
 if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");
 
 const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
-const server = createChatServer({ config, log, redis, instanceId });
+const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
+const server = createChatServer({ config, log, redis, instanceId, busMode });
 
 const operations = await startOperations({
   port: config.PROBE_PORT,
@@ -41,6 +42,7 @@ const operations = await startOperations({
   log,
   registry: server.metrics.registry,
   shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
+  debug: { "/debug/bus": () => server.bus?.describe() ?? { mode: "single-node" } },
   ready() {
     if (!server.ready()) throw new ProbeFailure("Redis is unreachable");
   },

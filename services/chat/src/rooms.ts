@@ -40,7 +40,9 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler 
       const user = userOf(socket);
       let first = false;
       if (!already) {
-        socket.join(room);
+        // Resolves once this pod listens to the room's channel (sharded mode), so that nothing
+        // appended between reading the log below and subscribing can slip through.
+        await socket.join(room);
         try {
           first = await presence.add(room, user);
         } catch (err) {

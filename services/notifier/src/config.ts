@@ -30,6 +30,8 @@ const schema = z.object({
   REDIS_PASSWORD: z.string().optional(),
   /** A PEM CA bundle for `rediss://`. */
   REDIS_TLS_CA_FILE: env.readableFile(),
+  /** `auto`, `classic` or `sharded`: how events reach the chat pods; the chat reads the same. */
+  BUS_MODE: env.busMode(),
   LOG_LEVEL: env.logLevel(),
   POD_NAME: env.podName(),
   /** API calls per key per second (0: no limit). */

@@ -10,6 +10,7 @@ import {
   createRedisRoomLog,
   isRedisReady,
   redisOptions,
+  settleBusMode,
   startOperations,
 } from "@chat/shared";
 import type { Redis } from "ioredis";
@@ -41,11 +42,13 @@ process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejectio
 const options = redisOptions(config.REDIS_URL, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
-const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS };
+const busMode = await settleBusMode(httpRedis, config.BUS_MODE, log);
+const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
 const publisherFor = (redis: Redis) =>
   createPublisher(redis, {
     dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
     roomLog: createRedisRoomLog(redis, logOptions),
+    busMode,
   });
 const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
 

@@ -1,11 +1,10 @@
-import { Emitter } from "@socket.io/redis-emitter";
 import type { Redis, Result } from "ioredis";
-import { BUS_KEY, NOTIFICATION_EVENT, userRoom, type RoomLog } from "@chat/shared";
+import { NOTIFICATION_EVENT, createBusEmitter, userRoom, type BusMode, type RoomLog } from "@chat/shared";
 import { toNotification, type NotifierEvent } from "./events.js";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
-    notifierPublish(key: string, ttlSeconds: number, channel: string, message: Buffer | string): Result<number, Context>;
+    notifierPublish(key: string, ttlSeconds: number, channel: string, message: Buffer | string, command: string): Result<number, Context>;
   }
 }
 
@@ -17,7 +16,7 @@ declare module "ioredis" {
  */
 const DEDUPE_PUBLISH = `
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  redis.call(ARGV[4], ARGV[2], ARGV[3])
   return 1
 end
 return 0
@@ -42,21 +41,17 @@ interface Captured {
 }
 
 /**
- * The emitter does the channel naming and msgpack encoding the chat pods' adapter expects; this
- * stand-in for its Redis client only records what it would have published, so the script can
- * publish it atomically with the dedupe key. The emitter calls `publish` synchronously inside
- * `emit`, which is what makes a single slot enough.
+ * The bus emitter does the channel naming and msgpack encoding the chat pods' adapter expects, in
+ * either bus mode; this stand-in for its Redis client only records what it would have published,
+ * so the script can publish it atomically with the dedupe key. The emitter publishes
+ * synchronously inside `emit`, which is what makes a single slot enough.
  */
-function createEncoder(): (event: NotifierEvent, ts: number) => Captured {
+function createEncoder(mode: BusMode): (event: NotifierEvent, ts: number) => Captured {
   let captured: Captured | undefined;
-  const emitter = new Emitter(
-    {
-      publish(channel: string, message: Buffer | string) {
-        captured = { channel, message };
-      },
-    },
-    { key: BUS_KEY },
-  );
+  const record = (channel: string, message: Buffer) => {
+    captured = { channel, message };
+  };
+  const emitter = createBusEmitter({ publish: record, spublish: record }, mode);
   return (event, ts) => {
     captured = undefined;
     const { target } = event;
@@ -73,11 +68,14 @@ export interface PublisherOptions {
   dedupeWindowSeconds: number;
   /** The rooms' logs, shared with the chat pods: room events are stored there like messages. */
   roomLog: RoomLog;
+  /** The deployment's bus mode (`resolveBusMode`). @default "classic" */
+  busMode?: BusMode;
 }
 
-export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog }: PublisherOptions): Publisher {
+export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, busMode = "classic" }: PublisherOptions): Publisher {
   redis.defineCommand("notifierPublish", { numberOfKeys: 1, lua: DEDUPE_PUBLISH });
-  const encode = createEncoder();
+  const encode = createEncoder(busMode);
+  const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
 
   /**
    * A room event is appended to the room's log, which dedupes and publishes it in the same
@@ -105,7 +103,7 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog }: 
         continue;
       }
       const { channel, message } = encode(event, ts);
-      pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message);
+      pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message, publishCommand);
       piped.push(i);
     }
     if (piped.length) {
