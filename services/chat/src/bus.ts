@@ -94,6 +94,7 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
     }
   }
   if (mode === "sharded") {
+    quietSubscriptions(sub, log);
     sub.on("ready", () => void settle());
     sub.on("close", () => {
       generation++;
@@ -151,4 +152,21 @@ function awaitableJoins(adapter: AdapterState, sub: Redis): void {
     if ([...rooms].some((room) => room !== id)) return sub.ping().then(noop, noop);
     return undefined;
   };
+}
+
+/**
+ * The adapter sends its SSUBSCRIBE and SUNSUBSCRIBE without handling their promises, so one that
+ * ioredis drops during an outage would surface as an unhandled rejection (an error in the logs).
+ * Dropping it is expected, and `settle` repairs the subscriptions on reconnect: log it at debug.
+ */
+function quietSubscriptions(sub: Redis, log: Logger): void {
+  for (const name of ["ssubscribe", "sunsubscribe"] as const) {
+    const original = sub[name].bind(sub) as (...args: unknown[]) => Promise<unknown>;
+    const quiet = (...args: unknown[]) => {
+      const reply = original(...args);
+      reply.catch((err: Error) => log.debug({ command: name, err: err.message }, "bus subscription change dropped; repaired on reconnect"));
+      return reply;
+    };
+    (sub as unknown as Record<string, unknown>)[name] = quiet;
+  }
 }
