@@ -35,14 +35,14 @@ async function sendFromEveryPod(clients: Socket[], pods: number, room: string): 
   return ids;
 }
 
-describe("3 chat processes on one Redis", () => {
+describe.each(["sharded", "classic"] as const)("3 chat processes on one Redis, %s bus", (mode) => {
   let redis: RedisServer;
   let pods: ServiceProcess[];
   let clients: Socket[];
 
   beforeAll(async () => {
     redis = await startRedis();
-    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url } })));
+    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url, BUS_MODE: mode } })));
     clients = await connectMany(pods.map((p) => p.url), CLIENTS);
   });
 

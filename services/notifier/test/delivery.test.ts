@@ -31,7 +31,7 @@ interface Case {
   shape: Record<string, string>;
 }
 
-describe("notifications through both intakes, to 2 chat pods", () => {
+describe.each(["sharded", "classic"] as const)("notifications through both intakes, to 2 chat pods, %s bus", (mode) => {
   let redis: RedisServer;
   let db: Redis;
   let notifier: ServiceProcess;
@@ -42,11 +42,11 @@ describe("notifications through both intakes, to 2 chat pods", () => {
   beforeAll(async () => {
     redis = await startRedis();
     db = redisClient(redis.url);
-    const env = { REDIS_URL: redis.url };
+    const env = { REDIS_URL: redis.url, BUS_MODE: mode };
     const [pod0, pod1] = await Promise.all([
       startService("chat", { pod: "chat-0", env }),
       startService("chat", { pod: "chat-1", env }),
-      startNotifier(redis.url).then((n) => (notifier = n)),
+      startNotifier(redis.url, { BUS_MODE: mode }).then((n) => (notifier = n)),
     ]);
     chatUrl = pod0!.url;
     // a* in room-a, b* in room-b, x* are one user on both pods, n1 is in no room at all.
