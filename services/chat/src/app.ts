@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
 import { Server } from "socket.io";
 import type { Redis } from "ioredis";
+import type { Registry } from "prom-client";
 import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
@@ -27,6 +28,8 @@ export interface ChatServerOptions {
   instanceId: string;
   /** The deployment's bus mode (`resolveBusMode`), with `redis`. @default "classic" */
   busMode?: BusMode;
+  /** Where the metrics go (the probe server's, when it starts first). @default a new one */
+  registry?: Registry;
 }
 
 export interface ChatServer {
@@ -57,7 +60,7 @@ function counted(handler: Handler, counter: { inc(labels: { result: string }): v
 }
 
 /** Builds the chat service from its dependencies, without listening. */
-export function createChatServer({ config, log, redis, instanceId, busMode = "classic" }: ChatServerOptions): ChatServer {
+export function createChatServer({ config, log, redis, instanceId, busMode = "classic", registry }: ChatServerOptions): ChatServer {
   const app = express();
   app.disable("x-powered-by");
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
@@ -100,7 +103,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     busReady: () => !bus || bus.ready(),
   };
 
-  const metrics = createChatMetrics(io, presence, redis);
+  const metrics = createChatMetrics(io, presence, redis, registry);
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
 

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { Registry } from "prom-client";
 import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
-import { createChatServer } from "./app.js";
+import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
 /** The composition root: configuration, connections, probes, listening and shutdown. */
@@ -33,28 +34,36 @@ const redis = redisUrl
 if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");
 
 const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
-const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
-const server = createChatServer({ config, log, redis, instanceId, busMode });
+const registry = new Registry();
+// Built once the bus mode is known, which Redis keeps: meanwhile the probes run and say why the
+// pod is not ready yet.
+let server: ChatServer | undefined;
 
 const operations = await startOperations({
   port: config.PROBE_PORT,
   host: config.HOST,
   log,
-  registry: server.metrics.registry,
+  registry,
   shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
-  debug: { "/debug/bus": () => server.bus?.describe() ?? { mode: "single-node" } },
+  debug: { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } },
   ready() {
+    if (!server) throw new ProbeFailure("waiting for Redis to learn the message bus mode");
     if (!server.ready()) throw new ProbeFailure("Redis is unreachable");
   },
   async drain() {
-    await server.drain(config.DRAIN_SECONDS);
-    await server.close();
+    if (server) {
+      await server.drain(config.DRAIN_SECONDS);
+      await server.close();
+    }
     if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
   },
 });
 
-server.httpServer.listen(config.PORT, config.HOST, () => {
-  const { port } = server.httpServer.address() as AddressInfo;
+const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
+const chat = createChatServer({ config, log, redis, instanceId, busMode, registry });
+server = chat;
+chat.httpServer.listen(config.PORT, config.HOST, () => {
+  const { port } = chat.httpServer.address() as AddressInfo;
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
   log.info(
     { port, probePort: operations.port, mode: redis ? "redis" : "single-node" },

@@ -18,8 +18,7 @@ export interface ChatMetrics {
   watch(socket: Socket): void;
 }
 
-export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }): ChatMetrics {
-  const registry = new Registry();
+export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }, registry = new Registry()): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
 
   new Gauge({

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
-import { readMetric, startService, type ServiceProcess } from "@chat/testkit";
+import { metricValue, startService, type ServiceProcess } from "@chat/testkit";
 import { BUS_MAIN_CHANNEL, busRoomChannel, type Ack, type BusMode } from "@chat/shared";
 
 /** What a pod's `/debug/bus` says: Redis's view of its subscriptions, and what its rooms call for. */
@@ -16,7 +16,7 @@ export async function busState(pod: ServiceProcess): Promise<BusState> {
 }
 
 /** Messages the pod has read from Redis so far. */
-export const busMessagesReceived = (pod: ServiceProcess): Promise<number> => readMetric(pod.probeUrl, "chat_bus_messages_received_total");
+export const busMessagesReceived = (pod: ServiceProcess): Promise<number> => metricValue(pod, "chat_bus_messages_received_total");
 
 /** `count` chat processes on one Redis, all configured with `mode`. */
 export function startPods(

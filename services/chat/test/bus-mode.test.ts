@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, startService, stopAllServices, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { freePort, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 
 const NOTIFIER_KEYS = "bus-mode-test-key-0123456789";
 
@@ -42,7 +42,7 @@ describe("one bus mode for the chat pods and the notifier", () => {
   });
 });
 
-describe("a chat pod started before its Redis", () => {
+describe("a chat pod and a notifier started before their Redis", () => {
   let redis: RedisServer;
 
   beforeAll(async () => {
@@ -55,11 +55,24 @@ describe("a chat pod started before its Redis", () => {
     await redis?.dispose();
   });
 
-  it("waits for Redis to learn the bus mode, then starts", async () => {
-    const chat = await start("chat", redis.url, "auto", false);
-    await chat.waitForLog((line) => /waiting for Redis to learn the message bus mode/.test(line.msg));
+  it("serve their probes, unready, until Redis tells them the bus mode; then start", async () => {
+    const services = await Promise.all(
+      (["chat", "notifier"] as const).map(async (name) => {
+        const probePort = await freePort();
+        const env = { REDIS_URL: redis.url, BUS_MODE: "auto", NOTIFIER_API_KEYS: NOTIFIER_KEYS, PROBE_PORT: String(probePort) };
+        return { service: await startService(name, { wait: false, env }), probe: `http://127.0.0.1:${probePort}` };
+      }),
+    );
+    for (const { service, probe } of services) {
+      await service.waitForLog((line) => /waiting for Redis to learn the message bus mode/.test(line.msg));
+      await waitFor(async () => (await fetch(`${probe}/readyz`).then((r) => r.status, () => 0)) === 503, { what: "readyz to answer 503" });
+      expect((await fetch(`${probe}/livez`)).status).toBe(200);
+    }
     await redis.start();
-    await chat.waitForLog((line) => / is up at /.test(line.msg), 15_000);
-    expect(busModeOf(chat)).toBe("sharded");
+    for (const { service, probe } of services) {
+      await service.waitForLog((line) => / is up at /.test(line.msg), 15_000);
+      expect(busModeOf(service)).toBe("sharded");
+      await waitFor(async () => (await fetch(`${probe}/readyz`)).status === 200, { what: `${service.name} to be ready` });
+    }
   });
 });

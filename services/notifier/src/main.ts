@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   ConfigError,
@@ -19,7 +19,7 @@ import { loadConfig, type NotifierConfig } from "./config.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
 import { createRevoker } from "./revoke.js";
-import { startStreamConsumer } from "./stream.js";
+import { startStreamConsumer, type StreamConsumer } from "./stream.js";
 
 /** The composition root: configuration, connections, probes, listening and shutdown. */
 function configure(): NotifierConfig {
@@ -42,6 +42,35 @@ process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejectio
 const options = redisOptions(config.REDIS_URL, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
+const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
+// Built once the bus mode is known, which Redis keeps: meanwhile the probes run and say why the
+// notifier is not ready yet.
+let started: { httpServer: Server; consumer: StreamConsumer } | undefined;
+
+const operations = await startOperations({
+  port: config.PROBE_PORT,
+  host: config.HOST,
+  log,
+  registry: metrics.registry,
+  shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
+  ready() {
+    if (!started) throw new ProbeFailure("waiting for Redis to learn the message bus mode");
+    if (!isRedisReady(httpRedis) || !isRedisReady(streamRedis)) throw new ProbeFailure("Redis is unreachable");
+  },
+  async drain() {
+    if (started) {
+      const { consumer, httpServer } = started;
+      await consumer.stop();
+      await new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        // Keep-alive connections would hold close() open; requests in flight still finish.
+        httpServer.closeIdleConnections();
+      });
+    }
+    await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
+  },
+});
+
 const busMode = await settleBusMode(httpRedis, config.BUS_MODE, log);
 const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
 const publisherFor = (redis: Redis) =>
@@ -50,14 +79,13 @@ const publisherFor = (redis: Redis) =>
     roomLog: createRedisRoomLog(redis, logOptions),
     busMode,
   });
-const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
 
 const app = createNotifierApp({
   config,
   log,
   metrics,
   publisher: publisherFor(httpRedis),
-  revoker: createRevoker(httpRedis),
+  revoker: createRevoker(httpRedis, busMode),
   rateLimit: createRateLimit(httpRedis, { keyPrefix: "notifier:rl", points: config.RATE_LIMIT_NOTIFIER_PER_SECOND, durationSeconds: 1 }),
   redisReady: () => isRedisReady(httpRedis),
 });
@@ -76,26 +104,7 @@ const consumer = startStreamConsumer({
   claimIdleMs: config.NOTIFIER_CLAIM_IDLE_MS,
   maxDataBytes: config.NOTIFIER_MAX_DATA_BYTES,
 });
-
-const operations = await startOperations({
-  port: config.PROBE_PORT,
-  host: config.HOST,
-  log,
-  registry: metrics.registry,
-  shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
-  ready() {
-    if (!isRedisReady(httpRedis) || !isRedisReady(streamRedis)) throw new ProbeFailure("Redis is unreachable");
-  },
-  async drain() {
-    await consumer.stop();
-    await new Promise<void>((resolve) => {
-      httpServer.close(() => resolve());
-      // Keep-alive connections would hold close() open; requests in flight still finish.
-      httpServer.closeIdleConnections();
-    });
-    await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
-  },
-});
+started = { httpServer, consumer };
 
 httpServer.listen(config.PORT, config.HOST, () => {
   const { port } = httpServer.address() as AddressInfo;

@@ -1,7 +1,6 @@
-import { Emitter } from "@socket.io/redis-emitter";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { BUS_KEY, SESSION_ENDED_EVENT, revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
+import { SESSION_ENDED_EVENT, createBusEmitter, revokedTokenKey, sessionRoom, type BusMode, type SessionEnded } from "@chat/shared";
 
 /** Tokens that outlive this are refused: nobody should mint them, and the denylist would never empty. */
 const MAX_LIFETIME_SECONDS = 366 * 86_400;
@@ -29,12 +28,18 @@ export interface Revoker {
  * on every pod, is told `session_ended` and disconnected through the bus. Chat pods put each
  * socket in its token's room (`sessionRoom`), which is what makes one publish reach them all.
  */
-export function createRevoker(redis: Redis): Revoker {
-  // The emitter encodes what the chat pods' adapter expects; its publishes are collected here and
-  // sent in one MULTI with the denylist entry, so a revocation is all done or, on error, not at all
-  // (the emitter itself would publish without telling us whether Redis took it).
-  let outbox: [channel: string, message: Buffer | string][] = [];
-  const emitter = new Emitter({ publish: (channel: string, message: Buffer | string) => outbox.push([channel, message]) }, { key: BUS_KEY });
+export function createRevoker(redis: Redis, busMode: BusMode = "classic"): Revoker {
+  // The emitter encodes what the chat pods' adapter expects (in the deployment's bus mode); its
+  // publishes are collected here and sent in one MULTI with the denylist entry, so a revocation is
+  // all done or, on error, not at all (the emitter itself would not tell us whether Redis took it).
+  let outbox: [command: "publish" | "spublish", channel: string, message: Buffer][] = [];
+  const emitter = createBusEmitter(
+    {
+      publish: (channel, message) => outbox.push(["publish", channel, message]),
+      spublish: (channel, message) => outbox.push(["spublish", channel, message]),
+    },
+    busMode,
+  );
   return {
     async revoke({ jti, exp }) {
       const now = Math.floor(Date.now() / 1000);
@@ -47,7 +52,7 @@ export function createRevoker(redis: Redis): Revoker {
       const multi = redis.multi();
       // The denylist entry first: a socket that reconnects after the disconnect is refused.
       if (denylisted) multi.set(revokedTokenKey(jti), "1", "EXAT", exp);
-      for (const [channel, message] of outbox) multi.publish(channel, message);
+      for (const [command, channel, message] of outbox) multi[command](channel, message);
       await multi.exec();
       return { jti, denylisted };
     },

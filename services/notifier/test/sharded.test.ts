@@ -4,7 +4,7 @@ import type { Socket } from "socket.io-client";
 import {
   closeAllClients,
   connectClient,
-  readMetric,
+  metricValue,
   record,
   startRedis,
   startService,
@@ -90,7 +90,7 @@ describe("the notifier on 3 chat pods in sharded mode", () => {
   });
 
   it("sends a room event only to the pod that serves the room", async () => {
-    const read = () => Promise.all(pods.map((pod) => readMetric(pod.probeUrl, "chat_bus_messages_received_total")));
+    const read = () => Promise.all(pods.map((pod) => metricValue(pod, "chat_bus_messages_received_total")));
     const before = await read();
     await deliver("/v1/rooms/pod-1-room/events", "only-pod-1", ["r1"]);
     // Redis delivers in publish order: once this broadcast is everywhere, so is everything before it.

@@ -100,19 +100,29 @@ class ShardedBroadcast implements BusBroadcast {
 
   emit(event: string, ...args: unknown[]): true {
     if (RESERVED_EVENTS.has(event)) throw new Error(`"${event}" is a reserved event name`);
-    // Same rule as ShardedRedisAdapter.computeChannel: one room (not a socket id) gets its room's
-    // channel; everything else goes where every pod listens.
-    const [only] = this.rooms;
-    const channel = this.rooms.length === 1 && only !== undefined ? shardedChannelOf(only) : BUS_MAIN_CHANNEL;
     // The packet goes last: its payload is the only part a client's input can reach.
     const data = { opts: this.opts(), packet: { type: EVENT, data: [event, ...args], nsp: "/" } };
-    this.publish(channel, encode({ uid: EMITTER_UID, nsp: "/", type: BROADCAST, data }) as Buffer);
+    this.publish(this.channel(), encode({ uid: EMITTER_UID, nsp: "/", type: BROADCAST, data }) as Buffer);
     return true;
   }
 
+  /**
+   * The adapter itself sends a disconnect on the main channel, but it acts on one from any
+   * channel it listens to; one room's channel reaches only the pods with sockets there, and keeps
+   * it in order behind an `emit` to the same room (a `session_ended` before the disconnect).
+   */
   disconnectSockets(close = false): void {
     const data = { opts: this.opts(), close };
-    this.publish(BUS_MAIN_CHANNEL, encode({ uid: EMITTER_UID, nsp: "/", type: DISCONNECT_SOCKETS, data }) as Buffer);
+    this.publish(this.channel(), encode({ uid: EMITTER_UID, nsp: "/", type: DISCONNECT_SOCKETS, data }) as Buffer);
+  }
+
+  /**
+   * Same rule as ShardedRedisAdapter.computeChannel: one room (not a socket id) gets its room's
+   * channel; everything else goes where every pod listens.
+   */
+  private channel(): string {
+    const [only] = this.rooms;
+    return this.rooms.length === 1 && only !== undefined ? shardedChannelOf(only) : BUS_MAIN_CHANNEL;
   }
 
   private opts() {

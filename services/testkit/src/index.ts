@@ -5,4 +5,3 @@ export * from "./wait.js";
 export * from "./browser.js";
 export * from "./balancer.js";
 export * from "./prometheus.js";
-export * from "./metrics.js";
