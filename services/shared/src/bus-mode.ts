@@ -23,10 +23,19 @@ export class BusModeConflict extends Error {
 
 type RedisLike = Redis | Cluster;
 
-/** True when the server has sharded pub/sub (Redis 7 or newer): `COMMAND INFO` knows `SPUBLISH`. */
+/**
+ * True when the server has sharded pub/sub: `COMMAND INFO` knows `SPUBLISH`. Where a managed
+ * service refuses `COMMAND` (a Redis error, not a lost connection), the version decides (7+).
+ */
 export async function supportsShardedPubSub(redis: RedisLike): Promise<boolean> {
-  const [info] = (await redis.call("COMMAND", "INFO", "SPUBLISH")) as unknown[];
-  return Array.isArray(info);
+  try {
+    const [info] = (await redis.call("COMMAND", "INFO", "SPUBLISH")) as unknown[];
+    return Array.isArray(info);
+  } catch (err) {
+    if ((err as Error).name !== "ReplyError") throw err;
+    const version = /redis_version:(\d+)/.exec(await redis.info("server"))?.[1];
+    return Number(version) >= 7;
+  }
 }
 
 function parseStored(value: string | null): BusMode | undefined {

@@ -75,3 +75,22 @@ describe("resolving the bus mode against a server without sharded pub/sub", () =
     await expect(resolveBusMode(redis, "sharded")).rejects.toThrow(/BUS_MODE=sharded needs Redis 7 or newer/);
   });
 });
+
+describe("resolving the bus mode against a server that refuses COMMAND", () => {
+  let server: RedisServer;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    // Some managed services restrict COMMAND; the server's version decides instead.
+    server = await startRedis({ args: ["--rename-command", "COMMAND", ""] });
+    redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.dispose();
+  });
+
+  it("picks sharded on Redis 7 all the same", async () => {
+    expect(await resolveBusMode(redis, "auto")).toBe("sharded");
+  });
+});
