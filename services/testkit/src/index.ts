@@ -5,3 +5,4 @@ export * from "./wait.js";
 export * from "./browser.js";
 export * from "./balancer.js";
 export * from "./prometheus.js";
+export * from "./redis-cluster.js";
