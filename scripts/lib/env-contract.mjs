@@ -18,9 +18,7 @@ import { repoRoot } from "./helm.mjs";
  * missing from config.ts the check prints a NOTICE instead of failing; once the service reads it,
  * it is checked like any other (then delete the entry).
  */
-export const PENDING = {
-  BUS_MODE: "BUS_MODE (auto|classic|sharded, default auto) is being added to chat and notifier",
-};
+export const PENDING = {};
 
 const dig = (obj, path) => path.split(".").reduce((o, k) => o?.[k], obj);
 const num = (v) => Number(v);

@@ -153,7 +153,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   io.on("connection", (socket) => {
     metrics.watch(socket);
     socket.join(userRoom(userOf(socket).id));
-    bindSession(socket, socket.data.session);
+    bindSession(socket, socket.data.session, redis?.pub);
     bindHandlers(socket, handlers, log);
     socket.on("disconnecting", () => {
       for (const room of joinedRooms(socket)) void leaveQuietly(ctx, socket, room);

@@ -17,8 +17,18 @@ export async function isRevoked(redis: Redis | undefined, jti: string | undefine
  * it on any pod), and it is ended with `session_ended` when the token expires. The client can
  * then fetch a new token and reconnect.
  */
-export function bindSession(socket: Socket, session: Session): void {
-  if (session.jti) socket.join(sessionRoom(session.jti));
+export function bindSession(socket: Socket, session: Session, redis?: Redis): void {
+  if (session.jti) {
+    const jti = session.jti;
+    // A revocation published between the handshake's denylist check and this pod hearing the
+    // token's room would be missed: once the room is in place, the denylist is read again.
+    void Promise.resolve(socket.join(sessionRoom(jti)))
+      .then(() => isRevoked(redis, jti))
+      .then(
+        (revoked) => revoked && socket.connected && endSession(socket, { reason: "token_revoked", reconnect: false }),
+        () => undefined,
+      );
+  }
   if (session.expiresAt === undefined) return;
   const expiresAt = session.expiresAt;
   let timer: NodeJS.Timeout;
