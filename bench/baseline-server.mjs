@@ -1,0 +1,34 @@
+// The baseline: a minimal Socket.IO + @socket.io/redis-adapter chat with the same room fan-out
+// and event names as services/chat, and nothing else (no log, no presence, no validation).
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+
+const pub = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+const sub = pub.duplicate();
+const httpServer = createServer();
+const io = new Server(httpServer, { serveClient: false });
+io.adapter(createAdapter(pub, sub));
+let seq = 0;
+
+io.use((socket, next) => {
+  const name = socket.handshake.auth?.name;
+  if (typeof name === "string" && name.length >= 1 && name.length <= 32) return next();
+  next(new Error("auth.name is required"));
+});
+io.on("connection", (socket) => {
+  const user = { id: socket.handshake.auth.name, name: socket.handshake.auth.name };
+  socket.on("join", ({ room }, ack) => (socket.join(room), ack({ ok: true, room })));
+  socket.on("message", ({ room, text }, ack) => {
+    const ts = Date.now();
+    const id = `${ts}-${seq++}`;
+    io.to(room).emit("message", { id, room, text, user, ts });
+    ack({ ok: true, id, ts });
+  });
+});
+process.once("SIGTERM", () => process.exit(0)); // so that --cpu-prof writes its profile
+httpServer.listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {
+  const { port } = httpServer.address();
+  console.log(JSON.stringify({ level: 30, port, msg: `baseline is up at http://127.0.0.1:${port}/` }));
+});
