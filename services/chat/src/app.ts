@@ -11,6 +11,7 @@ import { drainClients } from "./drain.js";
 import { bindHandlers, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
 import { attachBus, type ChatBus } from "./bus.js";
+import { coalesceWrites } from "./coalesce.js";
 import { handshake, originCheck } from "./handshake.js";
 import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
@@ -104,6 +105,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   };
 
   const metrics = createChatMetrics(io, presence, redis, registry);
+  coalesceWrites(io, { onCoalesced: metrics.coalesced });
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
 

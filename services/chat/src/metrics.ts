@@ -16,10 +16,13 @@ export interface ChatMetrics {
   replayed: Counter;
   /** Counts deliveries to this socket and times fan-out; bound once per connection. */
   watch(socket: Socket): void;
+  /** Counts packets that left in one write with others (see coalesce.ts). */
+  coalesced(packets: number): void;
 }
 
 export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }, registry = new Registry()): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
+  let coalesced = 0;
 
   new Gauge({
     name: "chat_connected_clients",
@@ -58,6 +61,16 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
       this.inc({ event: "message" }, deliveries.message - reported.message);
       this.inc({ event: "notification" }, deliveries.notification - reported.notification);
       reported = { ...deliveries };
+    },
+  });
+  let coalescedReported = 0;
+  new Counter({
+    name: "chat_coalesced_packets_total",
+    help: "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.",
+    registers: [registry],
+    collect() {
+      this.inc(coalesced - coalescedReported);
+      coalescedReported = coalesced;
     },
   });
   const fanout = new Histogram({
@@ -100,5 +113,8 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     catchUps: new Counter({ name: "chat_catchups_total", help: "Joins with since served from the room log.", registers: [registry] }),
     replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
     watch: (socket) => socket.onAnyOutgoing(onOutgoing),
+    coalesced: (packets) => {
+      coalesced += packets;
+    },
   };
 }
