@@ -153,7 +153,6 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
   };
   io.on("connection", (socket) => {
-    metrics.watch(socket);
     socket.join(userRoom(userOf(socket).id));
     bindSession(socket, socket.data.session, redis?.pub);
     bindHandlers(socket, handlers, log);

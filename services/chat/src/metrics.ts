@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Server, Socket } from "socket.io";
+import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Presence } from "./presence.js";
+import { observeBroadcasts } from "./broadcasts.js";
 
 /**
  * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
@@ -14,8 +15,6 @@ export interface ChatMetrics {
   rateLimited: Counter<"kind">;
   catchUps: Counter;
   replayed: Counter;
-  /** Counts deliveries to this socket and times fan-out; bound once per connection. */
-  watch(socket: Socket): void;
   /** Counts packets that left in one write with others (see coalesce.ts). */
   coalesced(packets: number): void;
 }
@@ -80,20 +79,17 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     registers: [registry],
   });
 
-  // One listener for every socket: a broadcast calls it once per recipient with the same payload,
-  // so the fan-out latency is observed once per message per pod.
-  let lastTimed: unknown;
-  const onOutgoing = (event: string, payload?: { id?: unknown; ts?: unknown }) => {
+  // Counted once per broadcast (broadcasts.ts), so the fan-out latency is observed once per
+  // message per pod, and nothing runs per recipient.
+  observeBroadcasts(io.of("/").adapter, (event, payload, recipients) => {
     if (event === "message") {
-      deliveries.message++;
-      if (payload && payload.id !== lastTimed && typeof payload.ts === "number") {
-        lastTimed = payload.id;
-        fanout.observe(Math.max(0, Date.now() - payload.ts) / 1000);
-      }
+      deliveries.message += recipients;
+      const ts = (payload as { ts?: unknown } | undefined)?.ts;
+      if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
     } else if (event === "notification") {
-      deliveries.notification++;
+      deliveries.notification += recipients;
     }
-  };
+  });
 
   return {
     registry,
@@ -112,7 +108,6 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     }),
     catchUps: new Counter({ name: "chat_catchups_total", help: "Joins with since served from the room log.", registers: [registry] }),
     replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
-    watch: (socket) => socket.onAnyOutgoing(onOutgoing),
     coalesced: (packets) => {
       coalesced += packets;
     },
