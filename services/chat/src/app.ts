@@ -1,14 +1,14 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
-import { bindHandlers, type Handler } from "./events.js";
+import { createBinder, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
@@ -17,6 +17,7 @@ import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
+import { releaseRequests } from "./release-requests.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
 
@@ -106,6 +107,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
 
   const metrics = createChatMetrics(io, presence, redis, registry);
   coalesceWrites(io, { onCoalesced: metrics.coalesced });
+  releaseRequests(io);
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
 
@@ -147,18 +149,23 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   bus?.onSettled(onReady);
 
   const rooms = roomHandlers(ctx);
-  const handlers = {
-    join: counted(rooms.join, metrics.joins),
-    leave: rooms.leave,
-    message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
-  };
+  const bindHandlers = createBinder(
+    {
+      join: counted(rooms.join, metrics.joins),
+      leave: rooms.leave,
+      message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
+    },
+    log,
+  );
+  // Shared listeners (`this` is the socket): nothing is allocated per connection but its entries.
+  function onDisconnecting(this: Socket) {
+    for (const room of joinedRooms(this)) void leaveQuietly(ctx, this, room);
+  }
   io.on("connection", (socket) => {
     socket.join(userRoom(userOf(socket).id));
     bindSession(socket, socket.data.session, redis?.pub);
-    bindHandlers(socket, handlers, log);
-    socket.on("disconnecting", () => {
-      for (const room of joinedRooms(socket)) void leaveQuietly(ctx, socket, room);
-    });
+    bindHandlers(socket);
+    socket.on("disconnecting", onDisconnecting);
   });
 
   return {
