@@ -4,43 +4,61 @@ import { fail, type Ack, type Logger } from "@chat/shared";
 /** A client-to-server event handler: it returns the ack, it never calls it. */
 export type Handler = (socket: Socket, payload: unknown) => Promise<Ack> | Ack;
 
+/** Attaches the listeners to one connection. */
+export type Binder = (socket: Socket) => void;
+
 /**
- * Binds `handlers` to `socket` so that every event gets exactly one well-formed ack, whatever the
- * client sends: a handler that throws acks `internal`, an unknown event acks `unknown_event`, and
- * an event without an ack callback is answered with a `protocol_error` event instead.
+ * Builds the listeners for `handlers` once, so that every event gets exactly one well-formed ack,
+ * whatever the client sends: a handler that throws acks `internal`, an unknown event acks
+ * `unknown_event`, and an event without an ack callback is answered with a `protocol_error` event
+ * instead.
+ *
+ * Why once: Socket.IO calls a listener with the socket as `this`, so the same functions serve every
+ * connection. Closures bound per connection cost memory on each of thousands of idle sockets.
  */
-export function bindHandlers(socket: Socket, handlers: Record<string, Handler>, log: Logger): void {
+export function createBinder(handlers: Record<string, Handler>, log: Logger): Binder {
   const known = new Set(Object.keys(handlers));
-  const tellNoAck = (event: string) =>
-    socket.emit("protocol_error", {
-      event,
-      error: { code: "bad_request", message: `${event} needs an ack callback` },
-    });
+  const listeners = Object.entries(handlers).map(
+    ([event, handler]) =>
+      [
+        event,
+        function (this: Socket, ...args: unknown[]) {
+          const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
+          if (!ack) return tellNoAck(this, event);
+          if (args.length !== 1) {
+            return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
+          }
+          run(handler, this, args[0], log, event).then(ack);
+        },
+      ] as const,
+  );
 
-  for (const [event, handler] of Object.entries(handlers)) {
-    socket.on(event, (...args: unknown[]) => {
-      const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
-      if (!ack) return tellNoAck(event);
-      if (args.length !== 1) {
-        return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
-      }
-      run(handler, socket, args[0], log, event).then(ack);
-    });
-  }
-
-  socket.onAny((event: unknown, ...args: unknown[]) => {
+  function onAny(this: Socket, event: unknown, ...args: unknown[]) {
     if (typeof event === "string" && known.has(event)) return;
     const name = String(event).slice(0, 64);
-    log.debug({ sid: socket.id, event: name }, "unknown event");
+    log.debug({ sid: this.id, event: name }, "unknown event");
     const ack = args.at(-1);
     if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
-    else tellNoAck(name);
-  });
+    else tellNoAck(this, name);
+  }
 
   // A client may send an event literally named "error"; without a listener Node's EventEmitter
   // would throw it as an uncaught exception and take the whole process down.
-  socket.on("error", (err: unknown) => {
-    log.debug({ sid: socket.id, err: err instanceof Error ? err.message : typeof err }, "socket error");
+  function onError(this: Socket, err: unknown) {
+    log.debug({ sid: this.id, err: err instanceof Error ? err.message : typeof err }, "socket error");
+  }
+
+  return (socket) => {
+    for (const [event, listener] of listeners) socket.on(event, listener);
+    socket.onAny(onAny);
+    socket.on("error", onError);
+  };
+}
+
+function tellNoAck(socket: Socket, event: string): void {
+  socket.emit("protocol_error", {
+    event,
+    error: { code: "bad_request", message: `${event} needs an ack callback` },
   });
 }
 

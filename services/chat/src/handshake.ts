@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { ExtendedError, Socket } from "socket.io";
 import type { RateLimit } from "@chat/shared";
-import type { Authenticator } from "./auth.js";
+import type { Authenticator, Session } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import { HandshakeError } from "./identity.js";
 import { clientAddress, isRevoked } from "./sessions.js";
@@ -21,6 +21,10 @@ export interface HandshakeOptions {
  */
 export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   const { config, presence } = ctx;
+  // One listener for every connection (`this` is the socket), not a closure per connection.
+  function uncount(this: Socket) {
+    void presence.disconnect((this.data.session as Session).user.id).catch(() => undefined);
+  }
   return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
     let counted: string | undefined;
     try {
@@ -40,10 +44,10 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
         if (connections > config.MAX_CONNECTIONS_PER_USER) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
-        socket.once("disconnect", () => void presence.disconnect(session.user.id).catch(() => undefined));
       }
       socket.data.session = session;
       socket.data.user = session.user;
+      if (counted) socket.on("disconnect", uncount);
       next();
     } catch (err) {
       if (counted) await presence.disconnect(counted).catch(() => undefined);
