@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Presence } from "./presence.js";
-import { observeBroadcasts } from "./broadcasts.js";
+import { attachFanout } from "./fanout.js";
 
 /**
  * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
@@ -21,6 +21,7 @@ export interface ChatMetrics {
 
 export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }, registry = new Registry()): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
+  const writes = { direct: 0, engine: 0 };
   let coalesced = 0;
 
   new Gauge({
@@ -72,6 +73,18 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
       coalescedReported = coalesced;
     },
   });
+  let writesReported = { ...writes };
+  new Counter({
+    name: "chat_fanout_writes_total",
+    help: "Broadcast deliveries by path: direct (the shared frame written to the TCP socket) or engine (through Engine.IO, when something was queued before it).",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      this.inc({ path: "direct" }, writes.direct - writesReported.direct);
+      this.inc({ path: "engine" }, writes.engine - writesReported.engine);
+      writesReported = { ...writes };
+    },
+  });
   const fanout = new Histogram({
     name: "chat_fanout_latency_seconds",
     help: "From a message's timestamp (taken when it is stored) to its emission to this pod's sockets.",
@@ -79,16 +92,20 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     registers: [registry],
   });
 
-  // Counted once per broadcast (broadcasts.ts), so the fan-out latency is observed once per
-  // message per pod, and nothing runs per recipient.
-  observeBroadcasts(io.of("/").adapter, (event, payload, recipients) => {
-    if (event === "message") {
-      deliveries.message += recipients;
-      const ts = (payload as { ts?: unknown } | undefined)?.ts;
-      if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
-    } else if (event === "notification") {
-      deliveries.notification += recipients;
-    }
+  // Counted once per broadcast (fanout.ts), so the fan-out latency is observed once per message
+  // per pod, and nothing runs per recipient.
+  attachFanout(io.of("/").adapter, {
+    observe(event, payload, recipients, direct) {
+      writes.direct += direct;
+      writes.engine += recipients - direct;
+      if (event === "message") {
+        deliveries.message += recipients;
+        const ts = (payload as { ts?: unknown } | undefined)?.ts;
+        if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
+      } else if (event === "notification") {
+        deliveries.notification += recipients;
+      }
+    },
   });
 
   return {
