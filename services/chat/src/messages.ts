@@ -23,15 +23,20 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       if (!socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
-      // Per user, across every pod and connection: a second tab or pod does not double the rate.
-      const limited = await ctx.limits.messages?.consume(user.id);
-      if (limited && !limited.ok) {
-        ctx.metrics?.rateLimited.inc({ kind: "message" });
-        return rateLimited("messages", limited.retryAfterMs);
-      }
       try {
         const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
-        const { id, ts, duplicate } = await ctx.history.append(room, "message", { room, text, user }, { dedupe });
+        const body = { room, text, user };
+        // Per user, across every pod and connection: a second tab or pod does not double the rate.
+        // The limit is counted in the same round trip as the append (room-log.ts).
+        const limiter = ctx.limits.messages;
+        const result = limiter
+          ? await ctx.history.appendLimited(room, "message", body, { limiter, key: user.id }, { dedupe })
+          : await ctx.history.append(room, "message", body, { dedupe });
+        if ("refused" in result) {
+          ctx.metrics?.rateLimited.inc({ kind: "message" });
+          return rateLimited("messages", result.retryAfterMs);
+        }
+        const { id, ts, duplicate } = result;
         return ok(duplicate ? { id, ts, duplicate } : { id, ts });
       } catch (err) {
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");

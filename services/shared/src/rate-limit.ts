@@ -16,6 +16,17 @@ export type RateLimitResult = { ok: true } | { ok: false; retryAfterMs: number }
 /** A limit shared by every pod through Redis; in memory on a single node. */
 export interface RateLimit {
   consume(key: string): Promise<RateLimitResult>;
+  /** What it was made with: a Redis script can count the same keys the same way (room-log.ts). */
+  readonly options: RateLimitOptions;
+}
+
+/**
+ * The Redis keys `consume(key)` counts in: rate-limiter-flexible's `<keyPrefix>:<key>`, and the
+ * burst limiter's under `<keyPrefix>:burst`. Each holds the points used in its window, and expires
+ * with the window.
+ */
+export function rateLimitKeys({ keyPrefix }: RateLimitOptions, key: string): [base: string, burst: string] {
+  return [`${keyPrefix}:${key}`, `${keyPrefix}:burst:${key}`];
 }
 
 /**
@@ -44,6 +55,7 @@ export function createRateLimit(redis: Redis | undefined, options: RateLimitOpti
   const consumer = burst ? new BurstyRateLimiter(base, burst) : base;
 
   return {
+    options,
     async consume(key) {
       try {
         await consumer.consume(key);

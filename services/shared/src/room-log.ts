@@ -2,6 +2,7 @@ import type { Cluster, Redis } from "ioredis";
 import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
 import { LOG_START, compareLogIds } from "./log-id.js";
 import type { ReplayedEntry } from "./protocol.js";
+import { rateLimitKeys, type RateLimit } from "./rate-limit.js";
 
 export interface RoomLogOptions {
   /**
@@ -42,6 +43,18 @@ export interface AppendOptions {
   idField?: "id" | "logId";
 }
 
+/** A rate limit the append must pass first: `key` (a user id, say) is counted against `limiter`. */
+export interface AppendLimit {
+  limiter: RateLimit;
+  key: string;
+}
+
+/** An append the limit refused: nothing was stored or sent. */
+export interface AppendRefused {
+  refused: "rate_limited";
+  retryAfterMs: number;
+}
+
 export interface AppendResult {
   id: string;
   ts: number;
@@ -63,6 +76,11 @@ export interface ReadResult {
 export interface RoomLog {
   /** Stores `body` as `event` in `room`'s log and delivers `{ id, prev, ts, ...body }` to the room. */
   append(room: string, event: string, body: Record<string, unknown>, options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * `append`, once `limit` lets it through. In Redis the limit is counted by the same script, in the
+   * same round trip (except on a Redis Cluster, where its keys live in other slots than the room's).
+   */
+  appendLimited(room: string, event: string, body: Record<string, unknown>, limit: AppendLimit, options?: AppendOptions): Promise<AppendResult | AppendRefused>;
   /** Entries after `since`, or the last `limit` entries without it. */
   read(room: string, options: { since?: string; limit: number }): Promise<ReadResult>;
 }
@@ -75,7 +93,11 @@ export const tsOf = (id: string): number => Number(id.slice(0, id.indexOf("-")))
  * - a message is never published without being stored, nor stored without being published;
  * - the bus carries each room's entries in log order (Redis runs scripts one at a time), so every
  *   pod delivers them in that order and `prev` lets a client see a gap;
- * - it costs one round trip.
+ * - it costs one round trip, the sender's rate limit included: the script counts the limit's keys
+ *   exactly as rate-limiter-flexible does (a fixed window per key: SET NX with the window's
+ *   expiry, INCR, PTTL; once the base limit is spent, the burst limit is counted), so both count
+ *   the same keys the same way, and a refused message is neither stored nor published. A retry
+ *   caught by the dedupe key costs no points.
  * The packet is encoded in Node by the bus emitter, with placeholders where the id, the previous
  * id and the timestamp go; the script splices the real values into the msgpack bytes.
  *
@@ -88,6 +110,26 @@ local ttl = tonumber(ARGV[10])
 if ttl > 0 then
   local seen = redis.call('GET', KEYS[2])
   if seen then return {0, seen} end
+end
+local function take(key, points, seconds)
+  redis.call('SET', key, 0, 'EX', seconds, 'NX')
+  local used = redis.call('INCR', key)
+  local wait = redis.call('PTTL', key)
+  if wait == -1 then
+    redis.call('EXPIRE', key, seconds)
+    wait = 1000 * seconds
+  end
+  return used <= points, wait
+end
+local points = tonumber(ARGV[13])
+if points > 0 then
+  local ok, wait = take(KEYS[3], points, ARGV[14])
+  if not ok then
+    local burst = tonumber(ARGV[15])
+    if burst <= 0 then return {2, tostring(wait)} end
+    local burstOk, burstWait = take(KEYS[4], burst, ARGV[16])
+    if not burstOk then return {2, tostring(math.min(wait, burstWait))} end
+  end
 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '${LOG_START}'
@@ -163,8 +205,10 @@ function makeTemplater(mode: BusMode): (room: string, event: string, body: Recor
 type AppendCommand = (
   stream: string,
   dedupeKey: string,
+  limitKey: string,
+  burstKey: string,
   ...args: (string | number | Buffer)[]
-) => Promise<[0 | 1, string]>;
+) => Promise<[0 | 1 | 2, string]>;
 
 /** The room log in Redis: a capped Stream per room, appended and published by one script. */
 export function createRedisRoomLog(
@@ -178,28 +222,49 @@ export function createRedisRoomLog(
   const tag = (room: string) => (sameSlotAsChannel ? shardedChannelOf(room) : room);
   const streamKey = (room: string) => `${prefix}:log:{${tag(room)}}`;
   const dedupeKey = (room: string, scope: string) => `${prefix}:dedupe:{${tag(room)}}:${scope}`;
-  if (!("chatLogAppend" in redis)) redis.defineCommand("chatLogAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
+  if (!("chatLogAppend" in redis)) redis.defineCommand("chatLogAppend", { numberOfKeys: 4, lua: APPEND_SCRIPT });
   const appendCommand = (redis as unknown as { chatLogAppend: AppendCommand }).chatLogAppend.bind(redis);
   const template = makeTemplater(busMode);
   const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
 
+  // A script's keys must share a slot on a cluster: there the limit is counted before the script.
+  const limitInScript = !("isCluster" in redis && redis.isCluster);
+
+  async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, idField = "id" }: AppendOptions, limit?: AppendLimit) {
+    const { channel, parts } = template(room, event, body, idField);
+    // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
+    const keys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [streamKey(room), streamKey(room)];
+    const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
+    const [status, value] = await appendCommand(
+      streamKey(room),
+      dedupe ? dedupeKey(room, dedupe.scope) : streamKey(room),
+      ...keys,
+      maxEntries,
+      maxAgeSeconds * 1000,
+      event,
+      JSON.stringify(body),
+      channel,
+      ...parts,
+      dedupe?.ttlSeconds ?? 0,
+      idField,
+      publishCommand,
+      points,
+      durationSeconds,
+      burst?.points ?? 0,
+      burst?.durationSeconds ?? 0,
+    );
+    if (status === 2) return { refused: "rate_limited", retryAfterMs: Math.max(1, Number(value)) } satisfies AppendRefused;
+    return { id: value, ts: tsOf(value), duplicate: status === 0 } satisfies AppendResult;
+  }
+
   return {
-    async append(room, event, body, { dedupe, idField = "id" } = {}) {
-      const { channel, parts } = template(room, event, body, idField);
-      const [stored, id] = await appendCommand(
-        streamKey(room),
-        dedupe ? dedupeKey(room, dedupe.scope) : streamKey(room),
-        maxEntries,
-        maxAgeSeconds * 1000,
-        event,
-        JSON.stringify(body),
-        channel,
-        ...parts,
-        dedupe?.ttlSeconds ?? 0,
-        idField,
-        publishCommand,
-      );
-      return { id, ts: tsOf(id), duplicate: stored === 0 };
+    append: (room, event, body, options = {}) => run(room, event, body, options) as Promise<AppendResult>,
+
+    async appendLimited(room, event, body, limit, options = {}) {
+      if (limitInScript) return run(room, event, body, options, limit);
+      const allowed = await limit.limiter.consume(limit.key);
+      if (!allowed.ok) return { refused: "rate_limited", retryAfterMs: allowed.retryAfterMs };
+      return run(room, event, body, options);
     },
 
     async read(room, { since, limit }) {
@@ -256,7 +321,13 @@ export function createMemoryRoomLog(
   let lastMs = 0;
   let seq = 0;
 
-  return {
+  const log: RoomLog = {
+    async appendLimited(room, event, body, limit, options) {
+      const allowed = await limit.limiter.consume(limit.key);
+      if (!allowed.ok) return { refused: "rate_limited", retryAfterMs: allowed.retryAfterMs };
+      return log.append(room, event, body, options);
+    },
+
     async append(room, event, body, { dedupe, idField = "id" } = {}) {
       const now = Date.now();
       const key = dedupe && `${room}\u0000${dedupe.scope}`;
@@ -289,4 +360,5 @@ export function createMemoryRoomLog(
       return { entries, complete };
     },
   };
+  return log;
 }

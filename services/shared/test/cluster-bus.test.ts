@@ -4,6 +4,7 @@ import { decode } from "notepack.io";
 import { startRedisCluster, waitFor, type RedisCluster } from "@chat/testkit";
 import { BUS_MAIN_CHANNEL, busRoomChannel, createBusEmitter } from "../src/bus.js";
 import { resolveBusMode } from "../src/bus-mode.js";
+import { createRateLimit } from "../src/rate-limit.js";
 import { createRedisRoomLog } from "../src/room-log.js";
 
 const ROOMS = Array.from({ length: 30 }, (_, i) => `room-${i}`);
@@ -78,6 +79,14 @@ describe("the message bus on a 3-master Redis Cluster", () => {
       expect(entries.map((e) => e.id)).toEqual(appended.get(room));
       expect(complete).toBe(true);
     }
+  });
+
+  it("counts a sender's rate limit before the script, since its keys are in other slots", async () => {
+    const log = createRedisRoomLog(pub, { busMode: "sharded" });
+    const limiter = createRateLimit(pub as never, { keyPrefix: "test:rl:cluster", points: 2, durationSeconds: 60 })!;
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await log.appendLimited("room-3", "message", { text: `l${i}` }, { limiter, key: "erin" }));
+    expect(results.map((r) => "refused" in r)).toEqual([false, false, true]);
   });
 
   it("routes the bus emitter's room events and broadcasts to the right masters", async () => {
