@@ -17,8 +17,9 @@ interface UpgradeResponse {
  * of the connection: the upgrade's response object stays a `close` listener of the TCP socket (it
  * re-emits `close` for HTTP middlewares such as pino-http; this service has none), and it holds
  * the request. Together that is about 2 KiB per idle connection of request, headers and stream
- * state that nothing reads after the handshake: `socket.handshake` keeps the headers, the query
- * and the address, which is all this service uses.
+ * state that nothing reads after the handshake. The headers themselves (a browser sends a dozen
+ * or so) are read only by the handshake's middleware (the token, X-Forwarded-For), so they go too;
+ * `socket.handshake` keeps the address, the query and `auth`.
  */
 export function releaseRequests(io: Server): void {
   io.engine.use((_req: IncomingMessage, res: ServerResponse | UpgradeResponse, next: () => void) => {
@@ -41,5 +42,6 @@ export function releaseRequests(io: Server): void {
   });
   io.on("connection", (socket) => {
     (socket.conn as unknown as { request: IncomingMessage | null }).request = null;
+    socket.handshake.headers = {};
   });
 }
