@@ -197,8 +197,12 @@ class Client {
     const last = this.rooms.get(entry.room);
     if (!idGreater(entry.id, last)) return void (rel && rel.duplicates++);
     if (entry.prev !== undefined && last && entry.prev !== last) {
+      // As @chat/client does: hold the entry until the catch-up has filled the gap before it
+      // (advancing past it here would drop the catch-up's entries as duplicates).
       rel && rel.gaps++;
+      this.buffered.push(entry);
       this.rejoin("gap");
+      return;
     }
     this.rooms.set(entry.room, entry.id);
     this.received.add(entry.id);
@@ -236,7 +240,11 @@ class Client {
       this.catchingUp = false;
       const buffered = this.buffered;
       this.buffered = [];
-      for (const entry of buffered) this.onEntry(entry, now());
+      // A gap among them starts another catch-up: what follows it waits for that one.
+      for (const entry of buffered) {
+        if (this.catchingUp) this.buffered.push(entry);
+        else this.onEntry(entry, now());
+      }
     }
   }
 
