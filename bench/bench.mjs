@@ -77,6 +77,7 @@ const t0 = Date.now();
 const say = (msg) => console.log(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => cleanupAll().finally(() => process.exit(130)));
 
+const ROOM = "bench-room";
 const sendersFor = (rate) => Math.min(cfg.members, Math.max(50, Math.ceil(rate / cfg.perSenderRate)));
 
 /**
@@ -163,37 +164,110 @@ async function capacitySearch(lg, env, room, extra = {}, startRate = cfg.startRa
 }
 
 // ---------------------------------------------------------------------------------------------
-/** The members connect, join the room, and the fixed-rate runs; then capacity (and the notifier). */
-async function serverScenarios(lg, kind, { jwt = false } = {}) {
+/** Connects `cfg.members` members of one side to its pods and joins them to the room. */
+async function connectMembers(lg, env, kind, { group = "members", jwt = false, label = kind } = {}) {
+  const serverPids = env.pids();
+  const cpu0 = cpuOf(serverPids);
+  const c = await lg.call("connectGroup", { group, urls: env.urls, count: cfg.members, prefix: `${kind}-m`, jwtSecret: jwt ? JWT_SECRET : undefined });
+  const cpu1 = cpuOf(serverPids);
+  const j = await lg.call("joinGroup", { group, room: ROOM });
+  const cpu2 = cpuOf(serverPids);
+  const sum = (a, b) => Object.keys(a).reduce((s, k) => s + b[k] - a[k], 0);
+  const setupStats = {
+    connected: c.connected,
+    connectMs: c.ms,
+    connectCpuUsPerConnection: Math.round((1e6 * sum(cpu0, cpu1)) / c.connected),
+    joined: j.joined,
+    joinMs: j.ms,
+    joinCpuSeconds: +sum(cpu1, cpu2).toFixed(2),
+  };
+  say(`${label}: ${c.connected} connected in ${c.ms} ms (${setupStats.connectCpuUsPerConnection} µs server CPU each), ${j.joined} joined in ${j.ms} ms (${setupStats.joinCpuSeconds} CPU-s)`);
+  if (c.connected < cfg.members || j.joined < cfg.members) throw new Error(`${label}: only ${c.connected} connected / ${j.joined} joined: ${JSON.stringify(c.failures)}`);
+  await sleep(kind === "chat" ? 1000 : 300); // the presence fan-out of the joins settles
+  await lg.call("fixedRate", { group, room: ROOM, rate: 10, durationMs: 1000, settleMs: 1000, senders: 50 }); // warm-up
+  return setupStats;
+}
+
+const median = (values) => {
+  const sorted = values.filter((v) => v !== null && v !== undefined).sort((a, b) => a - b);
+  if (!sorted.length) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : +((sorted[mid - 1] + sorted[mid]) / 2).toFixed(2);
+};
+
+/** One figure per side from repeated runs: each figure the median of the runs' (all runs are kept). */
+function medianRun(runs) {
+  const byEfficiency = [...runs].sort((a, b) => a.deliveriesPerCpuSecond - b.deliveriesPerCpuSecond);
+  const middle = byEfficiency[Math.floor((byEfficiency.length - 1) / 2)];
+  const latency = Object.fromEntries(Object.keys(middle.latency).map((k) => [k, median(runs.map((r) => r.latency[k]))]));
+  return {
+    ...middle,
+    latency,
+    deliveriesPerCpuSecond: median(runs.map((r) => r.deliveriesPerCpuSecond)),
+    serverCpuSeconds: median(runs.map((r) => r.serverCpuSeconds)),
+    pass: runs.every((r) => r.pass),
+    medianOf: runs.length,
+    runs,
+  };
+}
+
+/**
+ * The latency and efficiency runs of both sides, alternated: the chat's and the baseline's stacks
+ * are up together (the idle one costs only heartbeats), and the runs go chat, baseline, baseline,
+ * chat, ... so that a drift in the shared machine's speed falls on both sides alike. Each side's
+ * figures are the medians of its runs.
+ */
+async function pairedScenarios(lg, kinds) {
+  const rounds = QUICK ? 1 : 3;
+  say(`paired: ${kinds.join(" and ")} up together, ${rounds} alternated rounds of the ${cfg.latencyRate} and ${cfg.efficiencyRate} msg/s runs`);
+  const envs = {};
+  const out = {};
+  try {
+    for (const kind of kinds) {
+      envs[kind] = await setup(kind);
+      out[kind] = { setup: await connectMembers(lg, envs[kind], kind, { group: `paired-${kind}` }), latencyRuns: [], efficiencyRuns: [] };
+    }
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 ? [...kinds].reverse() : kinds;
+      for (const [what, rate] of [["latency", cfg.latencyRate], ["efficiency", cfg.efficiencyRate]]) {
+        for (const kind of what === "latency" ? order : [...order].reverse()) {
+          const r = await measured(lg, envs[kind], { group: `paired-${kind}`, room: ROOM, rate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
+          out[kind][`${what}Runs`].push(r);
+          say(`  ${kind.padEnd(8)} ${what.padEnd(10)} ${fmtRun(r)}${what === "efficiency" ? ` → ${r.deliveriesPerCpuSecond} deliveries/CPU-s` : ""}`);
+        }
+      }
+    }
+    for (const kind of kinds) {
+      out[kind].latency = medianRun(out[kind].latencyRuns);
+      out[kind].efficiency = medianRun(out[kind].efficiencyRuns);
+      delete out[kind].latencyRuns;
+      delete out[kind].efficiencyRuns;
+      await lg.call("closeGroup", { group: `paired-${kind}` });
+    }
+  } finally {
+    for (const env of Object.values(envs)) await env.teardown();
+  }
+  return out;
+}
+
+/** The members connect, join the room, and the fixed-rate runs (unless paired); then capacity (and the notifier). */
+async function serverScenarios(lg, kind, { jwt = false, paired } = {}) {
   const label = jwt ? "chat (AUTH_MODE=jwt)" : kind;
   say(`${label}: starting Redis and 3 ${kind} processes`);
   const env = await setup(kind, { env: jwt ? { AUTH_MODE: "jwt", JWT_SECRET } : {} });
   const out = { processes: env.servers.length, env: kind === "chat" ? { ...CHAT_ENV, ...serverEnv, ...chatEnv, ...(jwt ? { AUTH_MODE: "jwt" } : {}) } : { ...serverEnv } };
   try {
-    const room = "bench-room";
-    const serverPids = env.pids();
-    const cpu0 = cpuOf(serverPids);
-    const c = await lg.call("connectGroup", { group: "members", urls: env.urls, count: cfg.members, prefix: `${kind}-m`, jwtSecret: jwt ? JWT_SECRET : undefined });
-    const cpu1 = cpuOf(serverPids);
-    const j = await lg.call("joinGroup", { group: "members", room });
-    const cpu2 = cpuOf(serverPids);
-    const sum = (a, b) => Object.keys(a).reduce((s, k) => s + b[k] - a[k], 0);
-    out.setup = {
-      connected: c.connected,
-      connectMs: c.ms,
-      connectCpuUsPerConnection: Math.round((1e6 * sum(cpu0, cpu1)) / c.connected),
-      joined: j.joined,
-      joinMs: j.ms,
-      joinCpuSeconds: +sum(cpu1, cpu2).toFixed(2),
-    };
-    say(`${label}: ${c.connected} connected in ${c.ms} ms (${out.setup.connectCpuUsPerConnection} µs server CPU each), ${j.joined} joined in ${j.ms} ms (${out.setup.joinCpuSeconds} CPU-s)`);
-    if (c.connected < cfg.members || j.joined < cfg.members) throw new Error(`${label}: only ${c.connected} connected / ${j.joined} joined: ${JSON.stringify(c.failures)}`);
-    await sleep(kind === "chat" ? 1000 : 300); // the presence fan-out of the joins settles
-    await lg.call("fixedRate", { group: "members", room, rate: 10, durationMs: 1000, settleMs: 1000, senders: 50 }); // warm-up
-    out.latency = await measured(lg, env, { group: "members", room, rate: cfg.latencyRate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
-    say(`  ${label} latency    ${fmtRun(out.latency)}`);
-    out.efficiency = await measured(lg, env, { group: "members", room, rate: cfg.efficiencyRate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
-    say(`  ${label} efficiency ${fmtRun(out.efficiency)} → ${out.efficiency.deliveriesPerCpuSecond} deliveries/CPU-s`);
+    const room = ROOM;
+    out.setup = await connectMembers(lg, env, kind, { jwt, label });
+    if (paired) {
+      out.latency = paired.latency;
+      out.efficiency = paired.efficiency;
+    } else {
+      out.latency = await measured(lg, env, { group: "members", room, rate: cfg.latencyRate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
+      say(`  ${label} latency    ${fmtRun(out.latency)}`);
+      out.efficiency = await measured(lg, env, { group: "members", room, rate: cfg.efficiencyRate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
+      say(`  ${label} efficiency ${fmtRun(out.efficiency)} → ${out.efficiency.deliveriesPerCpuSecond} deliveries/CPU-s`);
+    }
     if (!jwt) {
       out.capacity = await capacitySearch(lg, env, room);
       say(`${label}: capacity ${out.capacity.rate} msg/s (${out.capacity.firstFailingRate} failed)`);
@@ -335,11 +409,22 @@ async function main() {
   try {
     if (PROFILE !== undefined) return await profileRun(lg);
     const results = { mode: QUICK ? "quick" : "full", only: ONLY, machine: machine(), config: cfg, criteria: { p99LimitMs: P99_LIMIT_MS, delivery: 1 }, serverEnv, chatEnv };
-    for (const kind of ["chat", "baseline"]) if (ONLY.includes(kind)) results[kind] = await serverScenarios(lg, kind);
+    const sides = ["chat", "baseline"].filter((kind) => ONLY.includes(kind));
+    const paired = sides.length === 2 ? await pairedScenarios(lg, sides) : {};
+    for (const kind of sides) results[kind] = await serverScenarios(lg, kind, { paired: paired[kind] });
     if (ONLY.includes("jwt")) results.chatJwt = await serverScenarios(lg, "chat", { jwt: true });
     if (ONLY.includes("memory")) {
       say(`memory: ${cfg.memConns} idle connections on one pod each`);
-      for (const kind of ["chat", "baseline"]) (results[kind] ??= {}).memory = await memoryScenario(lg, kind);
+      // Alternated (chat, baseline, baseline, chat, ...) and the median per side, like the paired runs.
+      const rounds = QUICK ? 1 : 3;
+      const runs = { chat: [], baseline: [] };
+      for (let round = 0; round < rounds; round++) {
+        for (const kind of round % 2 ? ["baseline", "chat"] : ["chat", "baseline"]) runs[kind].push(await memoryScenario(lg, kind));
+      }
+      for (const kind of ["chat", "baseline"]) {
+        const sorted = [...runs[kind]].sort((a, b) => a.kibPerConnection - b.kibPerConnection);
+        (results[kind] ??= {}).memory = { ...sorted[Math.floor((sorted.length - 1) / 2)], medianOf: rounds, runs: runs[kind] };
+      }
     }
     results.reliability = {};
     if (ONLY.includes("kill")) results.reliability.podKill = await reliability(lg, "kill", cfg, say);

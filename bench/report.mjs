@@ -259,12 +259,12 @@ ${k ? `
 ` : ""}
 ## Method
 
-- \`npm run bench\` (full, ~15 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
+- \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
   \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms\` runs a subset (the docs are written only by a run of the default set);
   \`--server-env=K=V,...\` adds environment to every server process (\`--chat-env\`: to the chat pods only) and \`--tag=NAME\` names the results file (an A/B run; it leaves latest.json and the docs alone);
   \`--profile\` runs the chat pods under \`--cpu-prof\` and prints the hotspots.
 - Each side gets a fresh \`redis-server\` (\`startRedis\` from \`@chat/testkit\`, no persistence) and 3 processes:
-  chat pods via \`startService("chat")\` with \`LOG_LEVEL=info\`, or 3 baseline servers. They run one after the other, not at once.
+  chat pods via \`startService("chat")\` with \`LOG_LEVEL=info\`, or 3 baseline servers. The capacity searches run one side after the other.
 - The load generator is one child process (\`bench/loadgen.mjs\`) with raw \`ws\` clients that speak the Engine.IO v4 /
   Socket.IO v4 text framing by hand; its CPU is reported per run (\`loadgenCpuSeconds\` in the JSON) and is not counted as server CPU.
   The ${cfg.members} members are spread round-robin over the 3 processes; the senders are the first max(50, rate ÷ ${cfg.perSenderRate ?? 5}) of them, each a distinct user.
@@ -276,10 +276,21 @@ ${k ? `
   machine used more than a quarter of a core is repeated, twice at most (\`repeatedForNeighbour\` in the JSON).
 - Efficiency: deliveries ÷ (utime + stime of the 3 server processes and redis-server, from \`/proc/<pid>/stat\`) over a
   ${cfg.fixedMs / 1000} s run at ${cfg.efficiencyRate} msg/s, settle included. Latency: a ${cfg.fixedMs / 1000} s run at ${cfg.latencyRate} msg/s.
+  ${pairing(r)}
 - Memory: VmRSS of one server process (with Redis) before and 2 s after opening ${cfg.memConns.toLocaleString("en-US")} idle connections
   (handshake done, no room joined)${r.mode === "quick" ? "; the full run uses 10 000" : ""}. RSS includes garbage not yet collected, so it is an upper bound.
+  ${r.chat?.memory?.medianOf > 1 ? `Each side's figure is the median of ${r.chat.memory.medianOf} runs, alternated with the other side's (all in the JSON, \`runs\`).` : ""}
 ${profile}
 ${notes()}`;
+}
+
+/** How the latency and efficiency runs were made: paired and alternated (medians), or one each. */
+function pairing(r) {
+  const n = r.chat?.efficiency?.medianOf;
+  if (!n) return "One run each, the chat's stack and the baseline's one after the other.";
+  return `Both stacks were up together for these (the idle one costs only its heartbeats), and the runs alternated over ${n} rounds
+  (chat, baseline, then baseline, chat, ...), so that the shared machine's drift falls on both sides alike; each figure is the
+  median of its ${n} runs (all of them are in the JSON, \`runs\`).`;
 }
 
 /** Hand-written analysis kept beside the generator, so a re-run does not lose it. */
