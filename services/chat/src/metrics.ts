@@ -22,7 +22,7 @@ export interface ChatMetrics {
 export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }, registry = new Registry()): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
   const writes = { direct: 0, engine: 0 };
-  let coalesced = 0;
+  const coalesced = { total: 0 };
 
   new Gauge({
     name: "chat_connected_clients",
@@ -51,40 +51,15 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
       this.set({ connection: "sub" }, redis.sub.status === "ready" ? 1 : 0);
     },
   });
-  let reported = { message: 0, notification: 0 };
-  new Counter({
-    name: "chat_deliveries_total",
-    help: "Events delivered to local sockets, by event (message, notification).",
-    labelNames: ["event"],
-    registers: [registry],
-    collect() {
-      this.inc({ event: "message" }, deliveries.message - reported.message);
-      this.inc({ event: "notification" }, deliveries.notification - reported.notification);
-      reported = { ...deliveries };
-    },
-  });
-  let coalescedReported = 0;
-  new Counter({
-    name: "chat_coalesced_packets_total",
-    help: "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.",
-    registers: [registry],
-    collect() {
-      this.inc(coalesced - coalescedReported);
-      coalescedReported = coalesced;
-    },
-  });
-  let writesReported = { ...writes };
-  new Counter({
-    name: "chat_fanout_writes_total",
-    help: "Broadcast deliveries by path: direct (the shared frame written to the TCP socket) or engine (through Engine.IO, when something was queued before it).",
-    labelNames: ["path"],
-    registers: [registry],
-    collect() {
-      this.inc({ path: "direct" }, writes.direct - writesReported.direct);
-      this.inc({ path: "engine" }, writes.engine - writesReported.engine);
-      writesReported = { ...writes };
-    },
-  });
+  tally(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
+  tally(registry, "chat_coalesced_packets_total", "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.", undefined, coalesced);
+  tally(
+    registry,
+    "chat_fanout_writes_total",
+    "Broadcast deliveries by path: direct (the shared frame written to the TCP socket) or engine (through Engine.IO, when something was queued before it).",
+    "path",
+    writes,
+  );
   const fanout = new Histogram({
     name: "chat_fanout_latency_seconds",
     help: "From a message's timestamp (taken when it is stored) to its emission to this pod's sockets.",
@@ -126,7 +101,28 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     catchUps: new Counter({ name: "chat_catchups_total", help: "Joins with since served from the room log.", registers: [registry] }),
     replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
     coalesced: (packets) => {
-      coalesced += packets;
+      coalesced.total += packets;
     },
   };
+}
+
+/**
+ * A counter read from plain numbers at scrape time: the hot path adds to `counts` (a field per
+ * label value, or `total` without a label) and never calls prom-client.
+ */
+function tally(registry: Registry, name: string, help: string, label: string | undefined, counts: Record<string, number>): void {
+  let reported = { ...counts };
+  new Counter({
+    name,
+    help,
+    labelNames: label ? [label] : [],
+    registers: [registry],
+    collect() {
+      for (const [key, value] of Object.entries(counts)) {
+        if (label) this.inc({ [label]: key }, value - reported[key]!);
+        else this.inc(value - reported[key]!);
+      }
+      reported = { ...counts };
+    },
+  });
 }
