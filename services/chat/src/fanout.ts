@@ -29,6 +29,7 @@ interface Target {
       transport?: {
         name?: string;
         writable?: boolean;
+        perMessageDeflate?: unknown;
         socket?: { readyState?: number; _socket?: RawSocket; _sender?: { _state?: number; _queue?: unknown[] } };
       };
     };
@@ -116,6 +117,8 @@ function writeDirect(socket: Target, frame: Buffer): boolean {
   const conn = socket.client?.conn;
   const transport = conn?.transport;
   if (conn?.readyState !== "open" || conn.writeBuffer?.length !== 0 || transport?.name !== "websocket" || transport.writable !== true) return false;
+  // Engine.IO itself sends a pre-encoded frame only without compression; so does this.
+  if (transport.perMessageDeflate) return false;
   const ws = transport.socket;
   const raw = ws?._socket;
   const sender = ws?._sender;
