@@ -21,6 +21,8 @@ const schema = z
     REDIS_URL: env.redisUrl(),
     /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
     REDIS_PASSWORD: z.string().optional(),
+    /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
+    REDIS_USERNAME: z.string().min(1).optional(),
     /** A PEM CA bundle for `rediss://`. */
     REDIS_TLS_CA_FILE: env.readableFile(),
     /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
