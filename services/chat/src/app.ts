@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
@@ -20,6 +20,7 @@ import { createPresence, type Presence } from "./presence.js";
 import { releaseRequests } from "./release-requests.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
+import { createListener } from "./tls.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -67,7 +68,10 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   app.disable("x-powered-by");
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
 
-  const httpServer = createServer(app);
+  // https/wss when TLS_CERT_FILE and TLS_KEY_FILE are set (reloaded when they change), else http.
+  const tlsFiles = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined;
+  const listener = createListener(app, tlsFiles, log);
+  const httpServer = listener.server;
   const io = new Server(httpServer, {
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
@@ -182,6 +186,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await drainClients(io, seconds, log);
     },
     async close() {
+      listener.stopWatching();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
     },

@@ -25,6 +25,10 @@ const schema = z
     REDIS_USERNAME: z.string().min(1).optional(),
     /** A PEM CA bundle for `rediss://`. */
     REDIS_TLS_CA_FILE: env.readableFile(),
+    /** PEM certificate (chain) to serve https/wss with; reloaded when the file changes. Needs TLS_KEY_FILE. */
+    TLS_CERT_FILE: env.readableFile(),
+    /** PEM private key of TLS_CERT_FILE. */
+    TLS_KEY_FILE: env.readableFile(),
     /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
     BUS_MODE: env.busMode(),
     LOG_LEVEL: env.logLevel(),
@@ -78,6 +82,13 @@ const schema = z
     CLIENT_MSG_ID_TTL_SECONDS: env.positiveInt(300, 86_400),
   })
   .superRefine((config, ctx) => {
+    if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [config.TLS_CERT_FILE === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE"],
+        message: "is required with TLS_CERT_FILE / TLS_KEY_FILE: set both (a certificate and its key) or neither",
+      });
+    }
     if (config.AUTH_MODE !== "jwt") return;
     const sources = ["JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"] as const;
     const set = sources.filter((name) => config[name] !== undefined);

@@ -67,6 +67,6 @@ chat.httpServer.listen(config.PORT, config.HOST, () => {
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
   log.info(
     { port, probePort: operations.port, mode: redis ? "redis" : "single-node" },
-    `chat is up at http://${host}:${port}/ (probes and metrics on port ${operations.port})`,
+    `chat is up at ${config.TLS_CERT_FILE ? "https" : "http"}://${host}:${port}/ (probes and metrics on port ${operations.port})`,
   );
 });
