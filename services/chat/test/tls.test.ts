@@ -43,7 +43,7 @@ function servedName(port: number, ca: Buffer): Promise<string> {
     const socket = tlsConnect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
       const cn = socket.getPeerCertificate().subject.CN;
       socket.end();
-      resolve(Array.isArray(cn) ? cn[0]! : cn);
+      resolve(String(cn));
     });
     socket.once("error", reject);
   });
@@ -58,7 +58,7 @@ describe("TLS in the chat pod (TLS_CERT_FILE, TLS_KEY_FILE)", () => {
 
   /** A Socket.IO client over wss://; `trustCa: false` leaves it with the system's CAs only. */
   function wss(name: string, { trustCa = true } = {}): Promise<Socket> {
-    const socket = io(`wss://localhost:${chat.port}`, { auth: { name }, transports: ["websocket"], ca: trustCa ? ca : undefined, reconnection: false, forceNew: true, timeout: 5000 });
+    const socket = io(`wss://localhost:${chat.port}`, { auth: { name }, transports: ["websocket"], ca: trustCa ? ca.toString() : undefined, reconnection: false, forceNew: true, timeout: 5000 });
     sockets.push(socket);
     return new Promise((resolve, reject) => {
       socket.once("connect", () => resolve(socket));
