@@ -210,7 +210,8 @@ include with (dict "ctx" $ "name" "<secret name>" "key" "<key>" "value" "<given 
 {{- $_ := set $cache $id (.value | b64enc) -}}
 {{- else if hasKey $data .key -}}
 {{- $_ := set $cache $id (index $data .key) -}}
-{{- else if .ctx.Release.IsUpgrade -}}
+{{- else if and .ctx.Release.IsUpgrade (not $existing) -}}
+{{- /* A Secret that exists but lacks this key (a key added by a newer chart) gets it generated. */ -}}
 {{- fail (printf "Secret %s (key %s) is generated at install and kept by lookup, but this upgrade cannot see it: it was deleted, or lookup cannot work here (helm template, --dry-run=client, Argo CD). Give the value or an existingSecret in values (docs/deploy.md#gitops-and-existing-secrets)." .name .key) -}}
 {{- else -}}
 {{- $_ := set $cache $id (randAlphaNum (int .length) | b64enc) -}}
