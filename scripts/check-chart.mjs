@@ -188,7 +188,8 @@ function checkContract(where, objects, values) {
     const nps = objects.filter((o) => o.kind === "NetworkPolicy");
     if (values.redis?.enabled !== false) {
       const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "redis");
-      const comps = np?.spec.ingress.flatMap((r) => r.from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"])).sort();
+      const comps = np?.spec.ingress[0].from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"]).sort();
+      if (np && np.spec.ingress.length !== 1 + (values.networkPolicy?.redis?.extraFrom?.length ? 1 : 0)) problem(where, "Redis NetworkPolicy has rules beyond chat, notifier and networkPolicy.redis.extraFrom");
       if (JSON.stringify(comps) !== JSON.stringify(["chat", "notifier"])) problem(where, `Redis NetworkPolicy must admit chat and notifier only, admits ${comps}`);
     }
     if (values.notifier?.enabled !== false &&
