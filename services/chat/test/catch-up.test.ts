@@ -64,9 +64,9 @@ describe.each([
     redis = withRedis ? await startRedis() : undefined;
     const env = { REDIS_URL: redis?.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_JOINS_PER_USER_PER_MINUTE: "0" };
     [pod, small] = await Promise.all([
-      startService("chat", { env }),
+      startService("chat", { env, pod: "chat-a" }),
       // Keeps 10 entries per room; with Redis it shares the server, so its rooms are named apart.
-      startService("chat", { env: { ...env, HISTORY_MAX_ENTRIES: "10" } }),
+      startService("chat", { env: { ...env, HISTORY_MAX_ENTRIES: "10" }, pod: "chat-small" }),
     ]);
     ann = await connectClient(pod.url, "ann");
     bob = await connectClient(pod.url, "bob");

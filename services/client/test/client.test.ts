@@ -44,13 +44,16 @@ describe("@chat/client against 1 chat pod and the notifier on Redis", () => {
   let redis: RedisServer;
   let pod: ServiceProcess;
   let notifier: ServiceProcess;
+  let other: ServiceProcess;
   let ann: Socket;
 
   beforeAll(async () => {
     redis = await startRedis();
-    [pod, notifier] = await Promise.all([
-      // A small catch-up cap, so that catching up on 130 entries takes several pages.
-      startService("chat", { env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", CATCH_UP_MAX_ENTRIES: "20" } }),
+    // A small catch-up cap, so that catching up on 130 entries takes several pages.
+    const env = { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", CATCH_UP_MAX_ENTRIES: "20" };
+    [pod, other, notifier] = await Promise.all([
+      startService("chat", { env, pod: "chat-a" }),
+      startService("chat", { env, pod: "chat-b" }),
       startService("notifier", { env: { REDIS_URL: redis.url, NOTIFIER_API_KEYS: API_KEY } }),
     ]);
     ann = await connectClient(pod.url, "ann");
@@ -137,5 +140,19 @@ describe("@chat/client against 1 chat pod and the notifier on Redis", () => {
     expect(ack).toMatchObject({ ok: true, complete: true, gap: false });
     expect(ack.ok && ack.messages.map((e) => e.id)).toEqual(seen.slice(2).map((e) => e.id));
     expect(ack.ok && ack.messages[0]).toMatchObject({ event: "notification", eventId: "order-1235-shipped", logId: seen[2]!.id });
+  });
+
+  it("scrolls back through a room written on another pod with history {before}", async () => {
+    await ann.emitWithAck("join", { room: "scroll" });
+    const sent: string[] = [];
+    for (let i = 0; i < 45; i++) sent.push(await send(ann, "scroll", `s${i}`));
+    const eve = await connectChatClient(other.url, "eve");
+    await eve.join("scroll");
+    const pages = [await eve.history("scroll", { limit: 20 })];
+    while (pages[0]!.more) pages.unshift(await eve.history("scroll", { before: pages[0]!.cursor!, limit: 20 }));
+    expect(pages.flatMap((p) => p.entries.map((e) => e.id))).toEqual(sent);
+    expect(pages.map((p) => p.entries.length)).toEqual([5, 20, 20]);
+    expect(pages[0]).toMatchObject({ complete: true, gap: false, more: false });
+    expect(pages[0]!.entries[0]).toMatchObject({ event: "message", text: "s0", room: "scroll" });
   });
 });
