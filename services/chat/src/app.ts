@@ -96,6 +96,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     }),
     // A connection lives on one pod, so its join limit needs no Redis round trip.
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
+    // Per user and across pods: reconnecting (a new socket id) does not reset it.
+    userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
     connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
   };
   const ctx: ChatContext = {
@@ -157,6 +159,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     {
       join: counted(rooms.join, metrics.joins),
       leave: rooms.leave,
+      history: rooms.history,
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
