@@ -75,7 +75,7 @@ const NOTIFIER_KEYS = Array.from({ length: 16 }, (_, i) => `bench-key-${String(i
 const JWT_SECRET = "bench-secret-0123456789abcdef0123456789abcdef";
 const t0 = Date.now();
 const say = (msg) => console.log(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => cleanupAll().finally(() => process.exit(130)));
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => void cleanupAll().finally(() => process.exit(130)));
 
 const ROOM = "bench-room";
 const sendersFor = (rate) => Math.min(cfg.members, Math.max(50, Math.ceil(rate / cfg.perSenderRate)));

@@ -12,6 +12,8 @@ import WebSocket from "ws";
 import { SignJWT } from "jose";
 
 const now = () => performance.timeOrigin + performance.now();
+// A catch-up that throws (it should not: acks resolve, even on a timeout) shows up in the bench log.
+const rejoinFailed = (err) => console.error(`loadgen: catch-up failed: ${err?.stack ?? err}`);
 const MARK = Buffer.from("BENCH:");
 const EVENT_PREFIX = Buffer.from('42["');
 
@@ -188,20 +190,20 @@ class Client {
       }
     } else if (event === "resync") {
       rel?.resyncs.push(at);
-      this.rejoin("resync");
+      this.rejoin("resync").catch(rejoinFailed);
     }
   }
 
   /** Reliability: keep the last id per room, drop duplicates, catch up on a gap. */
-  onEntry(entry, at) {
+  onEntry(entry, _at) {
     const last = this.rooms.get(entry.room);
     if (!idGreater(entry.id, last)) return void (rel && rel.duplicates++);
     if (entry.prev !== undefined && last && entry.prev !== last) {
       // As @chat/client does: hold the entry until the catch-up has filled the gap before it
       // (advancing past it here would drop the catch-up's entries as duplicates).
-      rel && rel.gaps++;
+      if (rel) rel.gaps++;
       this.buffered.push(entry);
-      this.rejoin("gap");
+      this.rejoin("gap").catch(rejoinFailed);
       return;
     }
     this.rooms.set(entry.room, entry.id);
@@ -249,7 +251,7 @@ class Client {
   }
 
   afterReconnect() {
-    if (this.disconnectedAt) this.rejoin("reconnect");
+    if (this.disconnectedAt) this.rejoin("reconnect").catch(rejoinFailed);
   }
 
   onClose(ws) {
@@ -269,7 +271,7 @@ class Client {
     }
     // socket.io-client-like back-off: 100 ms doubling to 1 s, ±50 % jitter.
     const base = Math.min(100 * 2 ** this.attempt++, 1000);
-    setTimeout(() => this.open().catch(() => undefined), base * (0.5 + Math.random()));
+    setTimeout(() => void this.open().catch(() => undefined), base * (0.5 + Math.random()));
   }
 
   close() {
@@ -385,7 +387,7 @@ async function fixedRate({ group, room, rate, durationMs, senders = 50, settleMs
         ackHist.add(now() - t0);
       } else ackErrors[code] = (ackErrors[code] ?? 0) + 1;
     };
-    if (notifier) postEvent({ ...notifier, room }, { type: "bench", data: text }, n).then((s) => done(s === 202, `http_${s}`));
+    if (notifier) postEvent({ ...notifier, room }, { type: "bench", data: text }, n).then((s) => done(s === 202, `http_${s}`), (err) => done(false, err.code ?? "post_failed"));
     else clients[n % Math.min(senders, clients.length)].emit("message", { room, text }).then((a) => done(a.ok, a.error?.code));
   };
   await new Promise((resolve) => {
@@ -577,13 +579,19 @@ async function relStop({ group, settleMs = 3000 }) {
 
 // ---------------------------------------------------------------------------------------------
 const commands = { connectGroup, joinGroup, closeGroup, fixedRate, notifierBlast, relStart, relStatus, relStop };
-process.on("message", async ({ id, cmd, args }) => {
-  try {
-    const result = await commands[cmd](args);
-    process.send({ id, result });
-  } catch (err) {
-    process.send({ id, error: err.stack ?? String(err) });
-  }
+process.on("message", ({ id, cmd, args }) => {
+  // Every failure is answered to the bench; only a send() that fails (the bench is gone) ends up in the catch.
+  (async () => {
+    try {
+      const result = await commands[cmd](args);
+      process.send({ id, result });
+    } catch (err) {
+      process.send({ id, error: err.stack ?? String(err) });
+    }
+  })().catch((err) => {
+    console.error(`loadgen: cannot answer the bench: ${err?.stack ?? err}`);
+    process.exit(1);
+  });
 });
 process.send({ ready: true });
 // Exit cleanly (so `--cpu-prof` can write its profile) when told to, or when the bench is gone.

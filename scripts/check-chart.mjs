@@ -306,7 +306,7 @@ const refused = [
 ];
 for (const [args, what] of refused) {
   const res = helm(["template", "chat", chartDir, ...args], { bin });
-  if (res.status === 0) problem("refusals", `${what} (${args.join(" ")}) was accepted`);
+  if (res.status === 0) problem("refusals", `${String(what)} (${args.join(" ")}) was accepted`);
 }
 console.log(`check-chart: ${refused.length} bad value sets refused`);
 
@@ -314,7 +314,7 @@ console.log(`check-chart: ${refused.length} bad value sets refused`);
 {
   const objs = render("chat", [], { bin });
   const secretNames = objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name).sort();
-  if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"])) problem("secrets", `generated Secrets are ${secretNames}`);
+  if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"])) problem("secrets", `generated Secrets are ${secretNames.join(",")}`);
   const redisKeys = Object.keys(objs.find((o) => o.kind === "Secret" && o.metadata.name === "chat-redis")?.data ?? {}).sort().join(",");
   if (redisKeys !== "producer-password,redis-password,service-password") problem("secrets", `chat-redis holds ${redisKeys}`);
   const tpl = readFileSync(join(chartDir, "templates/_helpers.tpl"), "utf8");

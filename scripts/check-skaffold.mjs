@@ -52,7 +52,7 @@ for (const { where, deploy } of sections) {
     for (const f of r.valuesFiles ?? []) args.push("-f", join(repoRoot, f));
     for (const [k, v] of Object.entries(r.setValues ?? {})) args.push("--set", `${k}=${v}`);
     for (const k of Object.keys(templates)) args.push("--set", `${k}=${k.endsWith("repository") ? "example/image" : "dummy"}`);
-    let objects = [];
+    let objects;
     try {
       objects = render(r.name, args, { bin });
     } catch (err) {

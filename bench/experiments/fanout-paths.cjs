@@ -7,9 +7,9 @@
 //   direct: merged, and written straight to the TCP socket when nothing is queued before it
 //   room:   direct, and a broadcast to one room walks that room's members without the Set that
 //           de-duplicates members of several rooms
-const { join } = require("node:path");
+const path = require("node:path");
 const { readFileSync } = require("node:fs");
-const paths = [join(process.cwd(), "services/chat"), process.cwd()];
+const paths = [path.join(process.cwd(), "services/chat"), process.cwd()];
 const { Adapter } = require(require.resolve("socket.io-adapter", { paths }));
 let mode = "off";
 process.on("SIGWINCH", () => {

@@ -36,6 +36,7 @@ const memory = (q) => {
 export function createTopology(prefix, objects) {
   const net = `${prefix}-net`;
   const work = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  /** @type {{ containers: string[], volumes: string[] }} */
   const created = { containers: [], volumes: [] };
   docker(["network", "create", net]);
 

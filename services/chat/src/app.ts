@@ -9,7 +9,7 @@ import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
-import { createAuthenticator } from "./auth.js";
+import { createAuthenticator, type SocketData } from "./auth.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
 import { handshake, originCheck } from "./handshake.js";
@@ -112,7 +112,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   };
 
   const metrics = createChatMetrics(io, presence, redis, registry);
-  coalesceWrites(io, { onCoalesced: metrics.coalesced });
+  coalesceWrites(io, { onCoalesced: (packets) => metrics.coalesced(packets) });
   releaseRequests(io);
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
@@ -132,7 +132,12 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
 
   let draining = false;
   if (config.AUTH_MODE === "open") log.warn("AUTH_MODE=open: anyone can connect under any name. Use AUTH_MODE=jwt in production");
-  io.use(handshake(ctx, { authenticate: createAuthenticator(config), connectionLimit: limits.connections, draining: () => draining }));
+  const admit = handshake(ctx, { authenticate: createAuthenticator(config), connectionLimit: limits.connections, draining: () => draining });
+  // The middleware answers every failure through `next` itself; only `next` throwing could reject
+  // it, and that is logged rather than left as an unhandled rejection that ends the process.
+  io.use((socket, next) => {
+    admit(socket, next).catch((err: unknown) => log.error({ sid: socket.id, err }, "handshake middleware failed"));
+  });
 
   // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
   // rooms with `since` and catch up from the logs.
@@ -169,8 +174,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     for (const room of joinedRooms(this)) void leaveQuietly(ctx, this, room);
   }
   io.on("connection", (socket) => {
-    socket.join(userRoom(userOf(socket).id));
-    bindSession(socket, socket.data.session, redis?.pub);
+    // Cannot reject: classic mode joins synchronously, and in sharded mode bus.ts's awaitableJoins
+    // resolves on the subscription's PING either way. A user room only carries targeted events
+    // (session ends, revocations), so the connection does not wait for it.
+    void socket.join(userRoom(userOf(socket).id));
+    bindSession(socket, (socket.data as SocketData).session, redis?.pub);
     bindHandlers(socket);
     socket.on("disconnecting", onDisconnecting);
   });
@@ -182,7 +190,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     presence,
     metrics,
     bus,
-    ready: ctx.busReady,
+    ready: () => ctx.busReady(),
     async drain(seconds) {
       draining = true;
       httpServer.close();
@@ -190,7 +198,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     },
     async close() {
       listener.stopWatching();
-      await new Promise<void>((resolve) => io.close(() => resolve()));
+      // The callback runs once the HTTP server has closed, later than the promise io.close()
+      // returns; a rejection of that promise (an adapter failing to close) reaches the caller.
+      await new Promise<void>((resolve, reject) => {
+        io.close(() => resolve()).catch(reject);
+      });
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
     },
   };

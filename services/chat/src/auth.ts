@@ -16,6 +16,12 @@ export interface Session {
   rooms?: string[];
 }
 
+/** What the handshake keeps on each socket (Socket.IO types `socket.data` as `any`). */
+export interface SocketData {
+  session: Session;
+  user: User;
+}
+
 /** Reads a handshake (its `auth` and headers) into a session, or throws a `HandshakeError`. */
 export type Authenticator = (handshake: { auth: unknown; headers: Record<string, string | string[] | undefined> }) => Promise<Session>;
 

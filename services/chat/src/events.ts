@@ -28,7 +28,10 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger): Bi
           if (args.length !== 1) {
             return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
           }
-          run(handler, this, args[0], log, event).then(ack);
+          // run() never rejects (a throwing handler acks `internal`); the catch is for ack itself.
+          run(handler, this, args[0], log, event)
+            .then(ack)
+            .catch((err: unknown) => log.error({ sid: this.id, event, err }, "ack failed"));
         },
       ] as const,
   );
@@ -38,7 +41,7 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger): Bi
     const name = String(event).slice(0, 64);
     log.debug({ sid: this.id, event: name }, "unknown event");
     const ack = args.at(-1);
-    if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
+    if (typeof ack === "function") (ack as (response: Ack) => void)(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
     else tellNoAck(this, name);
   }
 

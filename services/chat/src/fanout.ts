@@ -79,7 +79,10 @@ export interface FanoutOptions {
  */
 export function attachFanout(adapter: Namespace["adapter"], { observe, direct = true }: FanoutOptions = {}): void {
   const target = adapter as unknown as Hookable;
+  // The originals are called with `.call(this, …)` from the wrappers below, never unbound.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const encode = target._encode;
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const apply = target.apply;
   if (typeof encode !== "function" || typeof apply !== "function") return;
   let pending: { packet: AdapterPacket; frame: Buffer | undefined } | undefined;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { ExtendedError, Socket } from "socket.io";
 import type { RateLimit } from "@chat/shared";
-import type { Authenticator, Session } from "./auth.js";
+import type { Authenticator, SocketData } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import { HandshakeError } from "./identity.js";
 import { clientAddress, isRevoked } from "./sessions.js";
@@ -23,7 +23,7 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   const { config, presence } = ctx;
   // One listener for every connection (`this` is the socket), not a closure per connection.
   function uncount(this: Socket) {
-    void presence.disconnect((this.data.session as Session).user.id).catch(() => undefined);
+    void presence.disconnect((this.data as SocketData).session.user.id).catch(() => undefined);
   }
   return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
     let counted: string | undefined;
@@ -45,8 +45,9 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
       }
-      socket.data.session = session;
-      socket.data.user = session.user;
+      const data = socket.data as SocketData;
+      data.session = session;
+      data.user = session.user;
       if (counted) socket.on("disconnect", uncount);
       next();
     } catch (err) {

@@ -26,5 +26,5 @@ export function openIdentity(auth: unknown): User {
 }
 
 export function userOf(socket: Socket): User {
-  return socket.data.user as User;
+  return (socket.data as { user: User }).user;
 }

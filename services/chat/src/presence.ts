@@ -174,7 +174,7 @@ export function createPresence(
   return {
     async add(room, user) {
       let users = local.get(room);
-      if (!users) local.set(room, (users = new Map()));
+      if (!users) local.set(room, (users = new Map<string, LocalEntry>()));
       const entry = users.get(user.id);
       if (entry) {
         entry.sockets++;

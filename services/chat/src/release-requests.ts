@@ -29,6 +29,7 @@ export function releaseRequests(io: Server): void {
       const own = closers[closers.length - 1];
       // Engine.IO calls writeHead() just before handing the socket to `ws`, which completes the
       // upgrade synchronously; neither the response nor its request is read after that.
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- called below as writeHead.apply(res, …)
       const writeHead = res.writeHead;
       res.writeHead = (...args: unknown[]) => {
         setImmediate(() => {

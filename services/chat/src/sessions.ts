@@ -1,7 +1,7 @@
 import type { Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import { SESSION_ENDED_EVENT, revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
-import type { Session } from "./auth.js";
+import type { Session, SocketData } from "./auth.js";
 
 /** Timers can wait at most this long (about 24.8 days); a later expiry is re-armed on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -49,10 +49,10 @@ export function bindSession(socket: Socket, session: Session, redis?: Redis): vo
  * revocation is published once; a pod cut off from Redis at that moment would miss it).
  */
 export async function endRevokedSessions(redis: Redis, sockets: Iterable<Socket>): Promise<number> {
-  const withTokens = [...sockets].filter((socket) => (socket.data.session as Session | undefined)?.jti);
+  const withTokens = [...sockets].filter((socket) => (socket.data as Partial<SocketData>).session?.jti);
   if (withTokens.length === 0) return 0;
   const pipeline = redis.pipeline();
-  for (const socket of withTokens) pipeline.exists(revokedTokenKey((socket.data.session as Session).jti!));
+  for (const socket of withTokens) pipeline.exists(revokedTokenKey((socket.data as SocketData).session.jti!));
   const replies = (await pipeline.exec()) ?? [];
   let ended = 0;
   for (const [i, socket] of withTokens.entries()) {

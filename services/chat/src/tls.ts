@@ -61,7 +61,7 @@ export function createListener(app: RequestListener, tls: TlsFiles | undefined, 
   for (const w of watchers) w.on("error", (err) => log.warn({ err: err.message }, "cannot watch the TLS certificate files"));
   return {
     // https.Server serves the same requests and upgrades as http.Server; Socket.IO takes either.
-    server: server as unknown as HttpServer,
+    server: server,
     stopWatching() {
       clearTimeout(timer);
       for (const w of watchers) w.close();

@@ -28,13 +28,13 @@ function hsToken(claims: JWTPayload = {}, { alg = "HS256", key = hs256 }: { alg?
 
 /** Resolves with the connect_error's message and code. */
 async function refusal(url: string, auth: Record<string, unknown> | undefined): Promise<{ message: string; code?: string }> {
-  const err = (await connectClient(url, "", { auth }).then(
+  const err = await connectClient(url, "", { auth }).then(
     (socket) => {
       socket.close();
       throw new Error("the connection was accepted");
     },
     (e: Error & { data?: { code?: string } }) => e,
-  )) as Error & { data?: { code?: string } };
+  );
   return { message: err.message, code: err.data?.code };
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { io, type Socket } from "socket.io-client";
+import { io } from "socket.io-client";
 import {
   closeAllClients,
   connectClient,

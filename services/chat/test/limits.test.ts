@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
-import { closeAllClients, connectClient, metricValue, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { closeAllClients, metricValue, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 
 type Refusal = Error & { data?: { code?: string; retryAfterMs?: number } };
@@ -12,7 +12,7 @@ function attempt(url: string, name: string, headers: Record<string, string> = {}
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (err) => {
       socket.close();
-      resolve(err as Refusal);
+      resolve(err);
     });
   });
 }

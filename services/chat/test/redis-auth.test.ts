@@ -34,7 +34,7 @@ describe("a password-protected Redis", () => {
       startService("chat", { env: { REDIS_URL: `redis://chat:chat-user-password-0123@127.0.0.1:${redis.port}/0` } }),
       startService("notifier", { env: { REDIS_URL: bare, REDIS_PASSWORD: PASSWORD, NOTIFIER_API_KEYS: "test-key-0123456789abcdef" } }),
     ]);
-    const [alice, bob] = await Promise.all([connectClient(a!.url, "alice"), connectClient(b!.url, "bob")]);
+    const [alice, bob] = await Promise.all([connectClient(a.url, "alice"), connectClient(b.url, "bob")]);
     for (const c of [alice, bob]) expect(((await c.emitWithAck("join", { room: "locked" })) as Ack).ok).toBe(true);
     const inbox = record<ChatMessage>(bob, "message");
     expect(((await alice.emitWithAck("message", { room: "locked", text: "through the password" })) as Ack).ok).toBe(true);

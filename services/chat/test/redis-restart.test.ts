@@ -8,7 +8,6 @@ import {
   startService,
   stopAllServices,
   waitFor,
-  waitForCounts,
   type RedisServer,
   type ServiceProcess,
 } from "@chat/testkit";

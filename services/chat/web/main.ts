@@ -147,8 +147,13 @@ ui.joinForm.addEventListener("submit", (event) => {
   }
 });
 
-ui.sendForm.addEventListener("submit", async (event) => {
+ui.sendForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  // send() shows every failure itself (try/catch below): nothing is left to reject.
+  void send();
+});
+
+async function send() {
   const text = ui.text.value;
   if (!client || !currentRoom || !text) return;
   ui.send.disabled = true;
@@ -161,4 +166,4 @@ ui.sendForm.addEventListener("submit", async (event) => {
   } finally {
     ui.send.disabled = ui.text.disabled;
   }
-});
+}

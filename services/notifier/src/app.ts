@@ -27,7 +27,7 @@ export interface NotifierAppOptions {
   /** Calls per API key, shared by every replica; undefined: no limit. */
   rateLimit?: RateLimit;
   /** True when Redis can take a command right now. */
-  redisReady(): boolean;
+  redisReady: () => boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -89,7 +89,8 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
       const end = duration.startTimer({ method: req.method });
       res.once("finish", () => {
         // The matched route's template (never the concrete path, which holds room and user ids).
-        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+        const path = (req.route as { path?: string } | undefined)?.path;
+        const route = path ? `${req.baseUrl}${path}` : "unmatched";
         end({ route, status: String(res.statusCode) });
       });
       next();

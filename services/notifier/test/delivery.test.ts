@@ -48,16 +48,16 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
       startService("chat", { pod: "chat-1", env }),
       startNotifier(redis.url, { BUS_MODE: mode }).then((n) => (notifier = n)),
     ]);
-    chatUrl = pod0!.url;
+    chatUrl = pod0.url;
     // a* in room-a, b* in room-b, x* are one user on both pods, n1 is in no room at all.
     const layout: [ClientName, ServiceProcess, string, string | undefined][] = [
-      ["a0", pod0!, "ann", "room-a"],
-      ["a1", pod1!, "bob", "room-a"],
-      ["b0", pod0!, "cyd", "room-b"],
-      ["b1", pod1!, "dee", "room-b"],
-      ["x0", pod0!, USER_X, undefined],
-      ["x1", pod1!, USER_X, undefined],
-      ["n1", pod1!, "nobody", undefined],
+      ["a0", pod0, "ann", "room-a"],
+      ["a1", pod1, "bob", "room-a"],
+      ["b0", pod0, "cyd", "room-b"],
+      ["b1", pod1, "dee", "room-b"],
+      ["x0", pod0, USER_X, undefined],
+      ["x1", pod1, USER_X, undefined],
+      ["n1", pod1, "nobody", undefined],
     ];
     await Promise.all(
       layout.map(async ([key, pod, name, room]) => {

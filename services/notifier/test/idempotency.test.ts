@@ -44,7 +44,7 @@ describe("idempotency and shared consumption", () => {
       startNotifier(redis.url, env, "notifier-1"),
     ]);
     notifiers = replicas;
-    client = await connectClient(chat!.url, "ops-watcher");
+    client = await connectClient(chat.url, "ops-watcher");
     inbox = record<Notification>(client, "notification");
     await joinRoom(client, "ops");
   });

@@ -74,7 +74,7 @@ export async function startService(
   const logs: LogLine[] = [];
   let raw = "";
   let pending = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
+  child.stdout.on("data", (chunk: Buffer) => {
     pending += chunk.toString();
     let newline;
     while ((newline = pending.indexOf("\n")) >= 0) {
@@ -87,7 +87,7 @@ export async function startService(
       }
     }
   });
-  child.stderr!.on("data", (chunk: Buffer) => (raw += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (raw += chunk.toString()));
   const exited = new Promise<number | string>((resolve) =>
     child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
   );
