@@ -44,7 +44,7 @@ export interface ChatServer {
   bus?: ChatBus;
   /** True when Redis (if any) is ready, so this pod can take clients. */
   ready(): boolean;
-  /** Stops taking connections and disconnects every client in batches over `seconds`. */
+  /** Refuses new connections (`unavailable`) and disconnects every client, paced over `seconds`. */
   drain(seconds: number): Promise<void>;
   /** Disconnects every client and stops; does not close the Redis connections it was given. */
   close(): Promise<void>;
@@ -177,8 +177,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     bus,
     ready: ctx.busReady,
     async drain(seconds) {
+      // The port stays open: a handshake that still reaches this pod is refused by the middleware
+      // with `unavailable`, which the client can read, instead of a bare refused connection.
       draining = true;
-      httpServer.close();
       await drainClients(io, seconds, log);
     },
     async close() {

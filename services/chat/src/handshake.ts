@@ -14,6 +14,9 @@ export interface HandshakeOptions {
   draining(): boolean;
 }
 
+/** How soon a client refused by a draining pod should try again (another pod will answer). */
+const DRAINING_RETRY_MS = 1000;
+
 /**
  * Everything a connection must pass, cheapest first: the pod is not draining, the address is
  * under its rate, the token is valid and not revoked, and the user is under their connection cap.
@@ -28,7 +31,7 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
     let counted: string | undefined;
     try {
-      if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down; reconnect to another");
+      if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down: connect again (to another pod)", DRAINING_RETRY_MS);
       if (options.connectionLimit) {
         const result = await options.connectionLimit.consume(clientAddress(socket, config.TRUST_PROXY));
         if (!result.ok) {

@@ -108,6 +108,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   private readonly timeoutMs: number;
   private draining = false;
   private ended?: SessionEnded;
+  private retry?: ReturnType<typeof setTimeout>;
 
   constructor(url: string, options: ChatClientOptions) {
     super();
@@ -128,11 +129,17 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     socket.on("disconnect", (reason) => {
       this.emitReserved("status", false);
       if (reason !== "io server disconnect") return;
-      // A pod that drains disconnects us on purpose; reconnect at once, to another pod. So does
-      // an expired session when `auth` can hand out a fresh token. A revoked one stays down.
+      // An expired session reconnects at once when `auth` can hand out a fresh token. A revoked
+      // one stays down. (A draining pod closes the transport: socket.io-client reconnects itself.)
       if (this.draining || (this.ended?.reconnect && typeof auth === "function")) socket.connect();
     });
     socket.on("shutdown", () => (this.draining = true));
+    // A refusal by the server stops socket.io-client's own reconnecting; the ones that waiting
+    // cures (a draining pod, Redis briefly unreachable) are tried again after `retryAfterMs`.
+    socket.on("connect_error", (err: Error & { data?: { code?: string; retryAfterMs?: number } }) => {
+      if (err.data?.code !== "unavailable" && err.data?.code !== "rate_limited") return;
+      this.retry = setTimeout(() => socket.connect(), err.data.retryAfterMs ?? 1000);
+    });
     socket.on("session_ended", (ended: SessionEnded) => {
       this.ended = ended;
       this.emitReserved("session_ended", ended);
@@ -251,6 +258,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   }
 
   close(): void {
+    clearTimeout(this.retry);
     this.socket.close();
   }
 
