@@ -4,7 +4,7 @@ import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
+import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
@@ -78,7 +78,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   });
   const bus = redis && attachBus(io, redis, { mode: busMode, log });
 
-  const presence = createPresence(redis?.pub, instanceId, log, { ttlSeconds: config.PRESENCE_TTL_SECONDS });
+  const presence = createPresence(redis?.pub, instanceId, log, {
+    ttlSeconds: config.PRESENCE_TTL_SECONDS,
+    // Through the adapter: the room's members on every pod hear it, from this pod alone.
+    onExpired: (room, user) => io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent),
+  });
   const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
   const history = redis
     ? createRedisRoomLog(redis.pub, logOptions)
