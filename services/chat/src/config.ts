@@ -1,95 +1,105 @@
 import { z } from "zod";
-import { env, parseEnv } from "@chat/shared";
+import { env, parseEnv, type EnvCheck } from "@chat/shared";
 
 /**
  * The chat service's configuration: the only place that reads `process.env`. Every variable is
  * documented in README.md and .env.example.
  */
-const schema = z
-  .object({
-    /** Port of the HTTP + Socket.IO listener. 0 picks a free port (tests use it). */
-    PORT: env.port(3000),
-    /** Address to listen on. */
-    HOST: z.string().default("0.0.0.0"),
-    /** Port of `/livez`, `/readyz` and `/metrics`; the LoadBalancer never exposes it. */
-    PROBE_PORT: env.port(9100),
-    /** Seconds between failing readiness on SIGTERM and starting to drain. */
-    SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
-    /** Seconds over which a draining pod disconnects its clients, in even batches. */
-    DRAIN_SECONDS: env.nonNegativeInt(10, 600),
-    /** Redis for scale-out. Unset: a single node with the in-memory adapter. */
-    REDIS_URL: env.redisUrl(),
-    /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
-    REDIS_PASSWORD: z.string().optional(),
-    /** A PEM CA bundle for `rediss://`. */
-    REDIS_TLS_CA_FILE: env.readableFile(),
-    /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
-    BUS_MODE: env.busMode(),
-    LOG_LEVEL: env.logLevel(),
-    /** Shown in logs and used to tell pods apart; defaults to the hostname (the pod name on Kubernetes). */
-    POD_NAME: env.podName(),
-    /** `open`: a display name is the identity (local use). `jwt`: a signed token is required. */
-    AUTH_MODE: z.enum(["open", "jwt"], { message: "must be open or jwt" }).default("open"),
-    /** HS256 secret, at least 32 characters. */
-    JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
-    /** An RS256 or ES256 public key (PEM; `\n` escapes are allowed). */
-    JWT_PUBLIC_KEY: z.string().optional(),
-    /** A JWKS URL, fetched and cached. */
-    JWT_JWKS_URL: z.url({ message: "must be an http(s) URL" }).optional(),
-    /** When set, tokens must carry this `iss`. */
-    JWT_ISSUER: z.string().optional(),
-    /** When set, tokens must carry this `aud`. */
-    JWT_AUDIENCE: z.string().optional(),
-    /** Browser origins allowed to connect, comma-separated; unset: same origin only. */
-    CORS_ORIGINS: z
-      .string()
-      .transform((value) => value.split(",").map((o) => o.trim()).filter(Boolean))
-      .pipe(z.array(z.url({ message: "must list origins like https://chat.example.com" }).refine((o) => o !== "*", "* is not allowed")))
-      .optional(),
-    /** Proxies in front of the pods whose X-Forwarded-For is trusted (0: none). */
-    TRUST_PROXY: env.nonNegativeInt(0, 10),
-    /** Messages per user per second, sustained, across all pods (0: no limit). */
-    RATE_LIMIT_MESSAGES_PER_SECOND: env.nonNegativeInt(10, 100_000),
-    /** Extra messages per user per 10 seconds once the sustained rate is spent. */
-    RATE_LIMIT_MESSAGES_BURST: env.nonNegativeInt(20, 100_000),
-    /** Joins per connection per minute (0: no limit). */
-    RATE_LIMIT_JOINS_PER_MINUTE: env.nonNegativeInt(120, 100_000),
-    /** New connections per client IP per minute, across all pods (0: no limit). */
-    RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
-    /** Rooms one connection may be in. */
-    MAX_ROOMS_PER_CONNECTION: env.positiveInt(100, 10_000),
-    /** Connections one user may hold at once, across all pods (0: no limit). */
-    MAX_CONNECTIONS_PER_USER: env.nonNegativeInt(20, 100_000),
-    /** Longest message text, in characters. */
-    MAX_TEXT_LENGTH: env.positiveInt(4000, 1_000_000),
-    /** Largest Socket.IO frame in bytes; a bigger frame closes that connection (and only it). */
-    MAX_HTTP_BUFFER_SIZE: env.positiveInt(64 * 1024, 100 * 1024 * 1024),
-    /** Seconds after which a dead pod's members drop out of presence lists. */
-    PRESENCE_TTL_SECONDS: env.positiveInt(30, 3600),
-    /** Entries kept in each room's log (approximately: trimmed in blocks). */
-    HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
-    /** Log entries older than this are trimmed; 0 keeps them however old. */
-    HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
-    /** Messages a `join` without `since` returns. */
-    HISTORY_ON_JOIN: env.nonNegativeInt(50, 1000),
-    /** How long a `clientMsgId` is remembered, so a retry is not stored or delivered twice. */
-    CLIENT_MSG_ID_TTL_SECONDS: env.positiveInt(300, 86_400),
-  })
-  .superRefine((config, ctx) => {
-    if (config.AUTH_MODE !== "jwt") return;
-    const sources = ["JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"] as const;
-    const set = sources.filter((name) => config[name] !== undefined);
-    if (set.length !== 1) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["AUTH_MODE"],
-        message: `jwt needs exactly one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (${set.length ? `got ${set.join(", ")}` : "none set"})`,
-      });
-    }
-  });
+const schema = z.object({
+  /** Port of the HTTP + Socket.IO listener. 0 picks a free port (tests use it). */
+  PORT: env.port(3000),
+  /** Address to listen on. */
+  HOST: z.string().default("0.0.0.0"),
+  /** Port of `/livez`, `/readyz` and `/metrics`; the LoadBalancer never exposes it. */
+  PROBE_PORT: env.port(9100),
+  /** Seconds between failing readiness on SIGTERM and starting to drain. */
+  SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
+  /** Seconds over which a draining pod disconnects its clients, in even batches. */
+  DRAIN_SECONDS: env.nonNegativeInt(10, 600),
+  /** Redis for scale-out. Unset: a single node with the in-memory adapter. */
+  REDIS_URL: env.redisUrl(),
+  /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
+  REDIS_PASSWORD: z.string().optional(),
+  /** A PEM CA bundle for `rediss://`. */
+  REDIS_TLS_CA_FILE: env.caFile(),
+  /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
+  BUS_MODE: env.busMode(),
+  LOG_LEVEL: env.logLevel(),
+  /** Shown in logs and used to tell pods apart; defaults to the hostname (the pod name on Kubernetes). */
+  POD_NAME: env.podName(),
+  /** `open`: a display name is the identity (local use). `jwt`: a signed token is required. */
+  AUTH_MODE: z.enum(["open", "jwt"], { message: "must be open or jwt" }).default("open"),
+  /** HS256 secret, at least 32 characters. */
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** An RS256 or ES256 public key (PEM; `\n` escapes are allowed). */
+  JWT_PUBLIC_KEY: env.publicKey(),
+  /** A JWKS URL, fetched and cached. */
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/, message: "must be an http(s) URL, e.g. https://id.example.com/.well-known/jwks.json" }).optional(),
+  /** When set, tokens must carry this `iss`. */
+  JWT_ISSUER: z.string().optional(),
+  /** When set, tokens must carry this `aud`. */
+  JWT_AUDIENCE: z.string().optional(),
+  /** Browser origins allowed to connect, comma-separated; unset: same origin only. */
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) => value.split(",").map((o) => o.trim()).filter(Boolean))
+    .pipe(
+      z.array(
+        z.string().superRefine((origin, ctx) => {
+          if (origin === "*") ctx.addIssue({ code: "custom", message: "* is not allowed: list the origins, e.g. https://chat.example.com" });
+          else if (!URL.canParse(origin)) ctx.addIssue({ code: "custom", message: "must list origins like https://chat.example.com" });
+        }),
+      ),
+    )
+    .optional(),
+  /** Proxies in front of the pods whose X-Forwarded-For is trusted (0: none). */
+  TRUST_PROXY: env.nonNegativeInt(0, 10),
+  /** Messages per user per second, sustained, across all pods (0: no limit). */
+  RATE_LIMIT_MESSAGES_PER_SECOND: env.nonNegativeInt(10, 100_000),
+  /** Extra messages per user per 10 seconds once the sustained rate is spent. */
+  RATE_LIMIT_MESSAGES_BURST: env.nonNegativeInt(20, 100_000),
+  /** Joins per connection per minute (0: no limit). */
+  RATE_LIMIT_JOINS_PER_MINUTE: env.nonNegativeInt(120, 100_000),
+  /** New connections per client IP per minute, across all pods (0: no limit). */
+  RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
+  /** Rooms one connection may be in. */
+  MAX_ROOMS_PER_CONNECTION: env.positiveInt(100, 10_000),
+  /** Connections one user may hold at once, across all pods (0: no limit). */
+  MAX_CONNECTIONS_PER_USER: env.nonNegativeInt(20, 100_000),
+  /** Longest message text, in characters. */
+  MAX_TEXT_LENGTH: env.positiveInt(4000, 1_000_000),
+  /** Largest Socket.IO frame in bytes; a bigger frame closes that connection (and only it). */
+  MAX_HTTP_BUFFER_SIZE: env.positiveInt(64 * 1024, 100 * 1024 * 1024),
+  /** Seconds after which a dead pod's members drop out of presence lists. */
+  PRESENCE_TTL_SECONDS: env.positiveInt(30, 3600),
+  /** Entries kept in each room's log (approximately: trimmed in blocks). */
+  HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
+  /** Log entries older than this are trimmed; 0 keeps them however old. */
+  HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
+  /** Messages a `join` without `since` returns. */
+  HISTORY_ON_JOIN: env.nonNegativeInt(50, 1000),
+  /** How long a `clientMsgId` is remembered, so a retry is not stored or delivered twice. */
+  CLIENT_MSG_ID_TTL_SECONDS: env.positiveInt(300, 86_400),
+});
+
+/** Rules between variables, checked on the raw values so they show up next to any other problem. */
+const checks: EnvCheck[] = [
+  (raw) => {
+    if (raw.AUTH_MODE !== "jwt") return [];
+    const set = ["JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"].filter((name) => raw[name] !== undefined);
+    if (set.length === 1) return [];
+    return [`AUTH_MODE: jwt needs exactly one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL; ${set.length ? `got ${set.join(" and ")}` : "none is set"}`];
+  },
+  (raw) => {
+    // Two listeners cannot share a port: say so now, not as EADDRINUSE after the probes started.
+    const port = raw.PORT === undefined ? "3000" : raw.PORT;
+    const probe = raw.PROBE_PORT === undefined ? "9100" : raw.PROBE_PORT;
+    return port === probe && port !== "0" ? [`PORT: must differ from PROBE_PORT (both are ${port})`] : [];
+  },
+];
 
 export type ChatConfig = z.infer<typeof schema>;
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): ChatConfig {
-  return parseEnv(schema, source);
+  return parseEnv(schema, source, checks);
 }

@@ -31,6 +31,10 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
     let counted: string | undefined;
     try {
+      const { origin, host } = socket.handshake.headers;
+      if (!originAllowed(config.CORS_ORIGINS, origin, host)) {
+        throw new HandshakeError("forbidden", `this page's origin (${String(origin).slice(0, 200)}) may not connect: only the chat's own origin and those in its CORS_ORIGINS may`);
+      }
       if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down: connect again (to another pod)", DRAINING_RETRY_MS);
       if (options.connectionLimit) {
         const result = await options.connectionLimit.consume(clientAddress(socket, config.TRUST_PROXY));
@@ -66,15 +70,25 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
  * it is checked here: the page's own origin, the configured ones, or no Origin at all (not a
  * browser). Never `*`.
  */
+export function originAllowed(allowed: string[] | undefined, origin: string | undefined, host: string | undefined): boolean {
+  if (!origin || allowed?.includes(origin)) return true;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false; // a malformed Origin is refused
+  }
+}
+
+/**
+ * The Engine.IO-level check. A long-polling request from another origin is refused here (403):
+ * the browser would not let the page read any answer anyway. A WebSocket passes, to be refused by
+ * the handshake middleware with a `connect_error` that says why (a 403 on the upgrade reaches the
+ * page as a bare "websocket error"); it never reaches any handler.
+ */
 export function originCheck(allowed: string[] | undefined) {
   return (req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void): void => {
-    const origin = req.headers.origin;
-    if (!origin || allowed?.includes(origin)) return callback(null, true);
-    try {
-      if (new URL(origin).host === req.headers.host) return callback(null, true);
-    } catch {
-      // a malformed Origin is refused below
-    }
+    const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
+    if (websocket || originAllowed(allowed, req.headers.origin, req.headers.host)) return callback(null, true);
     callback("origin not allowed", false);
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
-import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, describeListenError, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -39,6 +39,14 @@ const registry = new Registry();
 // pod is not ready yet.
 let server: ChatServer | undefined;
 
+/** A port that cannot be opened ends the process with one line naming its variable. */
+function cannotListen(variable: string, port: number) {
+  return (err: NodeJS.ErrnoException): never => {
+    console.error(`chat: ${describeListenError(variable, config.HOST, port, err)}`);
+    process.exit(1);
+  };
+}
+
 const operations = await startOperations({
   port: config.PROBE_PORT,
   host: config.HOST,
@@ -57,11 +65,12 @@ const operations = await startOperations({
     }
     if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
   },
-});
+}).catch(cannotListen("PROBE_PORT", config.PROBE_PORT));
 
 const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
 const chat = createChatServer({ config, log, redis, instanceId, busMode, registry });
 server = chat;
+chat.httpServer.once("error", cannotListen("PORT", config.PORT));
 chat.httpServer.listen(config.PORT, config.HOST, () => {
   const { port } = chat.httpServer.address() as AddressInfo;
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;

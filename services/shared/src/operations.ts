@@ -112,7 +112,15 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     onShutdown: async () => log.info("bye"),
   });
 
-  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  // A port that cannot be opened rejects (the caller says which variable chose it), never an
+  // unhandled 'error' event with a stack trace.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   return { server, port: (server.address() as AddressInfo).port, shuttingDown: () => shuttingDown };
 }
 

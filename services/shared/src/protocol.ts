@@ -75,7 +75,9 @@ export function messageText(max: number) {
   return z
     .string({ error: "must be a string" })
     .min(1, "must not be empty")
-    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`);
+    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`)
+    // A message nobody can see is a mistake, not a message.
+    .refine((text) => text.length === 0 || text.trim().length > 0, "must not be blank (only whitespace)");
 }
 
 /** Handshake `auth` in open mode. Unknown keys are ignored so newer clients still connect. */
