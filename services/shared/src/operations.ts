@@ -80,21 +80,39 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(page()));
       return;
     }
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /livez, /readyz or /metrics\n");
+    const paths = ["/livez", "/readyz", "/metrics", ...Object.keys(debug)];
+    res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try ${paths.slice(0, -1).join(", ")} or ${paths.at(-1)}\n`);
   });
+
+  // Probes are polled every few seconds: a failure is logged when the state changes (with its
+  // reason, without a stack), not on every poll.
+  const failing: Record<string, string | undefined> = {};
+  async function probe(name: "alive" | "ready", check: () => void | Promise<void>): Promise<{ status: string }> {
+    try {
+      await check();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (failing[name] !== reason) log.warn({ probe: name, reason }, `not ${name}: ${reason}`);
+      failing[name] = reason;
+      throw err;
+    }
+    if (failing[name] !== undefined) log.info({ probe: name, was: failing[name] }, `${name} again`);
+    failing[name] = undefined;
+    return { status: name };
+  }
 
   createTerminus(server, {
     healthChecks: {
-      "/livez": async () => {
-        const lag = Date.now() - lastTick;
-        if (lag > maxEventLoopLagMs) throw new ProbeFailure(`event loop stalled for ${lag} ms`);
-        return { status: "alive" };
-      },
-      "/readyz": async () => {
-        if (shuttingDown) throw new ProbeFailure("shutting down");
-        await options.ready();
-        return { status: "ready" };
-      },
+      "/livez": () =>
+        probe("alive", () => {
+          const lag = Date.now() - lastTick;
+          if (lag > maxEventLoopLagMs) throw new ProbeFailure(`event loop stalled for ${lag} ms`);
+        }),
+      "/readyz": () =>
+        probe("ready", async () => {
+          if (shuttingDown) throw new ProbeFailure("shutting down");
+          await options.ready();
+        }),
       verbatim: true,
     },
     // Liveness must keep passing while the pod drains; readiness fails through the check above.
@@ -102,7 +120,8 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     signals: ["SIGTERM", "SIGINT"],
     useExit0: true,
     timeout: 1000,
-    logger: (msg, err) => log.error({ err }, msg),
+    // Failed probes are logged by probe() above, once per change.
+    logger: (msg, err) => msg !== "healthcheck failed" && log.error({ err }, msg),
     beforeShutdown: async () => {
       shuttingDown = true;
       log.info({ delaySeconds: shutdownDelaySeconds }, "shutting down: readiness fails, waiting before draining");
