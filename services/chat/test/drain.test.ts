@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
-import type { ChatClient, ChatMessage } from "@chat/client";
+import { ChatClient, type ChatMessage } from "@chat/client";
 import {
   closeAllChatClients,
   closeAllClients,
@@ -138,7 +138,7 @@ describe("SIGTERM on a pod with 30 plain socket.io-client connections behind a r
     await redis?.dispose();
   });
 
-  it("moves every client to the other pod by itself, paced evenly over DRAIN_SECONDS, and refuses newcomers with unavailable", async () => {
+  it("moves every client to the other pod by itself, paced evenly over DRAIN_SECONDS, and refuses newcomers with unavailable, which @chat/client retries elsewhere", async () => {
     const reasons: string[] = [];
     const disconnectedAt: number[] = [];
     const shutdowns: unknown[] = [];
@@ -163,6 +163,21 @@ describe("SIGTERM on a pod with 30 plain socket.io-client connections behind a r
       );
       expect(refused?.message).toMatch(/shutting down/);
       expect(refused?.data).toEqual({ code: "unavailable", retryAfterMs: expect.any(Number) });
+    }
+    // @chat/client, refused the same way, tries again after retryAfterMs and lands elsewhere.
+    const late = await startBalancer([leaving.port]);
+    const helper = new ChatClient(late.url, { auth: { name: "late-helper" }, socket: { transports: ["websocket"], forceNew: true } });
+    try {
+      const refusals: string[] = [];
+      helper.socket.on("connect_error", (err: Error & { data?: { code: string } }) => refusals.push(err.data?.code ?? err.message));
+      await waitFor(() => refusals.length > 0, { what: "the helper to be refused by the draining pod" });
+      expect(refusals[0]).toBe("unavailable");
+      late.setBackends([staying.port]);
+      await waitFor(() => helper.socket.connected, { timeoutMs: 5000, what: "the helper to connect again by itself" });
+      expect(late.connections().get(staying.port)).toBe(1);
+    } finally {
+      helper.close();
+      await late.close();
     }
 
     expect(await leaving.exited).toBe(0);
