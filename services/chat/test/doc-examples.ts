@@ -16,6 +16,8 @@ import { repoRoot } from "@chat/testkit";
  *   anything. Other comments are prose.
  * - In ```js and ```ts blocks, `// → <text>` (on a line of its own or after code) is a line the
  *   example must print, in order.
+ * - `<!-- docs-test: socket -->` before a JS block: it continues the page's "Connecting" example,
+ *   so a connected `socket` (socket.io-client, open mode, as "Ann") is there to use.
  * - `<!-- docs-test: listens -->` before a JS block: it starts before the page's other examples
  *   (once it has printed its first expected line) and must print the rest by the end, e.g. a
  *   client that receives what the page's curl examples send.
@@ -31,6 +33,8 @@ export interface Example {
   expect: string[];
   skip?: string;
   listens: boolean;
+  /** Runs with a connected `socket` defined before it. */
+  socket: boolean;
 }
 
 export interface Step {
@@ -60,6 +64,7 @@ export function readExamples(relativePath: string): Example[] {
         expect: lang === "sh" ? [] : body.flatMap((line) => (line.includes(`// ${ARROW} `) ? [line.slice(line.indexOf(`// ${ARROW} `) + 5).trim()] : [])),
         skip: markers.find((m) => m.startsWith("skip:"))?.slice(5).trim(),
         listens: markers.includes("listens"),
+        socket: markers.includes("socket"),
       });
     }
     i = close;

@@ -53,9 +53,14 @@ async function runSh(example: Example): Promise<void> {
   }
 }
 
+/** What `<!-- docs-test: socket -->` examples continue: the page's "Connecting" example. */
+const SOCKET_PRELUDE = `import { io } from "socket.io-client";
+const socket = io("https://chat.example.com", { auth: { name: "Ann" }, transports: ["websocket"] });
+`;
+
 async function runJs(example: Example): Promise<void> {
   expect(example.expect, `${example.where}: a JS example says what it prints (// → ...)`).not.toEqual([]);
-  const script = await startScript(example, localize(example.code));
+  const script = await startScript(example, localize((example.socket ? SOCKET_PRELUDE : "") + example.code));
   try {
     await waitFor(() => matchesInOrder(script.output(), example.expect), {
       timeoutMs: EXPECT_WITHIN_MS,
