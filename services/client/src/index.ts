@@ -1,6 +1,7 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
+import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
 import type { Ack, ChatMessage, PresenceEvent, ProtocolError, ReplayedEntry, SessionEnded, User } from "@chat/shared";
 
 export type { ChatMessage, PresenceEvent, SessionEnded, User };
@@ -61,6 +62,12 @@ export interface ClientEvents {
    * disconnected).
    */
   session_ended: (ended: SessionEnded) => void;
+  /**
+   * The server closed the connection because this client was not reading what it was sent
+   * (`slow_consumer`: more than the pod's `MAX_CLIENT_BUFFER_BYTES` queued for it). Nothing to do:
+   * the client reconnects and catches up from the room logs on its own, like after any drop.
+   */
+  slow_consumer: () => void;
 }
 
 export interface JoinResult {
@@ -89,6 +96,12 @@ interface RoomState {
   pending?: RoomEntry[];
   /** The re-join under way, if any: one at a time per room. */
   syncing?: Promise<void>;
+}
+
+/** The close code of the WebSocket behind a "transport close", when there was one. */
+function closedBy(details: unknown): number | undefined {
+  const code = (details as { context?: { code?: unknown } } | undefined)?.context?.code;
+  return typeof code === "number" ? code : undefined;
 }
 
 /** Answers worth another try: the server (or its Redis) will come back. */
@@ -125,8 +138,9 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       this.ended = undefined;
       void this.resyncAll();
     });
-    socket.on("disconnect", (reason) => {
+    socket.on("disconnect", (reason, details) => {
       this.emitReserved("status", false);
+      if (closedBy(details) === SLOW_CONSUMER_CLOSE.code) this.emitReserved("slow_consumer");
       if (reason !== "io server disconnect") return;
       // A pod that drains disconnects us on purpose; reconnect at once, to another pod. So does
       // an expired session when `auth` can hand out a fresh token. A revoked one stays down.
