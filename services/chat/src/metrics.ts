@@ -114,7 +114,7 @@ export function createChatMetrics(
     }),
     rateLimited: new Counter({
       name: "chat_rate_limited_total",
-      help: "Requests refused by a rate limit, by kind (message, join, connection).",
+      help: "Requests refused by a rate limit, by kind (message, join, user_reads, connection).",
       labelNames: ["kind"],
       registers: [registry],
     }),
