@@ -105,7 +105,7 @@ describe("clients that stop reading", () => {
     });
     await waitFor(() => acked.length + failed.length === RATE * SECONDS, { timeoutMs: 30_000, what: () => `every send answered (${acked.length} acked)` });
     clearInterval(sampler);
-    expect(failed).toEqual([]);
+    expect(failed.map((err) => `${(err as { code?: string }).code}: ${(err as Error).message}`)).toEqual([]);
 
     const order = [...acked].sort(compareLogIds);
     await waitFor(() => inboxes.every((inbox) => inbox.length >= order.length), {
@@ -118,10 +118,11 @@ describe("clients that stop reading", () => {
       const delays = inbox.map((m) => m.at - m.message.ts).sort((a, b) => a - b);
       const p50 = delays[Math.floor(delays.length / 2)]!;
       console.log(`reader delay p50 ${p50} ms, p99 ${delays[Math.floor(delays.length * 0.99)]} ms, max ${delays.at(-1)} ms`);
-      // Loose on purpose: the machine is shared (2 cores, several test runs at once). Without the
-      // budget the stalled clients' backlog slows everyone down and keeps growing.
-      expect(p50).toBeLessThan(500);
-      expect(delays.at(-1)).toBeLessThan(5000);
+      // Loose on purpose: the machine is shared (2 cores, often several test runs at once; p50 is
+      // under 200 ms when it is calm). What this guards is that readers are not held back behind
+      // the stalled clients' backlog, which grows for as long as the run lasts without the budget.
+      expect(p50).toBeLessThan(1500);
+      expect(delays.at(-1)).toBeLessThan(8000);
     }
     expect(lag.map((m) => m.message.id)).toEqual(order);
     expect(toldSlow).toBeGreaterThanOrEqual(1);
