@@ -37,6 +37,8 @@ describe("configuration at start", () => {
     ["PORT equal to PROBE_PORT", { PORT: "9555", PROBE_PORT: "9555" }, /^ {2}- PORT: must differ from PROBE_PORT \(both are 9555\)$/m],
     ["an unknown AUTH_MODE", { AUTH_MODE: "none" }, /AUTH_MODE: must be open or jwt/],
     ["a negative rate limit", { RATE_LIMIT_CONNECTIONS_PER_IP: "-1" }, /RATE_LIMIT_CONNECTIONS_PER_IP/],
+    ["a negative outbound budget", { MAX_CLIENT_BUFFER_BYTES: "-1" }, /MAX_CLIENT_BUFFER_BYTES/],
+    ["an unknown FAST_PATH", { FAST_PATH: "on" }, /FAST_PATH: must be auto or off/],
   ])("refuses to start with %s, in lines a person can act on", async (_name, env, message) => {
     const chat = await startService("chat", { wait: false, env });
     expect(await chat.exited).toBe(1);
