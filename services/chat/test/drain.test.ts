@@ -87,7 +87,8 @@ describe("SIGTERM on a pod with 500 clients", () => {
     expect(exitedAfter).toBeLessThan(DELAY_SECONDS + DRAIN_SECONDS + 10);
 
     // Paced: the disconnects spread over the window instead of happening at once.
-    expect(disconnectedAt).toHaveLength(CLIENTS);
+    // The clients live in this (busy) test process: their close events may trail the pod's exit.
+    await waitFor(() => disconnectedAt.length === CLIENTS, { what: () => `every client to see its disconnect (${disconnectedAt.length})` });
     const first = Math.min(...disconnectedAt);
     const last = Math.max(...disconnectedAt);
     expect(first - termAt).toBeGreaterThanOrEqual(DELAY_SECONDS * 1000 - 50);
@@ -95,7 +96,10 @@ describe("SIGTERM on a pod with 500 clients", () => {
     const inFirstQuarter = disconnectedAt.filter((t) => t - first < (DRAIN_SECONDS * 1000) / 4).length;
     expect(inFirstQuarter).toBeLessThan(CLIENTS * 0.4);
 
-    await waitFor(() => clients.every((c) => c.socket.connected), { timeoutMs: 10_000, what: "every client to reconnect" });
+    await waitFor(() => clients.every((c) => c.socket.connected), {
+      timeoutMs: 20_000,
+      what: () => `every client to reconnect (${clients.filter((c) => c.socket.connected).length} of ${CLIENTS})`,
+    });
     expect(balancer.connections().get(staying.port)).toBe(CLIENTS);
     const before = acked.length;
     await waitFor(() => acked.length >= before + 10, { what: "traffic after the drain" });
