@@ -1,5 +1,5 @@
 import type { Socket } from "socket.io";
-import { fail, type Ack, type Logger } from "@chat/shared";
+import { fail, rateLimited, type Ack, type Logger } from "@chat/shared";
 
 /** A client-to-server event handler: it returns the ack, it never calls it. */
 export type Handler = (socket: Socket, payload: unknown) => Promise<Ack> | Ack;
@@ -16,14 +16,47 @@ export type Binder = (socket: Socket) => void;
  * Why once: Socket.IO calls a listener with the socket as `this`, so the same functions serve every
  * connection. Closures bound per connection cost memory on each of thousands of idle sockets.
  */
-export function createBinder(handlers: Record<string, Handler>, log: Logger): Binder {
+export interface BinderOptions {
+  /** Events one connection may send per second, whatever they are; 0 or unset: no limit. */
+  eventsPerSecond?: number;
+  /** Told of each event refused by that limit. */
+  onLimited?(): void;
+}
+
+/**
+ * Events per connection per second, counted on the socket itself in a fixed one-second window:
+ * a refused event costs no Redis work, no promise and no map entry (rate-limiter-flexible's
+ * memory limiter would add all three to every event). The window is coarse on purpose: it bounds
+ * a flood, the per-user limits in Redis shape normal traffic.
+ */
+function withinRate(socket: Socket, perSecond: number): number {
+  const now = Date.now();
+  const data = socket.data as { eventWindow?: number; eventCount?: number };
+  if (data.eventWindow === undefined || now - data.eventWindow >= 1000) {
+    data.eventWindow = now;
+    data.eventCount = 0;
+  }
+  return ++data.eventCount! <= perSecond ? 0 : 1000 - (now - data.eventWindow);
+}
+
+export function createBinder(handlers: Record<string, Handler>, log: Logger, options: BinderOptions = {}): Binder {
   const known = new Set(Object.keys(handlers));
+  const perSecond = options.eventsPerSecond ?? 0;
+  /** Zero when the event may go on, else how long to wait. */
+  const limited = (socket: Socket): number => {
+    if (perSecond <= 0) return 0;
+    const wait = withinRate(socket, perSecond);
+    if (wait > 0) options.onLimited?.();
+    return wait;
+  };
   const listeners = Object.entries(handlers).map(
     ([event, handler]) =>
       [
         event,
         function (this: Socket, ...args: unknown[]) {
           const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
+          const wait = limited(this);
+          if (wait > 0) return ack?.(rateLimited("events on this connection", Math.max(1, wait)));
           if (!ack) return tellNoAck(this, event);
           if (args.length !== 1) {
             return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
@@ -35,9 +68,14 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger): Bi
 
   function onAny(this: Socket, event: unknown, ...args: unknown[]) {
     if (typeof event === "string" && known.has(event)) return;
+    const ack = args.at(-1);
+    const wait = limited(this);
+    if (wait > 0) {
+      if (typeof ack === "function") ack(rateLimited("events on this connection", Math.max(1, wait)));
+      return;
+    }
     const name = String(event).slice(0, 64);
     log.debug({ sid: this.id, event: name }, "unknown event");
-    const ack = args.at(-1);
     if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
     else tellNoAck(this, name);
   }

@@ -16,6 +16,12 @@ const ui = {
   send: $<HTMLButtonElement>("send"),
 };
 
+// With AUTH_MODE=jwt the page is opened as /#token=<JWT> by the app that issued the token (a
+// fragment never reaches server logs). It is read once and dropped from the address bar, so it is
+// not left in the history, a bookmark or a screenshot; it stays in memory for reconnects.
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+if (token) history.replaceState(null, "", location.pathname + location.search);
+
 let client: ChatClient | undefined;
 let currentName = "";
 let currentRoom = "";
@@ -35,11 +41,37 @@ function setStatus(state: "online" | "offline" | "reconnecting"): void {
   ui.text.disabled = ui.send.disabled = state !== "online" || !currentRoom;
 }
 
+/** Ids seen under each display name in the current room (members and authors). */
+const idsByName = new Map<string, Set<string>>();
+
+function seen(user: User): void {
+  const ids = idsByName.get(user.name) ?? new Set<string>();
+  ids.add(user.id);
+  idsByName.set(user.name, ids);
+}
+
+/**
+ * A user's name, and beside it their stable id when someone else in the room goes by the same
+ * name: a display name proves nothing, the id (the token's `sub`) is who it is.
+ */
+function nameOf(user: User, className: string): HTMLSpanElement {
+  const span = Object.assign(document.createElement("span"), { className, textContent: user.name });
+  if ((idsByName.get(user.name)?.size ?? 0) > 1) {
+    span.append(Object.assign(document.createElement("span"), { className: "uid", textContent: ` (${user.id})` }));
+  }
+  return span;
+}
+
 function renderMembers(): void {
+  for (const user of members.values()) seen(user);
   ui.members.replaceChildren(
     ...[...members.values()]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((user) => Object.assign(document.createElement("li"), { textContent: user.name })),
+      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+      .map((user) => {
+        const li = document.createElement("li");
+        li.append(nameOf(user, "member"));
+        return li;
+      }),
   );
 }
 
@@ -56,7 +88,8 @@ function renderMessage(message: ChatMessage): void {
     className: "when",
     textContent: new Date(message.ts).toLocaleTimeString(),
   });
-  const who = Object.assign(document.createElement("span"), { className: "who", textContent: message.user.name });
+  seen(message.user);
+  const who = nameOf(message.user, "who");
   li.append(when, who, document.createTextNode(message.text));
   append(li);
 }
@@ -77,7 +110,10 @@ async function join(room: string): Promise<void> {
     currentRoom = "";
     await client.leave(previous).catch(() => undefined);
   }
-  if (currentRoom !== room) ui.messages.replaceChildren();
+  if (currentRoom !== room) {
+    ui.messages.replaceChildren();
+    idsByName.clear();
+  }
   currentRoom = room;
   try {
     // The client renders what the join delivers through its "message" events, in order.
@@ -96,9 +132,7 @@ function connect(name: string): ChatClient {
   // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
   // as a fallback for networks that block WebSocket. The client re-joins every room with the last
   // id it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
-  // With AUTH_MODE=jwt the page is opened as /#token=<JWT> by the app that issued the token (a
-  // fragment never reaches server logs); the name then comes from the token.
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  // With a token (see above), the name comes from the token.
   const next = new ChatClient(location.origin, { auth: token ? { token } : { name } });
   next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
   next.on("joined", ({ room, members: list }) => {
