@@ -54,12 +54,12 @@ function seen(user: User): void {
  * A user's name, and beside it their stable id when someone else in the room goes by the same
  * name: a display name proves nothing, the id (the token's `sub`) is who it is.
  */
-function nameOf(user: User, className: string): HTMLSpanElement {
-  const span = Object.assign(document.createElement("span"), { className, textContent: user.name });
+function nameOf<T extends HTMLElement>(element: T, user: User): T {
+  element.textContent = user.name;
   if ((idsByName.get(user.name)?.size ?? 0) > 1) {
-    span.append(Object.assign(document.createElement("span"), { className: "uid", textContent: ` (${user.id})` }));
+    element.append(Object.assign(document.createElement("span"), { className: "uid", textContent: ` (${user.id})` }));
   }
-  return span;
+  return element;
 }
 
 function renderMembers(): void {
@@ -67,11 +67,7 @@ function renderMembers(): void {
   ui.members.replaceChildren(
     ...[...members.values()]
       .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
-      .map((user) => {
-        const li = document.createElement("li");
-        li.append(nameOf(user, "member"));
-        return li;
-      }),
+      .map((user) => nameOf(document.createElement("li"), user)),
   );
 }
 
@@ -89,7 +85,7 @@ function renderMessage(message: ChatMessage): void {
     textContent: new Date(message.ts).toLocaleTimeString(),
   });
   seen(message.user);
-  const who = nameOf(message.user, "who");
+  const who = nameOf(Object.assign(document.createElement("span"), { className: "who" }), message.user);
   li.append(when, who, document.createTextNode(message.text));
   append(li);
 }
