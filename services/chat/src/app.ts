@@ -96,9 +96,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     }),
     // A connection lives on one pod, so its join limit needs no Redis round trip.
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
-    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
-    userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60 }),
-    members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60 }),
+    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60, blockInMemory: true }),
+    userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60, blockInMemory: true }),
+    members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60, blockInMemory: true }),
   };
   const ctx: ChatContext = {
     io,
@@ -173,7 +173,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
-    { eventsPerSecond: config.RATE_LIMIT_EVENTS_PER_SECOND, onLimited: () => metrics.rateLimited.inc({ kind: "event" }) },
+    { eventsPerSecond: config.RATE_LIMIT_EVENTS_PER_SECOND, eventsBurst: config.RATE_LIMIT_EVENTS_BURST, onLimited: () => metrics.rateLimited.inc({ kind: "event" }) },
   );
   // Shared listeners (`this` is the socket): nothing is allocated per connection but its entries.
   function onDisconnecting(this: Socket) {

@@ -101,8 +101,10 @@ const schema = z
     RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
     /** New connections per authenticated user per minute, across all pods, in jwt mode (0: no limit). */
     RATE_LIMIT_CONNECTIONS_PER_USER: env.nonNegativeInt(60, 1_000_000),
-    /** Events (join, leave, message, anything) one connection may send per second, counted in memory (0: no limit). */
-    RATE_LIMIT_EVENTS_PER_SECOND: env.nonNegativeInt(50, 100_000),
+    /** Events (join, leave, message, anything) one connection may send per second, sustained, counted in memory (0: no limit). */
+    RATE_LIMIT_EVENTS_PER_SECOND: env.nonNegativeInt(20, 100_000),
+    /** Events one connection may send at once: enough to re-join `MAX_ROOMS_PER_CONNECTION` rooms after a reconnect. */
+    RATE_LIMIT_EVENTS_BURST: env.positiveInt(150, 1_000_000),
     /** `GET /v1/rooms/:room/members` per user (jwt) or address (open) per minute (0: no limit). */
     RATE_LIMIT_MEMBERS_PER_MINUTE: env.nonNegativeInt(60, 1_000_000),
     /** Open TCP sockets, and open Engine.IO sessions, one client address may hold on a pod (0: no cap). */

@@ -17,35 +17,40 @@ export type Binder = (socket: Socket) => void;
  * connection. Closures bound per connection cost memory on each of thousands of idle sockets.
  */
 export interface BinderOptions {
-  /** Events one connection may send per second, whatever they are; 0 or unset: no limit. */
+  /** Events one connection may send per second, sustained, whatever they are; 0 or unset: no limit. */
   eventsPerSecond?: number;
+  /** Events one connection may send at once (a re-join of all its rooms after a reconnect). @default eventsPerSecond */
+  eventsBurst?: number;
   /** Told of each event refused by that limit. */
   onLimited?(): void;
 }
 
 /**
- * Events per connection per second, counted on the socket itself in a fixed one-second window:
- * a refused event costs no Redis work, no promise and no map entry (rate-limiter-flexible's
- * memory limiter would add all three to every event). The window is coarse on purpose: it bounds
- * a flood, the per-user limits in Redis shape normal traffic.
+ * A token bucket per connection, kept on the socket itself: a refused event costs no Redis work,
+ * no promise and no map entry (rate-limiter-flexible's memory limiter would add all three to every
+ * event, and a map to clean up). Returns 0 when the event may go on, else the ms until it could.
  */
-function withinRate(socket: Socket, perSecond: number): number {
+function take(socket: Socket, perSecond: number, burst: number): number {
   const now = Date.now();
-  const data = socket.data as { eventWindow?: number; eventCount?: number };
-  if (data.eventWindow === undefined || now - data.eventWindow >= 1000) {
-    data.eventWindow = now;
-    data.eventCount = 0;
+  const data = socket.data as { eventTokens?: number; eventAt?: number };
+  const tokens = data.eventTokens === undefined ? burst : Math.min(burst, data.eventTokens + ((now - data.eventAt!) * perSecond) / 1000);
+  data.eventAt = now;
+  if (tokens >= 1) {
+    data.eventTokens = tokens - 1;
+    return 0;
   }
-  return ++data.eventCount! <= perSecond ? 0 : 1000 - (now - data.eventWindow);
+  data.eventTokens = tokens;
+  return Math.max(1, Math.ceil(((1 - tokens) * 1000) / perSecond));
 }
 
 export function createBinder(handlers: Record<string, Handler>, log: Logger, options: BinderOptions = {}): Binder {
   const known = new Set(Object.keys(handlers));
   const perSecond = options.eventsPerSecond ?? 0;
+  const burst = Math.max(1, options.eventsBurst ?? perSecond);
   /** Zero when the event may go on, else how long to wait. */
   const limited = (socket: Socket): number => {
     if (perSecond <= 0) return 0;
-    const wait = withinRate(socket, perSecond);
+    const wait = take(socket, perSecond, burst);
     if (wait > 0) options.onLimited?.();
     return wait;
   };
@@ -56,7 +61,7 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
         function (this: Socket, ...args: unknown[]) {
           const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
           const wait = limited(this);
-          if (wait > 0) return ack?.(rateLimited("events on this connection", Math.max(1, wait)));
+          if (wait > 0) return ack?.(rateLimited("events on this connection", wait));
           if (!ack) return tellNoAck(this, event);
           if (args.length !== 1) {
             return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
@@ -71,7 +76,7 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
     const ack = args.at(-1);
     const wait = limited(this);
     if (wait > 0) {
-      if (typeof ack === "function") ack(rateLimited("events on this connection", Math.max(1, wait)));
+      if (typeof ack === "function") ack(rateLimited("events on this connection", wait));
       return;
     }
     const name = String(event).slice(0, 64);
