@@ -25,6 +25,9 @@ describe("configuration at start", () => {
     ["CORS_ORIGINS=*", { CORS_ORIGINS: "*" }, /CORS_ORIGINS/],
     ["an unknown AUTH_MODE", { AUTH_MODE: "none" }, /AUTH_MODE: must be open or jwt/],
     ["a negative rate limit", { RATE_LIMIT_CONNECTIONS_PER_IP: "-1" }, /RATE_LIMIT_CONNECTIONS_PER_IP/],
+    ["a token lifetime beyond the denylist's reach", { JWT_MAX_LIFETIME_SECONDS: "40000000" }, /JWT_MAX_LIFETIME_SECONDS: must be at most 31622400/],
+    ["DEBUG_ENDPOINTS=yes", { DEBUG_ENDPOINTS: "yes" }, /DEBUG_ENDPOINTS: must be 0, 1, true or false/],
+    ["a TRUST_PROXY hop count over 10", { TRUST_PROXY: "11" }, /TRUST_PROXY: a hop count must be at most 10/],
   ])("refuses to start with %s", async (_name, env, message) => {
     const chat = await startService("chat", { wait: false, env });
     expect(await chat.exited).toBe(1);
