@@ -88,7 +88,7 @@ describe("the web page in jwt mode (issue 24 #13 and hardening)", () => {
     await stopAllServices();
   });
 
-  it("drops #token= from the address bar, runs under its CSP, and shows ids beside a display name two members share", async () => {
+  it("drops #token= from the address bar, runs under its CSP, and shows ids beside a display name two members share or that looks alike", async () => {
     const problems: string[] = [];
     const pages = await Promise.all([browser.newPage(), browser.newPage(), browser.newPage()]);
     for (const page of pages) page.on("console", (msg) => msg.type() === "error" && problems.push(msg.text()));
@@ -97,9 +97,12 @@ describe("the web page in jwt mode (issue 24 #13 and hardening)", () => {
     expect(await real.evaluate(() => location.href)).toBe(`${pod.url}/`);
     await joinAs(impostor, `${pod.url}/#token=${await token("u-mallory", "Alice")}`, "ignored", "lobby");
     await joinAs(bystander, `${pod.url}/#token=${await token("u-bob", "Bob")}`, "ignored", "lobby");
+    // A Cyrillic А: another name that looks the same.
+    const lookalike = await browser.newPage();
+    await joinAs(lookalike, `${pod.url}/#token=${await token("u-eve", "\u0410lice")}`, "ignored", "lobby");
 
-    await bystander.waitForSelector("#members li >> nth=2");
-    expect(await bystander.locator("#members li").allTextContents()).toEqual(["Alice (u-alice)", "Alice (u-mallory)", "Bob"]);
+    await bystander.waitForSelector("#members li >> nth=3");
+    expect(await bystander.locator("#members li").allTextContents()).toEqual(["Alice (u-alice)", "Alice (u-mallory)", "Bob", "\u0410lice (u-eve)"]);
     await impostor.fill("#text", "it's me, Alice");
     await impostor.click("#send");
     const line = bystander.locator("#messages li", { hasText: "it's me, Alice" });
