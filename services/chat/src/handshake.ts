@@ -72,14 +72,12 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
       }
       if (!open) await charge(options.userLimit, session.user.id, "new connections for this user");
       if (config.MAX_CONNECTIONS_PER_USER > 0) {
-        if (gone) throw new HandshakeError("unavailable", "the connection closed during the handshake");
-        const connections = await presence.connect(session.user.id);
+        if (gone) throw closed();
+        // Set before the await, so that `release` uncounts whatever happens next. Should the
+        // transport close meanwhile, its uncount reaches Redis after this count, on the same connection.
         countedUser = session.user.id;
-        // The transport may have closed while Redis counted: `release` ran too early to undo it.
-        if (gone) {
-          gone = false;
-          throw new HandshakeError("unavailable", "the connection closed during the handshake");
-        }
+        const connections = await presence.connect(countedUser);
+        if (gone) throw closed();
         if (connections > config.MAX_CONNECTIONS_PER_USER) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
@@ -97,6 +95,8 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
     }
   };
 }
+
+const closed = () => new HandshakeError("unavailable", "the connection closed during the handshake");
 
 /**
  * Browsers send an Origin with every WebSocket and request; CORS does not protect WebSockets, so

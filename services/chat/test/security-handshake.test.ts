@@ -72,8 +72,9 @@ describe("issue 24 #1: anonymous handshakes do not spend anyone's connection bud
       const round = await Promise.all(Array.from({ length: Math.min(25, 121 - batch) }, () => attempt(pod.url, undefined)));
       codes.push(...round.map(codeOf));
     }
-    expect(codes.slice(0, 120).every((code) => code === "unauthorized")).toBe(true);
-    expect(codes[120]).toBe("rate_limited");
+    // Within a batch, Redis counts them in whatever order they arrive.
+    expect(codes.filter((code) => code === "unauthorized")).toHaveLength(120);
+    expect(codes.filter((code) => code === "rate_limited")).toHaveLength(1);
 
     const valid = await attempt(pod.url, { token: await token("u-valid") });
     expect(codeOf(valid)).toBe("connected");
