@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
@@ -11,7 +11,7 @@ import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
 import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
-import { guardServer, httpServerOptions, securityHeaders } from "./http-guard.js";
+import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js";
 import { membersApi } from "./members-api.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
@@ -23,6 +23,7 @@ import { createPresence, type Presence } from "./presence.js";
 import { releaseRequests } from "./release-requests.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
+import { createListener } from "./tls.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -71,7 +72,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   app.use(securityHeaders);
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
 
-  const httpServer = createServer(httpServerOptions, app);
+  // https/wss when TLS_CERT_FILE and TLS_KEY_FILE are set (reloaded when they change), else http.
+  const tlsFiles = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined;
+  const listener = createListener(app, tlsFiles, log);
+  const httpServer = listener.server;
+  limitSlowRequests(httpServer);
   const io = new Server(httpServer, {
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
@@ -96,6 +101,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     }),
     // A connection lives on one pod, so its join limit needs no Redis round trip.
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
+    // Per user and across pods: reconnecting (a new socket id) does not reset it.
+    userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
     connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60, blockInMemory: true }),
     userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60, blockInMemory: true }),
     members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60, blockInMemory: true }),
@@ -170,6 +177,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     {
       join: counted(rooms.join, metrics.joins),
       leave: rooms.leave,
+      history: rooms.history,
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
@@ -200,6 +208,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await drainClients(io, seconds, log);
     },
     async close() {
+      listener.stopWatching();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
     },

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server as HttpServer } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import type { RequestHandler } from "express";
 import type { Server } from "socket.io";
 
@@ -27,9 +28,12 @@ export const securityHeaders: RequestHandler = (_req, res, next) => {
 /**
  * A slow client must send its request headers within 10 s and the whole request within 30 s
  * (Node's defaults are 60 s and 5 min, checked every 30 s: a slowloris held 200 sockets for 80 s).
- * Long-polling is unaffected: these bound the request, not the wait for the answer.
+ * Long-polling is unaffected: these bound the request, not the wait for the answer. Set as
+ * properties, before `listen`, so that they apply to the http and the https server alike.
  */
-export const httpServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 };
+export function limitSlowRequests(server: HttpServer | HttpsServer): void {
+  Object.assign(server, { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 });
+}
 
 /** Counts per address, dropping an address at zero so the map does not grow with every client ever seen. */
 class Tally {
@@ -61,7 +65,7 @@ export interface GuardOptions {
  * - Engine.IO sessions: a long-polling session holds no socket between requests, so it is counted
  *   on its own, and a new one is refused while its address holds `maxPerAddress`.
  */
-export function guardServer(httpServer: HttpServer, io: Server, options: GuardOptions): void {
+export function guardServer(httpServer: HttpServer | HttpsServer, io: Server, options: GuardOptions): void {
   const max = options.maxPerAddress;
   if (max <= 0) return;
 

@@ -94,7 +94,7 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     }),
     rateLimited: new Counter({
       name: "chat_rate_limited_total",
-      help: "Requests refused by a rate limit or cap, by kind (message, join, connection, event, open_socket, open_session).",
+      help: "Requests refused by a rate limit or cap, by kind (message, join, user_reads, connection, event, open_socket, open_session).",
       labelNames: ["kind"],
       registers: [registry],
     }),
