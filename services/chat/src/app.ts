@@ -4,12 +4,15 @@ import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
+import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
+import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
+import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js";
+import { membersApi } from "./members-api.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
 import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
@@ -75,6 +78,7 @@ function counted(handler: Handler, counter: { inc(labels: { result: string }): v
 export function createChatServer({ config, log, redis, instanceId, busMode = "classic", registry }: ChatServerOptions): ChatServer {
   const app = express();
   app.disable("x-powered-by");
+  app.use(securityHeaders);
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
 
   // https/wss when TLS_CERT_FILE and TLS_KEY_FILE are set (reloaded when they change), else http.
@@ -82,11 +86,13 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const listener = createListener(app, tlsFiles, log);
   const httpServer = listener.server;
   const connections = trackConnections(httpServer);
+  limitSlowRequests(httpServer);
   const io = new Server(httpServer, {
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
     serveClient: false,
-    // Other origins only when listed (never `*`); WebSockets are checked in allowRequest.
+    // Other origins only when listed (never `*`): long-polling is refused in allowRequest, a
+    // WebSocket by the handshake middleware, with a connect_error that says why.
     cors: config.CORS_ORIGINS ? { origin: config.CORS_ORIGINS } : undefined,
     allowRequest: originCheck(config.CORS_ORIGINS),
   });
@@ -112,7 +118,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
     // Per user and across pods: reconnecting (a new socket id) does not reset it.
     userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
-    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
+    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60, blockInMemory: true }),
+    userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60, blockInMemory: true }),
+    members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60, blockInMemory: true }),
   };
   const ctx: ChatContext = {
     io,
@@ -134,22 +142,33 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
 
-  app.get("/v1/rooms/:room/members", async (req, res) => {
-    const room = roomName.safeParse(req.params.room);
-    if (!room.success) {
-      res.status(400).json({ error: { code: "bad_request", message: "room: must be 1-64 characters of A-Z a-z 0-9 _ . : -" } });
-      return;
-    }
-    try {
-      res.json({ room: room.data, members: await presence.members(room.data) });
-    } catch {
-      res.status(503).json({ error: { code: "unavailable", message: "Redis is unreachable" } });
-    }
+  const authenticate = createAuthenticator(config);
+  const addressOfRequest = requestAddress(config.TRUST_PROXY);
+  const trusted = compileTrust(config.TRUST_PROXY);
+  guardServer(httpServer, io, {
+    maxPerAddress: config.MAX_OPEN_PER_ADDRESS,
+    clientAddress: addressOfRequest,
+    // With a hop count every peer is believed, so no peer can be told apart as a proxy: the
+    // socket cap then counts the peers themselves only when nothing is trusted.
+    isProxy: (address) => ("proxies" in config.TRUST_PROXY ? trusted(address, 0) : config.TRUST_PROXY.hops > 0),
+    onRefused: (what) => metrics.rateLimited.inc({ kind: what === "socket" ? "open_socket" : "open_session" }),
   });
+  membersApi(app, ctx, { authenticate, clientAddress: addressOfRequest, limit: limits.members, failures: limits.connections });
 
   let draining = false;
   if (config.AUTH_MODE === "open") log.warn("AUTH_MODE=open: anyone can connect under any name. Use AUTH_MODE=jwt in production");
-  io.use(handshake(ctx, { authenticate: createAuthenticator(config), connectionLimit: limits.connections, draining: () => draining }));
+  if ("hops" in config.TRUST_PROXY && config.TRUST_PROXY.hops > 0) {
+    log.warn(`TRUST_PROXY=${config.TRUST_PROXY.hops} believes X-Forwarded-For from any peer; list the proxies' addresses or CIDRs instead`);
+  }
+  io.use(
+    handshake(ctx, {
+      authenticate,
+      clientAddress: createClientAddress(config.TRUST_PROXY),
+      addressLimit: limits.connections,
+      userLimit: limits.userConnections,
+      draining: () => draining,
+    }),
+  );
 
   // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
   // rooms with `since` and catch up from the logs.
@@ -180,6 +199,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
+    { eventsPerSecond: config.RATE_LIMIT_EVENTS_PER_SECOND, eventsBurst: config.RATE_LIMIT_EVENTS_BURST, onLimited: () => metrics.rateLimited.inc({ kind: "event" }) },
   );
   // Shared listeners (`this` is the socket): nothing is allocated per connection but its entries.
   function onDisconnecting(this: Socket) {

@@ -33,8 +33,31 @@ export function createAuthenticator(config: ChatConfig): Authenticator {
     } catch (err) {
       throw jwtRefusal(err, options);
     }
+    checkLifetime(payload, config);
     return sessionOf(payload);
   };
+}
+
+/** Clocks of the identity provider and the pods may disagree by this much. */
+const CLOCK_TOLERANCE_SECONDS = 60;
+
+/**
+ * Revocation only works while the denylist can hold a token's entry: a token that lives longer
+ * than `JWT_MAX_LIFETIME_SECONDS` (by default the denylist's reach) could come back to life, one
+ * issued in the future is forged or from a broken clock, and without a `jti` it cannot be revoked.
+ */
+function checkLifetime(payload: JWTPayload, config: ChatConfig): void {
+  const now = Math.floor(Date.now() / 1000);
+  if (payload.iat !== undefined && payload.iat > now + CLOCK_TOLERANCE_SECONDS) {
+    throw new HandshakeError("unauthorized", "the token's iat claim is in the future: check the issuer's clock");
+  }
+  const max = config.JWT_MAX_LIFETIME_SECONDS;
+  if (payload.exp! - Math.min(payload.iat ?? now, now) > max + CLOCK_TOLERANCE_SECONDS) {
+    throw new HandshakeError("unauthorized", `the token lives longer than this server allows (${max} s, JWT_MAX_LIFETIME_SECONDS): issue shorter-lived tokens`);
+  }
+  if (config.JWT_REQUIRE_JTI && (typeof payload.jti !== "string" || payload.jti === "")) {
+    throw new HandshakeError("unauthorized", "the token has no jti claim, which this server requires so that tokens can be revoked");
+  }
 }
 
 function verificationKey(config: ChatConfig): { key: KeyObject | JWTVerifyGetKey; algorithms: string[] } {

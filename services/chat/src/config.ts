@@ -1,5 +1,39 @@
+import proxyaddr from "proxy-addr";
 import { z } from "zod";
-import { env, parseEnv, type EnvCheck } from "@chat/shared";
+import { DENYLIST_MAX_SECONDS, env, parseEnv, type EnvCheck } from "@chat/shared";
+import type { TrustProxy } from "./client-address.js";
+
+/** `1`/`true` or `0`/`false`. */
+const flag = (fallback: boolean) =>
+  z
+    .enum(["0", "1", "true", "false"], { message: "must be 0, 1, true or false" })
+    .transform((value) => value === "1" || value === "true")
+    .default(fallback);
+
+/**
+ * `TRUST_PROXY`: `0` (the peer is the client), a hop count (trusts X-Forwarded-For from any peer:
+ * kept for existing deployments), or the proxies' addresses and CIDRs, comma-separated, or
+ * proxy-addr's names `loopback`, `linklocal`, `uniquelocal`.
+ */
+const trustProxy = z
+  .string()
+  .default("0")
+  .transform((value, ctx): TrustProxy => {
+    if (/^\d+$/.test(value)) {
+      const hops = Number(value);
+      if (hops <= 10) return { hops };
+      ctx.addIssue({ code: "custom", message: "a hop count must be at most 10; better, list the proxies' addresses or CIDRs" });
+      return z.NEVER;
+    }
+    const proxies = value.split(",").map((p) => p.trim()).filter(Boolean);
+    try {
+      proxyaddr.compile(proxies);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `must be 0, a hop count, or proxy addresses/CIDRs like 10.0.0.0/8,loopback (${(err as Error).message})` });
+      return z.NEVER;
+    }
+    return { proxies };
+  });
 
 /**
  * The chat service's configuration: the only place that reads `process.env`. Every variable is
@@ -45,6 +79,12 @@ const schema = z.object({
   JWT_ISSUER: z.string().optional(),
   /** When set, tokens must carry this `aud`. */
   JWT_AUDIENCE: z.string().optional(),
+  /** Longest a token may still have to live (`exp` - now); by default as far as the revocation denylist reaches. */
+  JWT_MAX_LIFETIME_SECONDS: env.positiveInt(DENYLIST_MAX_SECONDS, DENYLIST_MAX_SECONDS),
+  /** Refuse tokens without a `jti` (which could never be revoked). */
+  JWT_REQUIRE_JTI: flag(false),
+  /** Serve `/debug/bus` on the probe port (it names users, sessions and rooms). */
+  DEBUG_ENDPOINTS: flag(false),
   /** Browser origins allowed to connect, comma-separated; unset: same origin only. */
   CORS_ORIGINS: z
     .string()
@@ -58,8 +98,8 @@ const schema = z.object({
       ),
     )
     .optional(),
-  /** Proxies in front of the pods whose X-Forwarded-For is trusted (0: none). */
-  TRUST_PROXY: env.nonNegativeInt(0, 10),
+  /** Proxies in front of the pods whose X-Forwarded-For is trusted: addresses/CIDRs, or a hop count (0: none). */
+  TRUST_PROXY: trustProxy,
   /** Messages per user per second, sustained, across all pods (0: no limit). */
   RATE_LIMIT_MESSAGES_PER_SECOND: env.nonNegativeInt(10, 100_000),
   /** Extra messages per user per 10 seconds once the sustained rate is spent. */
@@ -71,8 +111,21 @@ const schema = z.object({
    * per-connection join limit, reconnecting does not reset it.
    */
   RATE_LIMIT_JOINS_PER_USER_PER_MINUTE: env.nonNegativeInt(300, 1_000_000),
-  /** New connections per client IP per minute, across all pods (0: no limit). */
+  /**
+   * Per client address per minute, across all pods (0: no limit): failed handshakes in jwt mode,
+   * every new connection in open mode.
+   */
   RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
+  /** New connections per authenticated user per minute, across all pods, in jwt mode (0: no limit). */
+  RATE_LIMIT_CONNECTIONS_PER_USER: env.nonNegativeInt(60, 1_000_000),
+  /** Events (join, leave, message, anything) one connection may send per second, sustained, counted in memory (0: no limit). */
+  RATE_LIMIT_EVENTS_PER_SECOND: env.nonNegativeInt(20, 100_000),
+  /** Events one connection may send at once: enough to re-join `MAX_ROOMS_PER_CONNECTION` rooms after a reconnect. */
+  RATE_LIMIT_EVENTS_BURST: env.positiveInt(150, 1_000_000),
+  /** `GET /v1/rooms/:room/members` per user (jwt) or address (open) per minute (0: no limit). */
+  RATE_LIMIT_MEMBERS_PER_MINUTE: env.nonNegativeInt(60, 1_000_000),
+  /** Open TCP sockets, and open Engine.IO sessions, one client address may hold on a pod (0: no cap). */
+  MAX_OPEN_PER_ADDRESS: env.nonNegativeInt(100, 1_000_000),
   /** Rooms one connection may be in. */
   MAX_ROOMS_PER_CONNECTION: env.positiveInt(100, 10_000),
   /** Connections one user may hold at once, across all pods (0: no limit). */

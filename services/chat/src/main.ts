@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
-import { ConfigError, ProbeFailure, createLogger, describeListenError, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, describeListenError, createRedisClient, redisOptions, settleAuthMode, settleBusMode, startOperations } from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -59,7 +59,8 @@ const operations = await startOperations({
   // CLOSE_GRACE_MS more. Whatever still hangs after that (Redis gone, say) is abandoned, so the
   // process exits 0 within SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS + 2 s, always.
   drainTimeoutMs: config.DRAIN_SECONDS * 1000 + 1200,
-  debug: { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } },
+  // It names users (`@user:<id>`), sessions (`@jti:<jti>`) and rooms: off unless asked for.
+  debug: config.DEBUG_ENDPOINTS ? { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } } : undefined,
   ready() {
     if (!server) throw new ProbeFailure("waiting for Redis to learn the message bus mode");
     if (!server.ready()) throw new ProbeFailure("Redis is unreachable");
@@ -74,6 +75,8 @@ const operations = await startOperations({
 }).catch(cannotListen("PROBE_PORT", config.PROBE_PORT));
 
 const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
+// A pod in another auth mode than the deployment's would let anyone in as anyone (issue 24 #10).
+if (redis) await settleAuthMode(redis.pub, config.AUTH_MODE, log);
 const chat = createChatServer({ config, log, redis, instanceId, busMode, registry });
 server = chat;
 chat.httpServer.once("error", cannotListen("PORT", config.PORT));

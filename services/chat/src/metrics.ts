@@ -114,7 +114,7 @@ export function createChatMetrics(
     }),
     rateLimited: new Counter({
       name: "chat_rate_limited_total",
-      help: "Requests refused by a rate limit, by kind (message, join, user_reads, connection).",
+      help: "Requests refused by a rate limit or cap, by kind (message, join, user_reads, connection, event, open_socket, open_session).",
       labelNames: ["kind"],
       registers: [registry],
     }),

@@ -14,7 +14,7 @@ import {
 import { mayJoin, type Session } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
+import { reservedRoom, userOf } from "./identity.js";
 import { usersOf } from "./presence.js";
 
 const unavailable = () => fail("unavailable", "the message bus is unreachable; try again shortly");
@@ -121,6 +121,8 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
       const request = validate(joinRequest, payload);
       if (!request.ok) return request;
       const { room, since } = request.data;
+      const reserved = reservedRoom(socket, room);
+      if (reserved) return fail("bad_request", `room: ${reserved}`);
       if (!mayJoin(socket.data.session as Session, room)) return fail("forbidden", `your token does not allow room ${room}`);
       const joining = joiningRooms(socket);
       const already = socket.rooms.has(room) || joining.has(room);

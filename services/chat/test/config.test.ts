@@ -39,6 +39,9 @@ describe("configuration at start", () => {
     ["a negative rate limit", { RATE_LIMIT_CONNECTIONS_PER_IP: "-1" }, /RATE_LIMIT_CONNECTIONS_PER_IP/],
     ["a negative outbound budget", { MAX_CLIENT_BUFFER_BYTES: "-1" }, /MAX_CLIENT_BUFFER_BYTES/],
     ["an unknown FAST_PATH", { FAST_PATH: "on" }, /FAST_PATH: must be auto or off/],
+    ["a token lifetime beyond the denylist's reach", { JWT_MAX_LIFETIME_SECONDS: "40000000" }, /JWT_MAX_LIFETIME_SECONDS: must be at most 31622400/],
+    ["DEBUG_ENDPOINTS=yes", { DEBUG_ENDPOINTS: "yes" }, /DEBUG_ENDPOINTS: must be 0, 1, true or false/],
+    ["a TRUST_PROXY hop count over 10", { TRUST_PROXY: "11" }, /TRUST_PROXY: a hop count must be at most 10/],
   ])("refuses to start with %s, in lines a person can act on", async (_name, env, message) => {
     const chat = await startService("chat", { wait: false, env });
     expect(await chat.exited).toBe(1);

@@ -19,7 +19,7 @@ describe("room fan-out", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0" };
+    const env = { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0" };
     pods = await Promise.all([startService("chat", { pod: "chat-a", env }), startService("chat", { pod: "chat-b", env })]);
   });
 

@@ -9,3 +9,4 @@ export * from "./operations.js";
 export * from "./rate-limit.js";
 export * from "./bus.js";
 export * from "./bus-mode.js";
+export * from "./auth-mode.js";
