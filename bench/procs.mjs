@@ -14,7 +14,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * limits: 10 msg/s + 20 per 10 s per user, 120 joins/min per connection, 20 connections per
  * user) except the per-address connection limit, since every bench client comes from 127.0.0.1.
  */
-export const CHAT_ENV = { LOG_LEVEL: "info", RATE_LIMIT_CONNECTIONS_PER_IP: "0" };
+export const CHAT_ENV = { LOG_LEVEL: "info", RATE_LIMIT_CONNECTIONS_PER_IP: "0", MAX_OPEN_PER_ADDRESS: "0" };
 /** Extra environment for every server process, chat and baseline (`--server-env=K=V,...`). */
 export const serverEnv = {};
 /** Extra environment for the chat pods only (`--chat-env=K=V,...`). */

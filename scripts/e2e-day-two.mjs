@@ -58,7 +58,7 @@ if (mode === "send") {
   console.log(`e2e-day-two history: ok (${arg} still in ${room})`);
 } else if (mode === "notified") {
   await join(socket, { room });
-  const got = new Promise((resolve) => socket.on("notification", (n) => n.id === arg && resolve(n)));
+  const got = new Promise((resolve) => socket.on("notification", (n) => n.eventId === arg && resolve(n)));
   if (process.env.READY_FILE) writeFileSync(process.env.READY_FILE, "ready\n");
   await got;
   console.log(`e2e-day-two notified: ok (${arg} in ${room})`);

@@ -25,6 +25,8 @@ const num = (v) => Number(v);
 // The services trim every value and treat "" as unset (services/shared parseEnv).
 const str = (v) => (v == null || String(v).trim() === "" ? undefined : String(v).trim());
 const list = (v) => (Array.isArray(v) && v.length ? v : undefined);
+// TRUST_PROXY: the chat parses a hop count into { hops } and a list of proxies into { proxies }.
+const trust = (v) => (/^\d+$/.test(String(v).trim()) ? { hops: Number(v) } : { proxies: String(v).split(",").map((p) => p.trim()).filter(Boolean) });
 
 /** Chart value → environment variable, per service, with how the service should see it. */
 export const VALUE_TO_ENV = {
@@ -35,7 +37,7 @@ export const VALUE_TO_ENV = {
     ["auth.jwt.audience", "JWT_AUDIENCE", str, (v) => v.auth.mode === "jwt"],
     ["auth.jwt.jwksUrl", "JWT_JWKS_URL", str, (v) => v.auth.mode === "jwt"],
     ["auth.jwt.publicKey", "JWT_PUBLIC_KEY", str, (v) => v.auth.mode === "jwt"],
-    ["chat.corsOrigins", "CORS_ORIGINS", list], ["chat.trustProxy", "TRUST_PROXY", num],
+    ["chat.corsOrigins", "CORS_ORIGINS", list], ["chat.trustProxy", "TRUST_PROXY", trust],
     ["chat.rateLimits.messagesPerSecond", "RATE_LIMIT_MESSAGES_PER_SECOND", num],
     ["chat.rateLimits.messagesBurst", "RATE_LIMIT_MESSAGES_BURST", num],
     ["chat.rateLimits.joinsPerMinute", "RATE_LIMIT_JOINS_PER_MINUTE", num],

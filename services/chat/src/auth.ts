@@ -37,10 +37,33 @@ export function createAuthenticator(config: ChatConfig): Authenticator {
     try {
       ({ payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
     } catch (err) {
-      throw new HandshakeError("unauthorized", describeJwtError(err));
+      throw jwtRefusal(err, options);
     }
+    checkLifetime(payload, config);
     return sessionOf(payload);
   };
+}
+
+/** Clocks of the identity provider and the pods may disagree by this much. */
+const CLOCK_TOLERANCE_SECONDS = 60;
+
+/**
+ * Revocation only works while the denylist can hold a token's entry: a token that lives longer
+ * than `JWT_MAX_LIFETIME_SECONDS` (by default the denylist's reach) could come back to life, one
+ * issued in the future is forged or from a broken clock, and without a `jti` it cannot be revoked.
+ */
+function checkLifetime(payload: JWTPayload, config: ChatConfig): void {
+  const now = Math.floor(Date.now() / 1000);
+  if (payload.iat !== undefined && payload.iat > now + CLOCK_TOLERANCE_SECONDS) {
+    throw new HandshakeError("unauthorized", "the token's iat claim is in the future: check the issuer's clock");
+  }
+  const max = config.JWT_MAX_LIFETIME_SECONDS;
+  if (payload.exp! - Math.min(payload.iat ?? now, now) > max + CLOCK_TOLERANCE_SECONDS) {
+    throw new HandshakeError("unauthorized", `the token lives longer than this server allows (${max} s, JWT_MAX_LIFETIME_SECONDS): issue shorter-lived tokens`);
+  }
+  if (config.JWT_REQUIRE_JTI && (typeof payload.jti !== "string" || payload.jti === "")) {
+    throw new HandshakeError("unauthorized", "the token has no jti claim, which this server requires so that tokens can be revoked");
+  }
 }
 
 function verificationKey(config: ChatConfig): { key: KeyObject | JWTVerifyGetKey; algorithms: string[] } {
@@ -61,14 +84,42 @@ function tokenOf(auth: unknown, headers: Record<string, string | string[] | unde
   throw new HandshakeError("unauthorized", "a token is required: auth.token (or an Authorization: Bearer header)");
 }
 
-function describeJwtError(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return "the token has expired: get a new one and reconnect";
-  if (err instanceof errors.JWTClaimValidationFailed) return `the token's ${err.claim} claim is not valid: ${err.reason}`;
-  if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature is not valid";
-  if (err instanceof errors.JOSEAlgNotAllowed) return "the token is signed with an algorithm this server does not accept";
-  if (err instanceof errors.JWKSNoMatchingKey) return "the token is signed with a key this server does not know";
-  if (err instanceof errors.JOSEError) return `the token is not valid (${err.code})`;
-  return "the token is not valid";
+/** What the expected claims are, to say so when a token's do not match. */
+interface Expected {
+  issuer?: string;
+  audience?: string;
+}
+
+/**
+ * A refusal a person can act on: what is wrong with the token and what to do, never a library
+ * code. When the fault is ours (the key set cannot be fetched), `unavailable`: retrying helps.
+ */
+function jwtRefusal(err: unknown, expected: Expected): HandshakeError {
+  const refuse = (message: string) => new HandshakeError("unauthorized", message);
+  if (err instanceof errors.JWTExpired) return refuse("the token has expired: get a new one and reconnect");
+  if (err instanceof errors.JWTClaimValidationFailed) return refuse(describeClaim(err, expected));
+  if (err instanceof errors.JWSSignatureVerificationFailed) return refuse("the token's signature is not valid: it was not signed with this server's key, or was changed");
+  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
+    return refuse("the token is signed with an algorithm this server does not accept (HS256 with JWT_SECRET, RS256 or ES256 with a public key)");
+  }
+  if (err instanceof errors.JWKSNoMatchingKey) return refuse("the token is signed with a key this server does not know (its kid is not in the key set)");
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return refuse("the token does not say which key signed it (no kid) and the key set holds several");
+  if (err instanceof errors.JWSInvalid) return refuse("the token is not a JWT: expected three base64url parts separated by dots");
+  if (err instanceof errors.JWTInvalid) return refuse("the token's payload is not a JSON object of claims");
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError)) {
+    return new HandshakeError("unavailable", "the server cannot fetch the keys to check tokens right now; retry shortly");
+  }
+  return refuse("the token could not be verified: get a new one and reconnect");
+}
+
+function describeClaim(err: InstanceType<typeof errors.JWTClaimValidationFailed>, expected: Expected): string {
+  const got = (value: unknown) => JSON.stringify(value)?.slice(0, 100) ?? "nothing";
+  if (err.reason === "missing") return `the token has no ${err.claim} claim, which this server requires`;
+  if (err.claim === "iss") return `the token's iss claim is ${got(err.payload.iss)}; this server expects "${expected.issuer}"`;
+  if (err.claim === "aud") return `the token's aud claim is ${got(err.payload.aud)}; this server expects "${expected.audience}"`;
+  if (err.claim === "nbf") return "the token is not valid yet (its nbf is in the future): check the issuer's clock";
+  if (err.claim === "iat") return "the token was issued in the future (its iat): check the issuer's clock";
+  return `the token's ${err.claim} claim is not valid`;
 }
 
 function sessionOf(payload: JWTPayload): Session {

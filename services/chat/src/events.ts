@@ -1,5 +1,5 @@
 import type { Socket } from "socket.io";
-import { fail, type Ack, type Logger } from "@chat/shared";
+import { fail, rateLimited, type Ack, type Logger } from "@chat/shared";
 
 /** A client-to-server event handler: it returns the ack, it never calls it. */
 export type Handler = (socket: Socket, payload: unknown) => Promise<Ack> | Ack;
@@ -16,32 +16,72 @@ export type Binder = (socket: Socket) => void;
  * Why once: Socket.IO calls a listener with the socket as `this`, so the same functions serve every
  * connection. Closures bound per connection cost memory on each of thousands of idle sockets.
  */
-export function createBinder(handlers: Record<string, Handler>, log: Logger): Binder {
+export interface BinderOptions {
+  /** Events one connection may send per second, sustained, whatever they are; 0 or unset: no limit. */
+  eventsPerSecond?: number;
+  /** Events one connection may send at once (a re-join of all its rooms after a reconnect). @default eventsPerSecond */
+  eventsBurst?: number;
+  /** Told of each event refused by that limit. */
+  onLimited?(): void;
+}
+
+/**
+ * A token bucket per connection, kept on the socket itself: a refused event costs no Redis work,
+ * no promise and no map entry (rate-limiter-flexible's memory limiter would add all three to every
+ * event, and a map to clean up). Returns 0 when the event may go on, else the ms until it could.
+ */
+function take(socket: Socket, perSecond: number, burst: number): number {
+  const now = Date.now();
+  const data = socket.data as { eventTokens?: number; eventAt?: number };
+  const tokens = data.eventTokens === undefined ? burst : Math.min(burst, data.eventTokens + ((now - data.eventAt!) * perSecond) / 1000);
+  data.eventAt = now;
+  if (tokens >= 1) {
+    data.eventTokens = tokens - 1;
+    return 0;
+  }
+  data.eventTokens = tokens;
+  return Math.max(1, Math.ceil(((1 - tokens) * 1000) / perSecond));
+}
+
+export function createBinder(handlers: Record<string, Handler>, log: Logger, options: BinderOptions = {}): Binder {
   const known = new Set(Object.keys(handlers));
+  const perSecond = options.eventsPerSecond ?? 0;
+  const burst = Math.max(1, options.eventsBurst ?? perSecond);
+  /** Zero when the event may go on, else how long to wait. */
+  const limited = (socket: Socket): number => {
+    if (perSecond <= 0) return 0;
+    const wait = take(socket, perSecond, burst);
+    if (wait > 0) options.onLimited?.();
+    return wait;
+  };
   const listeners = Object.entries(handlers).map(
     ([event, handler]) =>
       [
         event,
         function (this: Socket, ...args: unknown[]) {
           const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
+          const wait = limited(this);
+          if (wait > 0) return ack?.(rateLimited("events on this connection", wait));
           if (!ack) return tellNoAck(this, event);
           if (args.length !== 1) {
             return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
           }
-          // run() never rejects (a throwing handler acks `internal`); the catch is for ack itself.
-          run(handler, this, args[0], log, event)
-            .then(ack)
-            .catch((err: unknown) => log.error({ sid: this.id, event, err }, "ack failed"));
+          run(handler, this, args[0], log, event).then(ack);
         },
       ] as const,
   );
 
   function onAny(this: Socket, event: unknown, ...args: unknown[]) {
     if (typeof event === "string" && known.has(event)) return;
+    const ack = args.at(-1);
+    const wait = limited(this);
+    if (wait > 0) {
+      if (typeof ack === "function") ack(rateLimited("events on this connection", wait));
+      return;
+    }
     const name = String(event).slice(0, 64);
     log.debug({ sid: this.id, event: name }, "unknown event");
-    const ack = args.at(-1);
-    if (typeof ack === "function") (ack as (response: Ack) => void)(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
+    if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
     else tellNoAck(this, name);
   }
 

@@ -1,57 +1,101 @@
 import type { IncomingMessage } from "node:http";
 import type { ExtendedError, Socket } from "socket.io";
 import type { RateLimit } from "@chat/shared";
-import type { Authenticator, SocketData } from "./auth.js";
+import type { Authenticator } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import { HandshakeError } from "./identity.js";
-import { clientAddress, isRevoked } from "./sessions.js";
+import { isRevoked } from "./sessions.js";
+import type { ClientAddress } from "./client-address.js";
 
 export interface HandshakeOptions {
   authenticate: Authenticator;
-  /** New connections per client address. */
-  connectionLimit?: RateLimit;
+  /** The client's address, as far as the configured proxies can be trusted. */
+  clientAddress: ClientAddress;
+  /**
+   * Per client address: failed handshakes (jwt mode), or every new connection (open mode, where a
+   * name costs nothing). Undefined: off.
+   */
+  addressLimit?: RateLimit;
+  /** New connections per authenticated user (jwt mode). Undefined: off. */
+  userLimit?: RateLimit;
   /** True while the pod drains: new connections go elsewhere. */
   draining(): boolean;
 }
 
+/** How soon a client refused by a draining pod should try again (another pod will answer). */
+const DRAINING_RETRY_MS = 1000;
+
 /**
- * Everything a connection must pass, cheapest first: the pod is not draining, the address is
- * under its rate, the token is valid and not revoked, and the user is under their connection cap.
- * Every refusal is a `connect_error` with `data.code` (and `data.retryAfterMs` when waiting helps).
+ * Everything a connection must pass, cheapest first: the pod is not draining, the token is valid
+ * and not revoked, the user is under their rate and connection cap. Every refusal is a
+ * `connect_error` with `data.code` (and `data.retryAfterMs` when waiting helps).
+ *
+ * Who pays for a connection (issue 24 #1): in jwt mode a failed authentication is charged to its
+ * address, and a successful one to its user, so anonymous handshakes from a shared address (a
+ * NAT, or every node address behind `externalTrafficPolicy: Cluster`) never spend a real user's
+ * budget. In open mode anyone can claim any name, so the address pays for every connection.
  */
 export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   const { config, presence } = ctx;
-  // One listener for every connection (`this` is the socket), not a closure per connection.
-  function uncount(this: Socket) {
-    void presence.disconnect((this.data as SocketData).session.user.id).catch(() => undefined);
+  const open = config.AUTH_MODE === "open";
+
+  async function charge(limit: RateLimit | undefined, key: string, what: string): Promise<void> {
+    if (!limit) return;
+    const result = await limit.consume(key);
+    if (result.ok) return;
+    ctx.metrics?.rateLimited.inc({ kind: "connection" });
+    throw new HandshakeError("rate_limited", `too many ${what}; retry in ${result.retryAfterMs} ms`, result.retryAfterMs);
   }
+
   return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
-    let counted: string | undefined;
+    // The per-user connection count must be undone however the connection ends. Socket.IO drops a
+    // socket whose transport closed during this middleware without any `disconnect` (issue 24 #5),
+    // so the Engine.IO connection's `close` is listened to, before the first await. One closure per
+    // connection: it must know its own state.
+    let countedUser: string | undefined;
+    let gone = false;
+    const release = () => {
+      if (gone) return;
+      gone = true;
+      socket.conn.off("close", release);
+      if (countedUser !== undefined) void presence.disconnect(countedUser).catch(() => undefined);
+    };
+    socket.conn.once("close", release);
+    const address = options.clientAddress(socket);
     try {
-      if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down; reconnect to another");
-      if (options.connectionLimit) {
-        const result = await options.connectionLimit.consume(clientAddress(socket, config.TRUST_PROXY));
-        if (!result.ok) {
-          ctx.metrics?.rateLimited.inc({ kind: "connection" });
-          throw new HandshakeError("rate_limited", `too many new connections from this address; retry in ${result.retryAfterMs} ms`, result.retryAfterMs);
-        }
+      const { origin, host } = socket.handshake.headers;
+      if (!originAllowed(config.CORS_ORIGINS, origin, host)) {
+        throw new HandshakeError("forbidden", `this page's origin (${String(origin).slice(0, 200)}) may not connect: only the chat's own origin and those in its CORS_ORIGINS may`);
       }
-      const session = await options.authenticate(socket.handshake);
-      if (await isRevoked(ctx.redis?.pub, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
+      if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down: connect again (to another pod)", DRAINING_RETRY_MS);
+      if (open) await charge(options.addressLimit, address, "new connections from this address");
+      let session;
+      try {
+        session = await options.authenticate(socket.handshake);
+        if (await isRevoked(ctx.redis?.pub, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
+      } catch (err) {
+        if (!open && err instanceof HandshakeError) await charge(options.addressLimit, address, "failed connections from this address");
+        throw err;
+      }
+      if (!open) await charge(options.userLimit, session.user.id, "new connections for this user");
       if (config.MAX_CONNECTIONS_PER_USER > 0) {
-        counted = session.user.id;
-        const connections = await presence.connect(session.user.id);
+        if (gone) throw closed();
+        // Set before the await, so that `release` uncounts whatever happens next. Should the
+        // transport close meanwhile, its uncount reaches Redis after this count, on the same connection.
+        countedUser = session.user.id;
+        const connections = await presence.connect(countedUser);
+        if (gone) throw closed();
         if (connections > config.MAX_CONNECTIONS_PER_USER) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
       }
-      const data = socket.data as SocketData;
-      data.session = session;
-      data.user = session.user;
-      if (counted) socket.on("disconnect", uncount);
+      socket.data.session = session;
+      socket.data.user = session.user;
+      if (countedUser !== undefined) socket.once("disconnect", release);
+      else release();
       next();
     } catch (err) {
-      if (counted) await presence.disconnect(counted).catch(() => undefined);
+      release();
       if (err instanceof HandshakeError) return next(err);
       ctx.log.warn({ err: (err as Error).message }, "handshake failed");
       next(new HandshakeError("unavailable", "the server cannot check this connection right now; retry shortly"));
@@ -59,20 +103,32 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
   };
 }
 
+const closed = () => new HandshakeError("unavailable", "the connection closed during the handshake");
+
 /**
  * Browsers send an Origin with every WebSocket and request; CORS does not protect WebSockets, so
  * it is checked here: the page's own origin, the configured ones, or no Origin at all (not a
  * browser). Never `*`.
  */
+export function originAllowed(allowed: string[] | undefined, origin: string | undefined, host: string | undefined): boolean {
+  if (!origin || allowed?.includes(origin)) return true;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false; // a malformed Origin is refused
+  }
+}
+
+/**
+ * The Engine.IO-level check. A long-polling request from another origin is refused here (403):
+ * the browser would not let the page read any answer anyway. A WebSocket passes, to be refused by
+ * the handshake middleware with a `connect_error` that says why (a 403 on the upgrade reaches the
+ * page as a bare "websocket error"); it never reaches any handler.
+ */
 export function originCheck(allowed: string[] | undefined) {
   return (req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void): void => {
-    const origin = req.headers.origin;
-    if (!origin || allowed?.includes(origin)) return callback(null, true);
-    try {
-      if (new URL(origin).host === req.headers.host) return callback(null, true);
-    } catch {
-      // a malformed Origin is refused below
-    }
+    const websocket = req.headers.upgrade?.toLowerCase() === "websocket";
+    if (websocket || originAllowed(allowed, req.headers.origin, req.headers.host)) return callback(null, true);
     callback("origin not allowed", false);
   };
 }

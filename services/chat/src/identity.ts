@@ -28,3 +28,19 @@ export function openIdentity(auth: unknown): User {
 export function userOf(socket: Socket): User {
   return (socket.data as { user: User }).user;
 }
+
+/** The sharded adapter's uid: 8 random bytes in hex. Its response channel is a room's channel of that name. */
+const ADAPTER_UID = /^[0-9a-f]{16}$/;
+
+/**
+ * Why `room` may not be joined, or undefined. Socket.IO and its adapter use rooms and channels
+ * named like these (issue 24 #12): a socket's own id room (joining another socket's would receive
+ * what is sent to it) and, in sharded mode, a pod's adapter uid, whose channel is that pod's
+ * response channel (a member leaving it would unsubscribe the pod). Room names of 16 lowercase hex
+ * digits are therefore reserved whatever pod they would belong to.
+ */
+export function reservedRoom(socket: Socket, room: string): string | undefined {
+  if (room === socket.id || socket.nsp.sockets.has(room)) return `${room} is a connection's own room; pick another name`;
+  if (ADAPTER_UID.test(room)) return `${room} is reserved (16 hex digits name the server's internal channels); pick another name`;
+  return undefined;
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
-import { ConfigError, ProbeFailure, createLogger, createRedisClient, redisOptions, settleBusMode, startOperations } from "@chat/shared";
+import { ConfigError, ProbeFailure, createLogger, describeListenError, createRedisClient, redisOptions, settleAuthMode, settleBusMode, startOperations } from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -17,6 +17,8 @@ function configure(): ChatConfig {
 }
 
 const config = configure();
+/** After the drain, how long connections get to finish their close handshakes before they are destroyed. */
+const CLOSE_GRACE_MS = 500;
 const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.LOG_LEVEL });
 
 // Last line of defence: a rejected promise from a library (a publish during a Redis outage, say)
@@ -39,13 +41,26 @@ const registry = new Registry();
 // pod is not ready yet.
 let server: ChatServer | undefined;
 
+/** A port that cannot be opened ends the process with one line naming its variable. */
+function cannotListen(variable: string, port: number) {
+  return (err: NodeJS.ErrnoException): never => {
+    console.error(`chat: ${describeListenError(variable, config.HOST, port, err)}`);
+    process.exit(1);
+  };
+}
+
 const operations = await startOperations({
   port: config.PROBE_PORT,
   host: config.HOST,
   log,
   registry,
   shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
-  debug: { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } },
+  // The drain paces its disconnects over DRAIN_SECONDS; closing what is left takes at most
+  // CLOSE_GRACE_MS more. Whatever still hangs after that (Redis gone, say) is abandoned, so the
+  // process exits 0 within SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS + 2 s, always.
+  drainTimeoutMs: config.DRAIN_SECONDS * 1000 + 1200,
+  // It names users (`@user:<id>`), sessions (`@jti:<jti>`) and rooms: off unless asked for.
+  debug: config.DEBUG_ENDPOINTS ? { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } } : undefined,
   ready() {
     if (!server) throw new ProbeFailure("waiting for Redis to learn the message bus mode");
     if (!server.ready()) throw new ProbeFailure("Redis is unreachable");
@@ -53,15 +68,18 @@ const operations = await startOperations({
   async drain() {
     if (server) {
       await server.drain(config.DRAIN_SECONDS);
-      await server.close();
+      await server.close(CLOSE_GRACE_MS);
     }
     if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
   },
-});
+}).catch(cannotListen("PROBE_PORT", config.PROBE_PORT));
 
 const busMode = redis && (await settleBusMode(redis.pub, config.BUS_MODE, log));
+// A pod in another auth mode than the deployment's would let anyone in as anyone (issue 24 #10).
+if (redis) await settleAuthMode(redis.pub, config.AUTH_MODE, log);
 const chat = createChatServer({ config, log, redis, instanceId, busMode, registry });
 server = chat;
+chat.httpServer.once("error", cannotListen("PORT", config.PORT));
 chat.httpServer.listen(config.PORT, config.HOST, () => {
   const { port } = chat.httpServer.address() as AddressInfo;
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;

@@ -20,11 +20,13 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       const request = validate(schema, payload);
       if (!request.ok) return request;
       const { room, text, clientMsgId } = request.data;
-      if (!socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
+      // A socket is in its own id's room from the start: that room is not one to talk in.
+      if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
       try {
-        const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
+        // Length-prefixed, so user "org" with "team:m1" and user "org:team" with "m1" do not meet.
+        const dedupe = clientMsgId ? { scope: `u:${user.id.length}:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
         const body = { room, text, user };
         // Per user, across every pod and connection: a second tab or pod does not double the rate.
         // The limit is counted in the same round trip as the append (room-log.ts).

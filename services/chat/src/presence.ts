@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger, User } from "@chat/shared";
+import { parseUser, reapDeadInstances, type PresenceKeys } from "./presence-reaper.js";
 
 export interface PresenceOptions {
   /**
@@ -14,6 +15,12 @@ export interface PresenceOptions {
    * @default "chat"
    */
   prefix?: string;
+  /**
+   * A user of a pod that died (its liveness key expired) is no longer in `room` on any live pod.
+   * Called on one pod only, once per user and room, cluster-wide.
+   * @default nothing
+   */
+  onExpired?: (room: string, user: User) => void;
 }
 
 /** Who is in which room, across every pod. */
@@ -43,6 +50,8 @@ export interface RosterEntry {
 
 /** A user's connection counts per pod live a day past the last connect (pods clean up their own). */
 const CONNECTIONS_TTL_SECONDS = 86_400;
+/** A pod's room list outlives it by a day at most, should no pod ever be left to reap it. */
+const REGISTRY_TTL_SECONDS = 86_400;
 
 /**
  * Counts a connection in the user's hash and returns this pod's count followed by the other pods'
@@ -96,13 +105,20 @@ export function createPresence(
   redis: Redis | undefined,
   instanceId: string,
   log: Logger,
-  { ttlSeconds = 30, prefix = "chat" }: PresenceOptions = {},
+  { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined }: PresenceOptions = {},
 ): Presence {
   const local = new Map<string, Map<string, LocalEntry>>();
-  const roomKey = (room: string) => `${prefix}:presence:{${room}}`;
+  const keys: PresenceKeys = {
+    room: (room) => `${prefix}:presence:{${room}}`,
+    instance: (id) => `${prefix}:instance:${id}`,
+    instances: `${prefix}:instances`,
+    roomsOf: (id) => `${prefix}:instance-rooms:${id}`,
+  };
+  const roomKey = keys.room;
+  const instanceKey = keys.instance;
+  const myRooms = keys.roomsOf(instanceId);
   const connectionsKey = (userId: string) => `${prefix}:connections:{${userId}}`;
   const localConnections = new Map<string, number>();
-  const instanceKey = (id: string) => `${prefix}:instance:${id}`;
   const field = (userId: string) => `${instanceId}|${userId}`;
   const roomTtl = ttlSeconds * 2;
 
@@ -111,27 +127,46 @@ export function createPresence(
   /** Writes every local entry again: after a reconnect Redis may have lost them. */
   function resync(): void {
     if (!redis) return;
-    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds);
+    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds).sadd(keys.instances, instanceId);
     for (const [room, users] of local) {
       for (const { user } of users.values()) pipeline.hset(roomKey(room), field(user.id), JSON.stringify(user));
-      pipeline.expire(roomKey(room), roomTtl);
+      pipeline.expire(roomKey(room), roomTtl).sadd(myRooms, room);
     }
+    pipeline.expire(myRooms, REGISTRY_TTL_SECONDS);
     for (const [userId, n] of localConnections) pipeline.hset(connectionsKey(userId), instanceId, n).expire(connectionsKey(userId), CONNECTIONS_TTL_SECONDS);
     pipeline.exec().catch(report("resync"));
   }
 
-  function heartbeat(): void {
+  /**
+   * Renews this pod's liveness and its rooms, and looks for pods that died: one pipeline, plus one
+   * MGET of the other pods' liveness keys.
+   */
+  async function heartbeat(): Promise<void> {
     if (redis?.status !== "ready") return;
-    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds);
+    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds).sadd(keys.instances, instanceId);
     for (const room of local.keys()) pipeline.expire(roomKey(room), roomTtl);
-    pipeline.exec().catch(report("heartbeat"));
+    const replies = (await pipeline.smembers(keys.instances).exec()) ?? [];
+    // Back in the registry though never gone: another pod took this one for dead (a long stall,
+    // say) and removed its entries, or Redis lost them. Write them all again.
+    if (replies[1]?.[1] === 1) resync();
+    const registered = replies.at(-1)?.[1];
+    if (!Array.isArray(registered)) return;
+    await reapDeadInstances({
+      redis,
+      keys,
+      registered: registered as string[],
+      self: instanceId,
+      present: roster,
+      onLeave: onExpired,
+      log,
+    });
   }
 
   let timer: NodeJS.Timeout | undefined;
   if (redis) {
     redis.on("ready", resync);
     if (redis.status === "ready") resync();
-    timer = setInterval(heartbeat, (ttlSeconds * 1000) / 3);
+    timer = setInterval(() => void heartbeat().catch(report("heartbeat")), (ttlSeconds * 1000) / 3);
     timer.unref();
   }
 
@@ -152,12 +187,10 @@ export function createPresence(
     const entries = Object.entries(fields).map(([key, value]) => ({ key, instance: key.split("|", 1)[0]!, value }));
     // This pod is alive by definition, even if Redis restarted and lost its key a moment ago.
     const live = await liveInstances([...new Set(entries.map((e) => e.instance))]);
-    const dead: string[] = [];
+    // A dead pod's entries are skipped, not deleted: the heartbeat that claims the dead pod removes
+    // them and announces who left (presence-reaper.ts), which it could not do once they are gone.
     for (const { key, instance, value } of entries) {
-      if (!live.has(instance)) {
-        dead.push(key);
-        continue;
-      }
+      if (!live.has(instance)) continue;
       const user = parseUser(value);
       if (!user) {
         log.debug({ key }, "presence: malformed entry ignored");
@@ -167,7 +200,6 @@ export function createPresence(
       if (known) known.instances++;
       else byId.set(user.id, { user, instances: 1 });
     }
-    if (dead.length) redis.hdel(roomKey(room), ...dead).catch(report("cleanup"));
     return byId;
   }
 
@@ -180,12 +212,12 @@ export function createPresence(
         entry.sockets++;
         return false;
       }
+      const firstHere = users.size === 0;
       users.set(user.id, { user, sockets: 1 });
-      await redis
-        ?.multi()
-        .hset(roomKey(room), field(user.id), JSON.stringify(user))
-        .expire(roomKey(room), roomTtl)
-        .exec();
+      const multi = redis?.multi().hset(roomKey(room), field(user.id), JSON.stringify(user)).expire(roomKey(room), roomTtl);
+      // The rooms this pod is in: what another pod reads to announce the leaves if this one dies.
+      if (firstHere) multi?.sadd(myRooms, room).expire(myRooms, REGISTRY_TTL_SECONDS);
+      await multi?.exec();
       return true;
     },
 
@@ -196,7 +228,8 @@ export function createPresence(
       if (--entry.sockets > 0) return false;
       users.delete(user.id);
       if (users.size === 0) local.delete(room);
-      await redis?.hdel(roomKey(room), field(user.id));
+      if (users.size === 0) await redis?.multi().hdel(roomKey(room), field(user.id)).srem(myRooms, room).exec();
+      else await redis?.hdel(roomKey(room), field(user.id));
       return true;
     },
 
@@ -237,7 +270,7 @@ export function createPresence(
         for (const userId of users.keys()) pipeline.hdel(roomKey(room), field(userId));
       }
       for (const userId of localConnections.keys()) pipeline.hdel(connectionsKey(userId), instanceId);
-      await pipeline.del(instanceKey(instanceId)).exec();
+      await pipeline.del(instanceKey(instanceId)).srem(keys.instances, instanceId).del(myRooms).exec();
       local.clear();
       localConnections.clear();
     },
@@ -249,14 +282,4 @@ export function usersOf(roster: Map<string, RosterEntry>): User[] {
   return [...roster.values()]
     .map((entry) => entry.user)
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
-}
-
-function parseUser(value: string): User | undefined {
-  try {
-    const user = JSON.parse(value) as Partial<User>;
-    if (typeof user.id === "string" && typeof user.name === "string") return { id: user.id, name: user.name };
-  } catch {
-    // fall through: a malformed entry is skipped, never thrown
-  }
-  return undefined;
 }

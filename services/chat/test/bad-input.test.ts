@@ -81,6 +81,17 @@ describe("malformed input at a live pod", () => {
     expect(notices.map((n) => n.event).sort()).toEqual(["error", "join", "message"]);
   });
 
+  it("refuses a text of only whitespace with bad_request naming the field, and stores nothing", async () => {
+    const inbox = record<ChatMessage>(bob, "message");
+    for (const text of [" ", "\n\t  ", "\u00a0\u3000"]) {
+      const ack: Ack = await alice.emitWithAck("message", { room: "safe", text });
+      expect(ack).toEqual({ ok: false, error: { code: "bad_request", message: "text: must not be blank (only whitespace)" } });
+    }
+    const marker: Ack<{ id: string }> = await alice.emitWithAck("message", { room: "safe", text: "after the blanks" });
+    await waitFor(() => inbox.some((m) => marker.ok && m.id === marker.id), { what: "bob to get the marker" });
+    expect(inbox.map((m) => m.text)).toEqual(["after the blanks"]);
+  });
+
   it("closes only the connection that sends a frame over maxHttpBufferSize", async () => {
     const big = await connectClient(pod.url, "big");
     const closed = new Promise<string>((resolve) => big.once("disconnect", (reason) => resolve(reason)));

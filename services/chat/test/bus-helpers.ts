@@ -26,7 +26,8 @@ export function startPods(
   prefix = "chat",
   more: Record<string, string> = {},
 ): Promise<ServiceProcess[]> {
-  const env = { REDIS_URL: redisUrl, BUS_MODE: mode, ...more };
+  // `/debug/bus` is off unless asked for: these tests read it.
+  const env = { REDIS_URL: redisUrl, BUS_MODE: mode, DEBUG_ENDPOINTS: "1", ...more };
   return Promise.all(Array.from({ length: count }, (_, i) => startService("chat", { pod: `${prefix}-${i}`, env })));
 }
 

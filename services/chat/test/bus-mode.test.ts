@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { freePort, repoRoot, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 
 const NOTIFIER_KEYS = "bus-mode-test-key-0123456789";
 
@@ -26,12 +28,16 @@ describe("one bus mode for the chat pods and the notifier", () => {
     expect([busModeOf(chat), busModeOf(notifier)]).toEqual(["sharded", "sharded"]);
   });
 
-  it("stops a chat pod or a notifier configured for the other mode, and says why", async () => {
+  it("stops a chat pod or a notifier configured for the other mode, says why and points to a README heading that exists", async () => {
+    const readme = await readFile(join(repoRoot, "README.md"), "utf8");
     for (const name of ["chat", "notifier"] as const) {
       const service = await start(name, redis.url, "classic", false);
       expect(await service.exited).toBe(1);
       const fatal = service.logs.find((line) => line.level === 60);
       expect(fatal?.msg).toMatch(/BUS_MODE=classic, but this deployment runs in sharded mode \(Redis key chat:bus:mode\)/);
+      // The README heading it points to exists.
+      const heading = /\(README, "([^"]+)"\)$/.exec(fatal?.msg ?? "")?.[1];
+      expect(readme.split("\n")).toContain(`## ${heading}`);
     }
   });
 

@@ -62,7 +62,7 @@ describe.each([
 
   beforeAll(async () => {
     redis = withRedis ? await startRedis() : undefined;
-    const env = { REDIS_URL: redis?.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_JOINS_PER_USER_PER_MINUTE: "0" };
+    const env = { REDIS_URL: redis?.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_JOINS_PER_USER_PER_MINUTE: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0" };
     [pod, small] = await Promise.all([
       startService("chat", { env, pod: "chat-a" }),
       // Keeps 10 entries per room; with Redis it shares the server, so its rooms are named apart.

@@ -17,7 +17,7 @@ describe("write coalescing", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    pod = await startService("chat", { pod: "chat-0", env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0" } });
+    pod = await startService("chat", { pod: "chat-0", env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0" } });
     members = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => connectClient(pod.url, `member-${i}`)));
     for (const m of members) expect(((await m.emitWithAck("join", { room: "burst" })) as Ack).ok).toBe(true);
   });

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChatClient, ChatMessage } from "@chat/client";
+import type { Socket } from "socket.io-client";
+import { ChatClient, type ChatMessage } from "@chat/client";
 import {
   closeAllChatClients,
+  closeAllClients,
   connectChatClient,
+  connectClient,
   startBalancer,
   startRedis,
   startService,
@@ -84,7 +87,8 @@ describe("SIGTERM on a pod with 500 clients", () => {
     expect(exitedAfter).toBeLessThan(DELAY_SECONDS + DRAIN_SECONDS + 10);
 
     // Paced: the disconnects spread over the window instead of happening at once.
-    expect(disconnectedAt).toHaveLength(CLIENTS);
+    // The clients live in this (busy) test process: their close events may trail the pod's exit.
+    await waitFor(() => disconnectedAt.length === CLIENTS, { what: () => `every client to see its disconnect (${disconnectedAt.length})` });
     const first = Math.min(...disconnectedAt);
     const last = Math.max(...disconnectedAt);
     expect(first - termAt).toBeGreaterThanOrEqual(DELAY_SECONDS * 1000 - 50);
@@ -92,7 +96,10 @@ describe("SIGTERM on a pod with 500 clients", () => {
     const inFirstQuarter = disconnectedAt.filter((t) => t - first < (DRAIN_SECONDS * 1000) / 4).length;
     expect(inFirstQuarter).toBeLessThan(CLIENTS * 0.4);
 
-    await waitFor(() => clients.every((c) => c.socket.connected), { timeoutMs: 10_000, what: "every client to reconnect" });
+    await waitFor(() => clients.every((c) => c.socket.connected), {
+      timeoutMs: 20_000,
+      what: () => `every client to reconnect (${clients.filter((c) => c.socket.connected).length} of ${CLIENTS})`,
+    });
     expect(balancer.connections().get(staying.port)).toBe(CLIENTS);
     const before = acked.length;
     await waitFor(() => acked.length >= before + 10, { what: "traffic after the drain" });
@@ -104,5 +111,93 @@ describe("SIGTERM on a pod with 500 clients", () => {
     expect(failed).toEqual([]);
     const expected = [...acked].sort(compareLogIds);
     for (const inbox of inboxes) expect(inbox.map((m) => m.id)).toEqual(expected);
+  });
+});
+
+describe("SIGTERM on a pod with 30 plain socket.io-client connections behind a round-robin balancer", () => {
+  const COUNT = 30;
+  const DRAIN = 6;
+  let redis: RedisServer;
+  let leaving: ServiceProcess;
+  let staying: ServiceProcess;
+  let balancer: Balancer;
+  let plain: Socket[];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS), DRAIN_SECONDS: String(DRAIN) };
+    [leaving, staying] = await Promise.all([
+      startService("chat", { pod: "plain-leaving", env }),
+      startService("chat", { pod: "plain-staying", env }),
+    ]);
+    balancer = await startBalancer([leaving.port]);
+    // No app code at all: socket.io-client's own reconnection, nothing listening for `shutdown`.
+    plain = await Promise.all(Array.from({ length: COUNT }, (_, i) => connectClient(balancer.url, `plain-${i}`, { reconnection: true })));
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await balancer?.close();
+    await stopAllServices();
+    await redis?.dispose();
+  });
+
+  it("moves every client to the other pod by itself, paced evenly over DRAIN_SECONDS, and refuses newcomers with unavailable, which @chat/client retries elsewhere", async () => {
+    const reasons: string[] = [];
+    const disconnectedAt: number[] = [];
+    const shutdowns: unknown[] = [];
+    for (const socket of plain) {
+      socket.on("shutdown", (event: unknown) => shutdowns.push(event));
+      socket.on("disconnect", (reason) => {
+        reasons.push(reason);
+        disconnectedAt.push(Date.now());
+      });
+    }
+    const termAt = Date.now();
+    await leaving.kill("SIGTERM");
+    await waitFor(async () => (await fetch(`${leaving.probeUrl}/readyz`)).status === 503, { timeoutMs: 500, what: "readiness to fail" });
+    balancer.setBackends([staying.port]);
+
+    // A handshake that still reaches the draining pod is refused in words a client can act on.
+    await waitFor(() => disconnectedAt.length > 0, { timeoutMs: (DELAY_SECONDS + DRAIN) * 1000, what: "the drain to start" });
+    for (const transports of [["websocket"], ["polling"]] as const) {
+      const refused = await connectClient(leaving.url, "late", { transports: [...transports] }).then(
+        () => undefined,
+        (err: Error & { data?: { code: string; retryAfterMs?: number } }) => err,
+      );
+      expect(refused?.message).toMatch(/shutting down/);
+      expect(refused?.data).toEqual({ code: "unavailable", retryAfterMs: expect.any(Number) });
+    }
+    // @chat/client, refused the same way, tries again after retryAfterMs and lands elsewhere.
+    const late = await startBalancer([leaving.port]);
+    const helper = new ChatClient(late.url, { auth: { name: "late-helper" }, socket: { transports: ["websocket"], forceNew: true } });
+    try {
+      const refusals: string[] = [];
+      helper.socket.on("connect_error", (err: Error & { data?: { code: string } }) => refusals.push(err.data?.code ?? err.message));
+      await waitFor(() => refusals.length > 0, { what: "the helper to be refused by the draining pod" });
+      expect(refusals[0]).toBe("unavailable");
+      late.setBackends([staying.port]);
+      await waitFor(() => helper.socket.connected, { timeoutMs: 5000, what: "the helper to connect again by itself" });
+      expect(late.connections().get(staying.port)).toBe(1);
+    } finally {
+      helper.close();
+      await late.close();
+    }
+
+    expect(await leaving.exited).toBe(0);
+    expect(shutdowns).toHaveLength(COUNT);
+    expect(new Set(reasons)).toEqual(new Set(["transport close"]));
+    await waitFor(() => plain.every((s) => s.connected), { timeoutMs: 10_000, what: "every plain client to reconnect" });
+    expect(balancer.connections().get(staying.port)).toBe(COUNT);
+
+    // Client i of n leaves at i/n of the window: the spread covers most of it and half leave in
+    // each half (generous margins: the machine running this may be busy).
+    const first = Math.min(...disconnectedAt);
+    const last = Math.max(...disconnectedAt);
+    expect(first - termAt).toBeGreaterThanOrEqual(DELAY_SECONDS * 1000 - 50);
+    expect(last - first).toBeGreaterThan(DRAIN * 1000 * 0.75);
+    const firstHalf = disconnectedAt.filter((t) => t - first < (DRAIN * 1000) / 2).length;
+    expect(firstHalf).toBeGreaterThanOrEqual(COUNT * 0.3);
+    expect(firstHalf).toBeLessThanOrEqual(COUNT * 0.7);
   });
 });

@@ -36,7 +36,7 @@ describe.each([
     // Small stream nodes make MAXLEN ~ trim precisely enough to test with a cap of 20.
     redis = withRedis ? await startRedis({ args: ["--stream-node-max-entries", "5"] }) : undefined;
     pod = await startService("chat", {
-      env: { REDIS_URL: redis?.url, HISTORY_MAX_ENTRIES: "20", HISTORY_ON_JOIN: "5", RATE_LIMIT_MESSAGES_PER_SECOND: "0" },
+      env: { REDIS_URL: redis?.url, HISTORY_MAX_ENTRIES: "20", HISTORY_ON_JOIN: "5", RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0" },
     });
     ann = await connectClient(pod.url, "ann");
     bob = await connectClient(pod.url, "bob");

@@ -153,8 +153,11 @@ describe("origins", () => {
     }
   });
 
-  it("refuses a WebSocket from any other origin", async () => {
-    expect(await attempt(pod.url, "evil", { origin: "https://evil.example" })).toBeInstanceOf(Error);
+  it("refuses a WebSocket from any other origin with a connect_error that says why", async () => {
+    const refused = (await attempt(pod.url, "evil", { origin: "https://evil.example" })) as Refusal;
+    expect(refused).toBeInstanceOf(Error);
+    expect(refused.data?.code).toBe("forbidden");
+    expect(refused.message).toMatch(/origin \(https:\/\/evil.example\) may not connect: only the chat's own origin and those in its CORS_ORIGINS may/);
   });
 
   it("answers CORS for the listed origin only, never with *", async () => {

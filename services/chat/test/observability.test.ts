@@ -98,6 +98,13 @@ describe("metrics scraped by a real Prometheus", () => {
     expect(histogram).toBe(3);
   });
 
+  it("answers an unknown path on the probe port with a 404 that lists every page, /debug/bus included", async () => {
+    const res = await fetch(`${pods[0]!.probeUrl}/nope`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).toBe("not found: try /livez, /readyz, /metrics or /debug/bus\n");
+    expect((await fetch(`${pods[0]!.probeUrl}/debug/bus`)).status).toBe(200);
+  });
+
   it("serves metrics that pass promtool check metrics, on every pod", async () => {
     for (const service of [...pods, notifier]) {
       const text = await (await fetch(`${service.probeUrl}/metrics`)).text();

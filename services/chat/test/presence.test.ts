@@ -63,15 +63,32 @@ describe("presence across pods", () => {
     expect(seen.map((e) => `${e.user.name} ${e.action}`)).toEqual(["cat leave"]);
   });
 
-  it("drops the members of a SIGKILLed pod within the TTL", async () => {
+  it("drops a SIGKILLed pod's users within the TTL and announces each leave once, cluster-wide, but none for a user still connected elsewhere", async () => {
+    await cat.emitWithAck("join", { room: "hall" });
+    const annTablet = await connectClient(pods[1]!.url, "ann");
+    await annTablet.emitWithAck("join", { room: "hall" });
+    const heardByAnn = record<PresenceEvent>(ann, "presence");
+    const heardByCat = record<PresenceEvent>(cat, "presence");
+    const leaves = (seen: PresenceEvent[]) => seen.filter((e) => e.action === "leave").map((e) => `${e.user.name} ${e.action} ${e.room}`);
+
     await pods[1]!.kill("SIGKILL");
     const killedAt = Date.now();
-    await waitFor(async () => (await members(pods[0]!, "hall")).join() === "ann", {
+    await waitFor(async () => (await members(pods[0]!, "hall")).join() === "ann,cat", {
       timeoutMs: TTL_SECONDS * 1000 + 5000,
       intervalMs: 100,
       what: "bob to drop out of the member list",
     });
+    await waitFor(() => leaves(heardByAnn).length > 0 && leaves(heardByCat).length > 0, {
+      timeoutMs: TTL_SECONDS * 1000 + 5000,
+      what: "the surviving pods to announce bob's leave",
+    });
+    // Within the TTL and one heartbeat (a third of it), plus room for a busy machine.
     expect(Date.now() - killedAt).toBeLessThanOrEqual(TTL_SECONDS * 1000 + 5000);
+    // Absence cannot be waited on: let every surviving pod run two more heartbeats, any of which
+    // would announce again if the claim were not once cluster-wide.
+    await new Promise((resolve) => setTimeout(resolve, (TTL_SECONDS * 1000 * 2) / 3 + 500));
+    expect(leaves(heardByAnn)).toEqual(["bob leave hall"]);
+    expect(leaves(heardByCat)).toEqual(["bob leave hall"]);
   });
 
   it("refuses a bad room name on the members endpoint", async () => {

@@ -74,7 +74,7 @@ describe("the chart's Redis ACL users", () => {
       producer.disconnect();
     }
     await waitFor(() => notifications.length === 2, { what: "the API event and the stream event to reach bob" });
-    expect(notifications.map((n) => n.id).sort()).toEqual(["from-api", "from-stream"]);
+    expect(notifications.map((n) => n.eventId).sort()).toEqual(["from-api", "from-stream"]);
 
     const carol = await connectClient(chatA.url, "carol");
     const ack = (await carol.emitWithAck("join", { room: "acl" })) as Ack & { messages?: { text?: string }[] };

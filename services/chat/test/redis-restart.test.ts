@@ -46,12 +46,26 @@ describe("a Redis restart", () => {
     }
   });
 
+  it("logs a failing probe once per change of state, with its reason and no stack trace, however often it is polled", async () => {
+    for (let poll = 0; poll < 5; poll++) {
+      for (const pod of pods) expect((await fetch(`${pod.probeUrl}/readyz`)).status).toBe(503);
+    }
+    for (const pod of pods) {
+      // Each line marks a change of state (the start-up, before the bus subscribed, may add a pair), never a poll.
+      const probeLines = pod.logs.filter((l) => l.probe === "ready").map((l) => [l.level, l.msg]);
+      expect(probeLines).toContainEqual([40, "not ready: Redis is unreachable"]);
+      probeLines.forEach((line, i) => i > 0 && expect(line).not.toEqual(probeLines[i - 1]));
+      expect(pod.logs.filter((l) => l.msg === "healthcheck failed" || l.err !== undefined && /stack/.test(JSON.stringify(l.err)))).toEqual([]);
+    }
+  });
+
   it("resumes cross-pod delivery after Redis comes back, without restarting the chat processes", async () => {
     await redis.start();
     await Promise.all(pods.map((pod) => pod.waitForLog((l) => /redis connection restored/.test(l.msg), 15_000)));
     await waitFor(async () => (await Promise.all(pods.map((p) => fetch(`${p.probeUrl}/readyz`)))).every((r) => r.status === 200), {
       what: "both pods to be ready again",
     });
+    await Promise.all(pods.map((pod) => pod.waitForLog((l) => l.msg === "ready again" && l.was === "Redis is unreachable")));
 
     const inboxes = clients.map((c) => record<ChatMessage>(c, "message"));
     // The subscriber resubscribes right after it reconnects; send until a message crosses pods.

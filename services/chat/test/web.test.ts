@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
+import { SignJWT } from "jose";
 import { launchChromium, repoRoot, startRedis, startService, stopAllServices, type RedisServer, type ServiceProcess } from "@chat/testkit";
 
 const outputDir = join(repoRoot, "test-output");
@@ -67,5 +68,52 @@ describe("the web page in headless Chromium", () => {
     await page.click("#join");
     await page.waitForSelector("#error:visible");
     expect(await page.textContent("#error")).toMatch(/Cannot connect: auth\.name/);
+  });
+});
+
+describe("the web page in jwt mode (issue 24 #13 and hardening)", () => {
+  const SECRET = "a-test-secret-that-is-long-enough-0123456789";
+  const token = (sub: string, name: string) =>
+    new SignJWT({ name }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime("10m").sign(new TextEncoder().encode(SECRET));
+  let pod: ServiceProcess;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    pod = await startService("chat", { pod: "web-jwt", env: { AUTH_MODE: "jwt", JWT_SECRET: SECRET } });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopAllServices();
+  });
+
+  it("drops #token= from the address bar, runs under its CSP, and shows ids beside a display name two members share or that looks alike", async () => {
+    const problems: string[] = [];
+    const pages = await Promise.all([browser.newPage(), browser.newPage(), browser.newPage()]);
+    for (const page of pages) page.on("console", (msg) => msg.type() === "error" && problems.push(msg.text()));
+    const [real, impostor, bystander] = pages as [Page, Page, Page];
+    await joinAs(real, `${pod.url}/#token=${await token("u-alice", "Alice")}`, "ignored", "lobby");
+    expect(await real.evaluate(() => location.href)).toBe(`${pod.url}/`);
+    await joinAs(impostor, `${pod.url}/#token=${await token("u-mallory", "Alice")}`, "ignored", "lobby");
+    await joinAs(bystander, `${pod.url}/#token=${await token("u-bob", "Bob")}`, "ignored", "lobby");
+    // A Cyrillic А: another name that looks the same.
+    const lookalike = await browser.newPage();
+    await joinAs(lookalike, `${pod.url}/#token=${await token("u-eve", "\u0410lice")}`, "ignored", "lobby");
+
+    await bystander.waitForSelector("#members li >> nth=3");
+    expect(await bystander.locator("#members li").allTextContents()).toEqual(["Alice (u-alice)", "Alice (u-mallory)", "Bob", "\u0410lice (u-eve)"]);
+    await impostor.fill("#text", "it's me, Alice");
+    await impostor.click("#send");
+    const line = bystander.locator("#messages li", { hasText: "it's me, Alice" });
+    await line.waitFor();
+    expect(await line.locator(".who").textContent()).toBe("Alice (u-mallory)");
+    // A name nobody else uses is shown alone.
+    await bystander.fill("#text", "hi");
+    await bystander.click("#send");
+    const mine = real.locator("#messages li", { hasText: "hi" });
+    await mine.waitFor();
+    expect(await mine.locator(".who").textContent()).toBe("Bob");
+    expect(problems.filter((p) => /Content Security Policy|Refused/i.test(p))).toEqual([]);
   });
 });

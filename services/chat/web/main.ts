@@ -16,6 +16,12 @@ const ui = {
   send: $<HTMLButtonElement>("send"),
 };
 
+// With AUTH_MODE=jwt the page is opened as /#token=<JWT> by the app that issued the token (a
+// fragment never reaches server logs). It is read once and dropped from the address bar, so it is
+// not left in the history, a bookmark or a screenshot; it stays in memory for reconnects.
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+if (token) history.replaceState(null, "", location.pathname + location.search);
+
 let client: ChatClient | undefined;
 let currentName = "";
 let currentRoom = "";
@@ -35,11 +41,55 @@ function setStatus(state: "online" | "offline" | "reconnecting"): void {
   ui.text.disabled = ui.send.disabled = state !== "online" || !currentRoom;
 }
 
+/**
+ * Cyrillic and Greek letters drawn like Latin ones: "Аlice" with a Cyrillic А looks like "Alice".
+ * Not all of Unicode's confusables, the ones a name is most easily forged with.
+ */
+const LOOKALIKES = new Map(
+  (
+    "\u0430a \u0410A \u0412B \u0435e \u0415E \u041AK \u043Ak \u041CM \u041DH \u043Eo \u041EO \u0440p \u0420P \u0441c " +
+    "\u0421C \u0422T \u0443y \u0423Y \u0445x \u0425X \u0456i \u0406I \u0458j \u0408J \u0455s \u0405S \u0501d \u051Bq " +
+    "\u051Dw \u0391A \u0392B \u0395E \u0396Z \u0397H \u0399I \u039AK \u039CM \u039DN \u039FO \u03A1P \u03A4T \u03A5Y " +
+    "\u03A7X \u03BFo \u03BDv \u03C1p \u03B9i \u03BAk"
+  )
+    .split(" ")
+    .map((pair) => [pair[0]!, pair[1]!] as const),
+);
+
+/** What a name looks like: compatibility forms folded, look-alike letters mapped to Latin, any case. */
+function looks(name: string): string {
+  return [...name.normalize("NFKC")].map((c) => LOOKALIKES.get(c) ?? c).join("").toLowerCase();
+}
+
+/** Ids seen under each look of a display name in the current room (members and authors). */
+const idsByName = new Map<string, Set<string>>();
+
+function seen(user: User): void {
+  const key = looks(user.name);
+  const ids = idsByName.get(key) ?? new Set<string>();
+  ids.add(user.id);
+  idsByName.set(key, ids);
+}
+
+/**
+ * A user's name, and beside it their stable id when someone else in the room goes by the same
+ * name, or one that looks the same: a display name proves nothing, the id (the token's `sub`) is
+ * who it is.
+ */
+function nameOf<T extends HTMLElement>(element: T, user: User): T {
+  element.textContent = user.name;
+  if ((idsByName.get(looks(user.name))?.size ?? 0) > 1) {
+    element.append(Object.assign(document.createElement("span"), { className: "uid", textContent: ` (${user.id})` }));
+  }
+  return element;
+}
+
 function renderMembers(): void {
+  for (const user of members.values()) seen(user);
   ui.members.replaceChildren(
     ...[...members.values()]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((user) => Object.assign(document.createElement("li"), { textContent: user.name })),
+      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+      .map((user) => nameOf(document.createElement("li"), user)),
   );
 }
 
@@ -56,7 +106,8 @@ function renderMessage(message: ChatMessage): void {
     className: "when",
     textContent: new Date(message.ts).toLocaleTimeString(),
   });
-  const who = Object.assign(document.createElement("span"), { className: "who", textContent: message.user.name });
+  seen(message.user);
+  const who = nameOf(Object.assign(document.createElement("span"), { className: "who" }), message.user);
   li.append(when, who, document.createTextNode(message.text));
   append(li);
 }
@@ -77,7 +128,10 @@ async function join(room: string): Promise<void> {
     currentRoom = "";
     await client.leave(previous).catch(() => undefined);
   }
-  if (currentRoom !== room) ui.messages.replaceChildren();
+  if (currentRoom !== room) {
+    ui.messages.replaceChildren();
+    idsByName.clear();
+  }
   currentRoom = room;
   try {
     // The client renders what the join delivers through its "message" events, in order.
@@ -96,11 +150,10 @@ function connect(name: string): ChatClient {
   // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
   // as a fallback for networks that block WebSocket. The client re-joins every room with the last
   // id it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
-  // With AUTH_MODE=jwt the page is opened as /#token=<JWT> by the app that issued the token (a
-  // fragment never reaches server logs); the name then comes from the token.
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  // With a token (see above), the name comes from the token.
   const next = new ChatClient(location.origin, { auth: token ? { token } : { name } });
   next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
+  next.on("slow_consumer", () => notice("This page fell behind the room (a slow link?): reconnecting and catching up."));
   next.on("joined", ({ room, members: list }) => {
     if (room !== currentRoom) return;
     members.clear();

@@ -1,6 +1,7 @@
 import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
+import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
 import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
@@ -23,6 +24,12 @@ interface RoomState {
   syncing?: Promise<void>;
 }
 
+/** The close code of the WebSocket behind a "transport close", when there was one. */
+function closedBy(details: unknown): number | undefined {
+  const code = (details as { context?: { code?: unknown } } | undefined)?.context?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
 /** Answers worth another try: the server (or its Redis) will come back. */
 const RETRYABLE = new Set(["unavailable", "timeout", "rate_limited"]);
 
@@ -39,6 +46,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   private readonly timeoutMs: number;
   private draining = false;
   private ended?: SessionEnded;
+  private retry?: ReturnType<typeof setTimeout>;
 
   constructor(url: string, options: ChatClientOptions) {
     super();
@@ -56,14 +64,21 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       this.ended = undefined;
       void this.resyncAll();
     });
-    socket.on("disconnect", (reason) => {
+    socket.on("disconnect", (reason, details) => {
       this.emitReserved("status", false);
+      if (closedBy(details) === SLOW_CONSUMER_CLOSE.code) this.emitReserved("slow_consumer");
       if (reason !== "io server disconnect") return;
-      // A pod that drains disconnects us on purpose; reconnect at once, to another pod. So does
-      // an expired session when `auth` can hand out a fresh token. A revoked one stays down.
+      // An expired session reconnects at once when `auth` can hand out a fresh token. A revoked
+      // one stays down. (A draining pod closes the transport: socket.io-client reconnects itself.)
       if (this.draining || (this.ended?.reconnect && typeof auth === "function")) socket.connect();
     });
     socket.on("shutdown", () => (this.draining = true));
+    // A refusal by the server stops socket.io-client's own reconnecting; the ones that waiting
+    // cures (a draining pod, Redis briefly unreachable) are tried again after `retryAfterMs`.
+    socket.on("connect_error", (err: Error & { data?: { code?: string; retryAfterMs?: number } }) => {
+      if (err.data?.code !== "unavailable" && err.data?.code !== "rate_limited") return;
+      this.retry = setTimeout(() => socket.connect(), err.data.retryAfterMs ?? 1000);
+    });
     socket.on("session_ended", (ended: SessionEnded) => {
       this.ended = ended;
       this.emitReserved("session_ended", ended);
@@ -238,6 +253,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   }
 
   close(): void {
+    clearTimeout(this.retry);
     this.socket.close();
   }
 

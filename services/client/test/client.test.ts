@@ -50,7 +50,7 @@ describe("@chat/client against 1 chat pod and the notifier on Redis", () => {
   beforeAll(async () => {
     redis = await startRedis();
     // A small catch-up cap, so that catching up on 130 entries takes several pages.
-    const env = { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", CATCH_UP_MAX_ENTRIES: "20" };
+    const env = { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", CATCH_UP_MAX_ENTRIES: "20", RATE_LIMIT_EVENTS_PER_SECOND: "0" };
     [pod, other, notifier] = await Promise.all([
       startService("chat", { env, pod: "chat-a" }),
       startService("chat", { env, pod: "chat-b" }),

@@ -49,6 +49,9 @@ function parseStored(value: string | null): BusMode | undefined {
  * configured one, or with `auto` sharded when the server supports it and classic when not, which
  * then becomes the deployment's. Throws `BusModeConflict` when the setting contradicts it.
  */
+/** The README heading that explains the modes and how to switch (a test checks it exists). */
+const README_BUS_MODE_HEADING = "Message bus: classic or sharded";
+
 export async function resolveBusMode(redis: RedisLike, setting: BusModeSetting): Promise<BusMode> {
   let stored = parseStored(await redis.get(BUS_MODE_KEY));
   if (!stored) {
@@ -62,7 +65,7 @@ export async function resolveBusMode(redis: RedisLike, setting: BusModeSetting):
   if (setting !== "auto" && setting !== stored) {
     throw new BusModeConflict(
       `BUS_MODE=${setting}, but this deployment runs in ${stored} mode (Redis key ${BUS_MODE_KEY}): every chat pod and ` +
-        `notifier must use one mode. Set BUS_MODE=${stored} or auto, or switch the whole deployment (README, "Bus mode")`,
+        `notifier must use one mode. Set BUS_MODE=${stored} or auto, or switch the whole deployment (README, "${README_BUS_MODE_HEADING}")`,
     );
   }
   return stored;

@@ -1,3 +1,4 @@
+import { createPublicKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -14,25 +15,41 @@ export class ConfigError extends Error {
 }
 
 /**
- * Validates `env` against a zod object schema whose keys are environment variable names.
+ * A rule between variables, read from the raw (trimmed, non-empty) values: it runs even when other
+ * variables are bad, so one run reports every problem. Returns complete lines, e.g.
+ * `"AUTH_MODE=jwt needs ..."`, or nothing.
+ */
+export type EnvCheck = (raw: Readonly<Record<string, string>>) => string[];
+
+/**
+ * Validates `env` against a zod object schema whose keys are environment variable names, then
+ * `checks` (rules between variables). Every problem becomes one line of one `ConfigError`.
  * Empty strings count as unset, so `FOO=` in a manifest falls back to the default.
  */
-export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv, checks: EnvCheck[] = []): z.infer<S> {
   const cleaned: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];
     if (value !== undefined && value.trim() !== "") cleaned[key] = value.trim();
   }
   const result = schema.safeParse(cleaned);
-  if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => {
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? "(environment)");
         const got = cleaned[name] === undefined ? "unset" : JSON.stringify(redact(name, cleaned[name]));
         return `${name}: ${issue.message} (got ${got})`;
-      }),
-    );
-  }
+      });
+  // One line per variable: the first thing wrong with it is enough to act on.
+  const seen = new Set<string>();
+  const lines = problems.filter((line) => {
+    const name = line.slice(0, line.indexOf(":"));
+    if (seen.has(name)) return false;
+    seen.add(name);
+    return true;
+  });
+  lines.push(...checks.flatMap((check) => check(cleaned)));
+  if (lines.length || !result.success) throw new ConfigError(lines);
   return result.data;
 }
 
@@ -78,6 +95,28 @@ export const env = {
         message: "must be a redis:// or rediss:// URL, e.g. redis://:password@redis:6379/0",
       })
       .optional(),
+  /** A PEM file of CA certificates that must exist, be readable and parse, at start. */
+  caFile: () =>
+    z
+      .string()
+      .superRefine((path, ctx) => {
+        const problem = caFileProblem(path);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+  /** An RS256 or ES256 public key in PEM (`\n` escapes allowed, for one-line env values). */
+  publicKey: () =>
+    z
+      .string()
+      .refine((pem) => {
+        try {
+          const type = createPublicKey(pem.replace(/\\n/g, "\n")).asymmetricKeyType;
+          return type === "rsa" || type === "ec";
+        } catch {
+          return false;
+        }
+      }, "must be an RSA or EC public key in PEM, starting with -----BEGIN PUBLIC KEY-----, with real or \\n line breaks")
+      .optional(),
   /** A file that must exist and be readable at start, read once. */
   readableFile: () =>
     z
@@ -103,3 +142,35 @@ export const env = {
       .regex(/^[A-Za-z0-9_.-]{1,253}$/, "must be 1-253 characters of A-Z a-z 0-9 _ . -")
       .default(hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 253) || "local"),
 };
+
+/** Why `path` is not a usable PEM bundle of CA certificates, or undefined when it is. */
+function caFileProblem(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    return `must name a readable file, and reading it failed with ${(err as NodeJS.ErrnoException).code ?? "an error"}`;
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!blocks) return "must be a PEM file of CA certificates, each starting with -----BEGIN CERTIFICATE-----";
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch {
+      return "holds a certificate that does not parse: check the PEM file";
+    }
+  }
+  return undefined;
+}
+
+/**
+ * One line for an operator when a listener cannot open its port, naming the variable that chose
+ * it, e.g. `PORT 3000 is already in use by another process: choose another`.
+ */
+export function describeListenError(variable: string, host: string, port: number, err: NodeJS.ErrnoException): string {
+  const where = `${variable} ${port}${host === "0.0.0.0" || host === "::" ? "" : ` on ${host}`}`;
+  if (err.code === "EADDRINUSE") return `${where} is already in use by another process: choose another`;
+  if (err.code === "EACCES") return `${where} needs privileges this process does not have: use a port above 1023`;
+  if (err.code === "EADDRNOTAVAIL") return `${where}: HOST ${host} is not an address of this machine`;
+  return `${where} cannot be opened: ${err.message}`;
+}

@@ -82,6 +82,12 @@ export function sessionRoom(jti: string): string {
   return `@jti:${jti}`;
 }
 
+/**
+ * How far ahead a revocation can reach: the notifier refuses to denylist a token for longer, so
+ * the chat refuses tokens that live longer (`JWT_MAX_LIFETIME_SECONDS`): they could not be revoked.
+ */
+export const DENYLIST_MAX_SECONDS = 366 * 86_400;
+
 /** The denylist entry of a revoked token; it expires when the token would have. */
 export function revokedTokenKey(jti: string): string {
   return `chat:revoked:${jti}`;

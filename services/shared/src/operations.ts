@@ -22,6 +22,12 @@ export interface OperationsOptions {
   /** Drains the service's work and closes its connections; the process then exits 0. */
   drain: () => Promise<void>;
   /**
+   * Milliseconds after which a `drain()` that has not finished is abandoned (with a warning) and
+   * the process exits 0 anyway, so that shutdown always ends before the orchestrator's SIGKILL.
+   * @default undefined (wait for drain())
+   */
+  drainTimeoutMs?: number;
+  /**
    * `/livez` fails when the event loop has not ticked for this long.
    * @default 10000
    */
@@ -80,40 +86,84 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(page()));
       return;
     }
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /livez, /readyz or /metrics\n");
+    const paths = ["/livez", "/readyz", "/metrics", ...Object.keys(debug)];
+    res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try ${paths.slice(0, -1).join(", ")} or ${paths.at(-1)}\n`);
   });
+
+  // Probes are polled every few seconds: a failure is logged when the state changes (with its
+  // reason, without a stack), not on every poll.
+  const failing: Record<string, string | undefined> = {};
+  async function probe(name: "alive" | "ready", check: () => void | Promise<void>): Promise<{ status: string }> {
+    try {
+      await check();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (failing[name] !== reason) log.warn({ probe: name, reason }, `not ${name}: ${reason}`);
+      failing[name] = reason;
+      throw err;
+    }
+    if (failing[name] !== undefined) log.info({ probe: name, was: failing[name] }, `${name} again`);
+    failing[name] = undefined;
+    return { status: name };
+  }
 
   createTerminus(server, {
     healthChecks: {
-      "/livez": async () => {
-        const lag = Date.now() - lastTick;
-        if (lag > maxEventLoopLagMs) throw new ProbeFailure(`event loop stalled for ${lag} ms`);
-        return { status: "alive" };
-      },
-      "/readyz": async () => {
-        if (shuttingDown) throw new ProbeFailure("shutting down");
-        await options.ready();
-        return { status: "ready" };
-      },
+      "/livez": () =>
+        probe("alive", () => {
+          const lag = Date.now() - lastTick;
+          if (lag > maxEventLoopLagMs) throw new ProbeFailure(`event loop stalled for ${lag} ms`);
+        }),
+      "/readyz": () =>
+        probe("ready", async () => {
+          if (shuttingDown) throw new ProbeFailure("shutting down");
+          await options.ready();
+        }),
       verbatim: true,
     },
     // Liveness must keep passing while the pod drains; readiness fails through the check above.
     sendFailuresDuringShutdown: false,
     signals: ["SIGTERM", "SIGINT"],
     useExit0: true,
-    timeout: 1000,
-    logger: (msg, err) => log.error({ err }, msg),
+    // The probe server's own keep-alive connections (a Prometheus scrape) get this long to end.
+    timeout: 500,
+    // Failed probes are logged by probe() above, once per change.
+    logger: (msg, err) => msg !== "healthcheck failed" && log.error({ err }, msg),
     beforeShutdown: async () => {
       shuttingDown = true;
       log.info({ delaySeconds: shutdownDelaySeconds }, "shutting down: readiness fails, waiting before draining");
       await new Promise((resolve) => setTimeout(resolve, shutdownDelaySeconds * 1000));
-      await options.drain();
+      await boundedDrain(options, log);
     },
     onShutdown: async () => log.info("bye"),
   });
 
-  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  // A port that cannot be opened rejects (the caller says which variable chose it), never an
+  // unhandled 'error' event with a stack trace.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   return { server, port: (server.address() as AddressInfo).port, shuttingDown: () => shuttingDown };
+}
+
+/** Runs `drain()`, for at most `drainTimeoutMs`; a failure or an overrun is logged, never thrown. */
+async function boundedDrain({ drain, drainTimeoutMs }: OperationsOptions, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const overrun = new Promise<"overrun">((resolve) => {
+    if (drainTimeoutMs !== undefined) timer = setTimeout(resolve, drainTimeoutMs, "overrun");
+  });
+  try {
+    const result = await Promise.race([drain().then(() => "done" as const), overrun]);
+    if (result === "overrun") log.warn({ drainTimeoutMs }, "drain did not finish in time: exiting anyway");
+  } catch (err) {
+    log.error({ err }, "drain failed: exiting anyway");
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export { ProbeFailure };

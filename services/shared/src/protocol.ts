@@ -53,13 +53,22 @@ export const roomName = z
 export const logId = z.string({ error: "must be a string" }).regex(LOG_ID_PATTERN, "must be a message id like 1700000000000-0");
 
 /**
- * Display names: 1–32 printable characters (counted as Unicode code points). Control, format and
- * line-separator characters are refused, and so is a name of blanks only.
+ * A character that shows something: not a space (`\p{Z}`), not a combining mark (`\p{M}`), and not
+ * one of the letters and symbols that render as nothing (Hangul fillers U+115F, U+1160, U+3164,
+ * U+FFA0, the blank Braille pattern U+2800, Khmer's inherent vowels U+17B4-5).
+ */
+const VISIBLE = /[^\p{Z}\p{M}\u115F\u1160\u3164\uFFA0\u2800\u17B4\u17B5]/u;
+
+/**
+ * Display names: 1–32 printable characters (counted as Unicode code points). Control and format
+ * characters (`\p{C}`: this includes the bidi controls U+202A-202E, U+2066-2069, U+200E-200F and
+ * zero-width joiners) and line separators are refused, and so is a name with nothing visible in
+ * it (blanks, invisible fillers, combining marks alone), since it could pass for anyone's.
  */
 export const displayName = z
   .string({ error: "must be a string" })
-  .regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,32}$/u, "must be 1-32 printable characters")
-  .refine((name) => name.trim().length > 0, "must not be blank");
+  .regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,32}$/u, "must be 1-32 printable characters, without control or bidi characters")
+  .refine((name) => VISIBLE.test(name), "must have a visible character (not only blanks, fillers or combining marks)");
 
 /** Counts code points, but only when the cheap UTF-16 length cannot already decide. */
 function withinCodePoints(text: string, max: number): boolean {
@@ -70,12 +79,24 @@ function withinCodePoints(text: string, max: number): boolean {
   return true;
 }
 
-/** Message text: 1 to `max` characters (Unicode code points). */
+/**
+ * Removed from message text: NUL (which C-based consumers read as the end of the text), and the
+ * bidi embedding, override and isolate controls U+202A-202E and U+2066-2069, with which a text can
+ * show its characters in another order than they are stored (a "Trojan Source" message). The
+ * implicit marks LRM, RLM and ALM stay: they only nudge neutral characters.
+ */
+const STRIPPED = /[\u0000\u202A-\u202E\u2066-\u2069]/g;
+
+/** Message text: 1 to `max` characters (Unicode code points), with NUL and bidi controls removed. */
 export function messageText(max: number) {
   return z
     .string({ error: "must be a string" })
     .min(1, "must not be empty")
-    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`);
+    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`)
+    .transform((text) => text.replace(STRIPPED, ""))
+    // A message nobody can see is a mistake, not a message.
+    .refine((text) => text.length > 0, "must not be empty once NUL and bidi controls are removed")
+    .refine((text) => text.length === 0 || text.trim().length > 0, "must not be blank (only whitespace)");
 }
 
 /** Handshake `auth` in open mode. Unknown keys are ignored so newer clients still connect. */
@@ -214,3 +235,4 @@ export function validate<T>(
  * must agree on it, so it lives here once.
  */
 export const BUS_KEY = "socket.io";
+

@@ -9,6 +9,12 @@ export interface RateLimitOptions {
   durationSeconds: number;
   /** Extra requests allowed over `burst.durationSeconds` once `points` are spent. */
   burst?: { points: number; durationSeconds: number };
+  /**
+   * Once a key is over its limit, refuse it from memory until its window ends, without asking
+   * Redis again: a flood of refused requests then costs Redis nothing. Not with `burst`.
+   * @default false
+   */
+  blockInMemory?: boolean;
 }
 
 export type RateLimitResult = { ok: true } | { ok: false; retryAfterMs: number };
@@ -36,6 +42,7 @@ export function rateLimitKeys({ keyPrefix }: RateLimitOptions, key: string): [ba
  */
 export function createRateLimit(redis: Redis | undefined, options: RateLimitOptions): RateLimit | undefined {
   if (options.points <= 0) return undefined;
+  const blockInMemory = options.blockInMemory && !options.burst;
   const limiter = (points: number, duration: number, keyPrefix: string): RateLimiterAbstract => {
     const memory = new RateLimiterMemory({ points, duration, keyPrefix });
     if (!redis) return memory;
@@ -46,6 +53,8 @@ export function createRateLimit(redis: Redis | undefined, options: RateLimitOpti
       keyPrefix,
       rejectIfRedisNotReady: true,
       insuranceLimiter: memory,
+      // Blocked for the rest of the window (rate-limiter-flexible's msBeforeNext).
+      ...(blockInMemory ? { inMemoryBlockOnConsumed: points + 1 } : {}),
     });
   };
   const base = limiter(options.points, options.durationSeconds, options.keyPrefix);

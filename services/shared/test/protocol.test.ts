@@ -28,7 +28,7 @@ describe("room names", () => {
 });
 
 describe("display names", () => {
-  it.each([["al"], ["Zoë"], ["李小龍"], ["Ann Lee"], ["🙂".repeat(32)], ["x".repeat(32)]])("accepts %j", (name) => {
+  it.each([["al"], ["Zoë"], ["李小龍"], ["Ann Lee"], ["🙂".repeat(32)], ["x".repeat(32)], ["e\u0301"], ["한글"], ["⠁b"]])("accepts %j", (name) => {
     expect(displayName.safeParse(name).success).toBe(true);
   });
 
@@ -41,6 +41,11 @@ describe("display names", () => {
     ["tab\tname", "a tab"],
     ["line\u2028sep", "a line separator"],
     ["rtl\u202eoverride", "a bidi override (format character)"],
+    ["\u2067isolate", "a bidi isolate"],
+    ["\u3164", "a Hangul filler only"],
+    ["\u2800\u2800", "blank Braille patterns only"],
+    ["\u0301\u0308", "combining marks only"],
+    ["\u115F\u1160 \uFFA0", "Hangul fillers and a space"],
     [7, "a number"],
   ] as [unknown, string][])("refuses %j (%s)", (name) => {
     expect(displayName.safeParse(name).success).toBe(false);
@@ -54,6 +59,12 @@ describe("display names", () => {
 
 describe("message text", () => {
   const message = messageRequest(10);
+
+  it("removes NUL and bidi embedding, override and isolate controls, keeps the implicit marks", () => {
+    expect(message.parse({ room: "r", text: "a\u0000b\u202Ec\u2066d" }).text).toBe("abcd");
+    expect(message.parse({ room: "r", text: "\u200Fשלום" }).text).toBe("\u200Fשלום");
+    expect(message.safeParse({ room: "r", text: "\u0000\u202A" }).success).toBe(false);
+  });
 
   it("accepts 1 to max characters, counting code points", () => {
     expect(message.safeParse({ room: "r", text: "a" }).success).toBe(true);

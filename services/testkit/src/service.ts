@@ -67,6 +67,7 @@ export async function startService(
       POD_NAME: pod,
       // Every test client comes from 127.0.0.1; tests of the per-address limit set it themselves.
       RATE_LIMIT_CONNECTIONS_PER_IP: "0",
+      MAX_OPEN_PER_ADDRESS: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
