@@ -9,7 +9,7 @@ import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
-import { createAuthenticator } from "./auth.js";
+import { createAuthenticator, type SocketData } from "./auth.js";
 import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
 import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js";
 import { membersApi } from "./members-api.js";
@@ -137,7 +137,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const slowConsumers = guardSlowConsumers(io, { maxBytes: config.MAX_CLIENT_BUFFER_BYTES, log, onClose: () => metrics.slowConsumer() });
   const metrics = createChatMetrics(io, presence, redis, registry, { direct: paths.direct_write, overBudget: slowConsumers?.overBudget });
   registerFastPathGauge(metrics.registry, paths);
-  if (paths.coalesce) coalesceWrites(io, { onCoalesced: metrics.coalesced });
+  if (paths.coalesce) coalesceWrites(io, { onCoalesced: (packets) => metrics.coalesced(packets) });
   if (paths.release_requests) releaseRequests(io);
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
@@ -160,15 +160,18 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   if ("hops" in config.TRUST_PROXY && config.TRUST_PROXY.hops > 0) {
     log.warn(`TRUST_PROXY=${config.TRUST_PROXY.hops} believes X-Forwarded-For from any peer; list the proxies' addresses or CIDRs instead`);
   }
-  io.use(
-    handshake(ctx, {
-      authenticate,
-      clientAddress: createClientAddress(config.TRUST_PROXY),
-      addressLimit: limits.connections,
-      userLimit: limits.userConnections,
-      draining: () => draining,
-    }),
-  );
+  const admit = handshake(ctx, {
+    authenticate,
+    clientAddress: createClientAddress(config.TRUST_PROXY),
+    addressLimit: limits.connections,
+    userLimit: limits.userConnections,
+    draining: () => draining,
+  });
+  // The middleware answers every failure through `next` itself; only `next` throwing could reject
+  // it, and that is logged rather than left as an unhandled rejection that ends the process.
+  io.use((socket, next) => {
+    admit(socket, next).catch((err: unknown) => log.error({ sid: socket.id, err }, "handshake middleware failed"));
+  });
 
   // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
   // rooms with `since` and catch up from the logs.
@@ -206,8 +209,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     for (const room of joinedRooms(this)) void leaveQuietly(ctx, this, room);
   }
   io.on("connection", (socket) => {
-    socket.join(userRoom(userOf(socket).id));
-    bindSession(socket, socket.data.session, redis?.pub);
+    // Cannot reject: classic mode joins synchronously, and in sharded mode the adapter hook
+    // resolves on the subscription's PING either way. A user room only carries targeted events
+    // (session ends, revocations), so the connection does not wait for it.
+    void socket.join(userRoom(userOf(socket).id));
+    bindSession(socket, (socket.data as SocketData).session, redis?.pub);
     bindHandlers(socket);
     socket.on("disconnecting", onDisconnecting);
   });
@@ -220,7 +226,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     metrics,
     bus,
     fastPaths: paths,
-    ready: ctx.busReady,
+    ready: () => ctx.busReady(),
     async drain(seconds) {
       // The port stays open: a handshake that still reaches this pod is refused by the middleware
       // with `unavailable`, which the client can read, instead of a bare refused connection.
@@ -239,7 +245,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     async close(graceMs = 500) {
       listener.stopWatching();
       slowConsumers?.stop();
-      const closed = new Promise<void>((resolve) => io.close(() => resolve()));
+      // The callback runs once the HTTP server has closed, later than the promise io.close()
+      // returns; a rejection of that promise (an adapter failing to close) reaches the caller.
+      const closed = new Promise<void>((resolve, reject) => {
+        io.close(() => resolve()).catch(reject);
+      });
       const stragglers = setTimeout(() => {
         const destroyed = connections.destroyAll();
         if (destroyed) log.info({ destroyed }, "destroyed connections still open after the drain");

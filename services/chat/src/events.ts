@@ -66,7 +66,10 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
           if (args.length !== 1) {
             return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
           }
-          run(handler, this, args[0], log, event).then(ack);
+          // run() never rejects (a throwing handler acks `internal`); the catch is for ack itself.
+          run(handler, this, args[0], log, event)
+            .then(ack)
+            .catch((err: unknown) => log.error({ sid: this.id, event, err }, "ack failed"));
         },
       ] as const,
   );
@@ -76,12 +79,12 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
     const ack = args.at(-1);
     const wait = limited(this);
     if (wait > 0) {
-      if (typeof ack === "function") ack(rateLimited("events on this connection", wait));
+      if (typeof ack === "function") (ack as (response: Ack) => void)(rateLimited("events on this connection", wait));
       return;
     }
     const name = String(event).slice(0, 64);
     log.debug({ sid: this.id, event: name }, "unknown event");
-    if (typeof ack === "function") ack(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
+    if (typeof ack === "function") (ack as (response: Ack) => void)(fail("unknown_event", `unknown event ${JSON.stringify(name)}`));
     else tellNoAck(this, name);
   }
 

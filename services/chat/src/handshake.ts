@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { ExtendedError, Socket } from "socket.io";
 import type { RateLimit } from "@chat/shared";
-import type { Authenticator } from "./auth.js";
+import type { Authenticator, SocketData } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import { HandshakeError } from "./identity.js";
 import { isRevoked } from "./sessions.js";
@@ -89,8 +89,9 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
       }
-      socket.data.session = session;
-      socket.data.user = session.user;
+      const data = socket.data as SocketData;
+      data.session = session;
+      data.user = session.user;
       if (countedUser !== undefined) socket.once("disconnect", release);
       else release();
       next();

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server as HttpServer } from "node:http";
+import type { Socket as NetSocket } from "node:net";
 import type { Server as HttpsServer } from "node:https";
 import type { RequestHandler } from "express";
 import type { Server } from "socket.io";
@@ -70,7 +71,7 @@ export function guardServer(httpServer: HttpServer | HttpsServer, io: Server, op
   if (max <= 0) return;
 
   const sockets = new Tally();
-  httpServer.on("connection", (socket) => {
+  httpServer.on("connection", (socket: NetSocket) => {
     const address = socket.remoteAddress;
     if (!address || options.isProxy(address)) return;
     if (sockets.get(address) >= max) {

@@ -4,13 +4,13 @@ import type { Logger, User } from "@chat/shared";
 /** The Redis keys presence keeps, by what they hold. */
 export interface PresenceKeys {
   /** A room's hash: one field `<instance>|<user id>` per user and pod instance. */
-  room(room: string): string;
+  room: (room: string) => string;
   /** A pod instance's liveness key, renewed by its heartbeat. */
-  instance(id: string): string;
+  instance: (id: string) => string;
   /** The set of every pod instance that has registered and not yet left or been reaped. */
   instances: string;
   /** The set of rooms a pod instance has (had) local members in. */
-  roomsOf(id: string): string;
+  roomsOf: (id: string) => string;
 }
 
 export interface ReapOptions {
@@ -20,9 +20,9 @@ export interface ReapOptions {
   registered: string[];
   self: string;
   /** Who is in a room on the pods that live. */
-  present(room: string): Promise<Map<string, unknown>>;
+  present: (room: string) => Promise<Map<string, unknown>>;
   /** A user of a dead pod is gone from `room`: tell the room. */
-  onLeave(room: string, user: User): void;
+  onLeave: (room: string, user: User) => void;
   log: Logger;
 }
 

@@ -11,7 +11,7 @@ import {
   type PresenceEvent,
   type ReadResult,
 } from "@chat/shared";
-import { mayJoin, type Session } from "./auth.js";
+import { mayJoin, type SocketData } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { reservedRoom, userOf } from "./identity.js";
@@ -74,21 +74,23 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
       await socket.join(room);
       // A socket that went meanwhile has left all its rooms already: this one would be a leak.
       if (socket.disconnected) {
-        socket.leave(room);
+        // leave() is synchronous with the in-memory and Redis adapters (it returns undefined);
+        // awaiting it keeps an asynchronous adapter's rejection on this handler's error path.
+        await socket.leave(room);
         return closed();
       }
       try {
         first = await presence.add(room, user);
       } catch (err) {
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "join failed: presence not recorded");
-        socket.leave(room);
+        await socket.leave(room);
         await presence.remove(room, user).catch(() => undefined);
         return unavailable();
       }
       // The disconnect (or a `leave`) ran while presence was written, and removed nothing: undo it
       // here, or the user stays listed for good (a ghost).
       if (socket.disconnected || !socket.rooms.has(room)) {
-        socket.leave(room);
+        await socket.leave(room);
         await presence.remove(room, user).catch(() => undefined);
         return socket.disconnected ? closed() : fail("not_in_room", `left ${room} while joining it`);
       }
@@ -123,7 +125,7 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
       const { room, since } = request.data;
       const reserved = reservedRoom(socket, room);
       if (reserved) return fail("bad_request", `room: ${reserved}`);
-      if (!mayJoin(socket.data.session as Session, room)) return fail("forbidden", `your token does not allow room ${room}`);
+      if (!mayJoin((socket.data as SocketData).session, room)) return fail("forbidden", `your token does not allow room ${room}`);
       const joining = joiningRooms(socket);
       const already = socket.rooms.has(room) || joining.has(room);
       // The cap counts the joins under way too, and the slot is taken before the first await:
@@ -147,7 +149,7 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
       if (!request.ok) return request;
       const { room } = request.data;
       if (socket.rooms.has(room)) {
-        socket.leave(room);
+        await socket.leave(room);
         await leaveQuietly(ctx, socket, room);
       }
       return ok({ room });

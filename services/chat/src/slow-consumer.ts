@@ -29,7 +29,7 @@ export interface SlowConsumerOptions {
 
 export interface SlowConsumers {
   /** Closes `conn` and returns true if adding `adding` bytes would put it over budget. */
-  overBudget(conn: EngineConn | undefined, adding: number): boolean;
+  overBudget: (conn: EngineConn | undefined, adding: number) => boolean;
   stop(): void;
 }
 

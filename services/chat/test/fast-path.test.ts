@@ -32,7 +32,7 @@ const raws: RawClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   for (const r of raws.splice(0)) r.ws.terminate();
-  await Promise.all(pods.splice(0).map((p) => new Promise<void>((resolve) => p.io.close(() => resolve()))));
+  await Promise.all(pods.splice(0).map((p) => new Promise<void>((resolve, reject) => void p.io.close(() => resolve()).catch(reject))));
 });
 
 async function startPod(fast: boolean, options: Partial<ServerOptions> = {}): Promise<Pod> {

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT, type JWTPayload } from "jose";
 import { Redis } from "ioredis";
+import type { Socket as NetSocket } from "node:net";
 import WebSocket from "ws";
 import { io, type Socket } from "socket.io-client";
 import { closeAllClients, connectClient, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
@@ -26,7 +27,7 @@ function attempt(url: string, auth: Record<string, unknown> | undefined, headers
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (err) => {
       socket.close();
-      resolve(err as Refusal);
+      resolve(err);
     });
   });
 }
@@ -39,10 +40,10 @@ function connectAndReset(url: string, auth: Record<string, unknown>): Promise<vo
   return new Promise((resolve, reject) => {
     ws.once("error", reject);
     ws.once("message", (data) => {
-      expect(String(data)).toMatch(/^0\{/);
+      expect((data as Buffer).toString()).toMatch(/^0\{/);
       ws.send(`40${JSON.stringify(auth)}`, () => {
         // RST, not FIN: no close handshake, the way a crashed client or a hostile one leaves.
-        (ws as unknown as { _socket: import("node:net").Socket })._socket.resetAndDestroy();
+        (ws as unknown as { _socket: NetSocket })._socket.resetAndDestroy();
         resolve();
       });
     });

@@ -92,7 +92,7 @@ describe("the web page in jwt mode (issue 24 #13 and hardening)", () => {
     const problems: string[] = [];
     const pages = await Promise.all([browser.newPage(), browser.newPage(), browser.newPage()]);
     for (const page of pages) page.on("console", (msg) => msg.type() === "error" && problems.push(msg.text()));
-    const [real, impostor, bystander] = pages as [Page, Page, Page];
+    const [real, impostor, bystander] = pages;
     await joinAs(real, `${pod.url}/#token=${await token("u-alice", "Alice")}`, "ignored", "lobby");
     expect(await real.evaluate(() => location.href)).toBe(`${pod.url}/`);
     await joinAs(impostor, `${pod.url}/#token=${await token("u-mallory", "Alice")}`, "ignored", "lobby");

@@ -57,6 +57,9 @@ export const logId = z.string({ error: "must be a string" }).regex(LOG_ID_PATTER
  * one of the letters and symbols that render as nothing (Hangul fillers U+115F, U+1160, U+3164,
  * U+FFA0, the blank Braille pattern U+2800, Khmer's inherent vowels U+17B4-5).
  */
+// Each code point in the class stands alone on purpose (U+17B4 and U+17B5 are marks in their own
+// right, not a pair to combine), which is what this rule cannot tell.
+// eslint-disable-next-line no-misleading-character-class
 const VISIBLE = /[^\p{Z}\p{M}\u115F\u1160\u3164\uFFA0\u2800\u17B4\u17B5]/u;
 
 /**
@@ -85,6 +88,8 @@ function withinCodePoints(text: string, max: number): boolean {
  * show its characters in another order than they are stored (a "Trojan Source" message). The
  * implicit marks LRM, RLM and ALM stay: they only nudge neutral characters.
  */
+// NUL is matched on purpose: it is removed from message text.
+// eslint-disable-next-line no-control-regex
 const STRIPPED = /[\u0000\u202A-\u202E\u2066-\u2069]/g;
 
 /** Message text: 1 to `max` characters (Unicode code points), with NUL and bidi controls removed. */

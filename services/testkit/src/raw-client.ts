@@ -39,7 +39,7 @@ export async function connectRawClient(url: string, name: string, { answerPings 
     else if (frame.startsWith("40")) connected();
     else if (frame.startsWith("43")) {
       const match = /^43(\d+)(.*)$/s.exec(frame);
-      if (match) waiting.get(Number(match[1]))?.(JSON.parse(match[2]!)[0]);
+      if (match) waiting.get(Number(match[1]))?.((JSON.parse(match[2]!) as unknown[])[0]);
     }
   });
   await Promise.race([ready, closed.then(({ code }) => Promise.reject(new Error(`closed (${code}) before connecting`)))]);

@@ -1,11 +1,12 @@
 import { Adapter } from "socket.io-adapter";
+import type { EngineConn } from "./engine.js";
 
 // Private parts of socket.io-adapter 2.5.8 (`_encode`, `apply`) and socket.io 4.8.4
 // (`client.writeToEngine`), read from those versions (see ./index.ts).
 
 /** What Socket.IO hands an adapter's recipient callback: a server-side socket. */
 export interface Recipient {
-  client?: { conn?: import("./engine.js").EngineConn };
+  client?: { conn?: EngineConn };
 }
 
 /** One broadcast as the in-memory adapter runs it: one encode, then one walk over the recipients. */
@@ -38,14 +39,17 @@ interface AdapterInternals {
  */
 export function hookBroadcasts(adapter: unknown, hooks: BroadcastHooks): boolean {
   const target = adapter as AdapterInternals;
+  // The originals are called with `.call(this, …)` from the wrappers below, never unbound.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const encode = target._encode;
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const apply = target.apply;
   if (typeof encode !== "function" || typeof apply !== "function") return false;
   let armed = false;
   const disarm = () => void (armed = false);
   target._encode = function (this: AdapterInternals, packet, opts) {
     const encoded = encode.call(this, packet, opts);
-    hooks.encoded(packet as never, (opts ?? {}) as never);
+    hooks.encoded(packet as never, opts ?? {});
     armed = true;
     queueMicrotask(disarm);
     return encoded;
@@ -81,6 +85,7 @@ export function checkBroadcast(): boolean {
     },
   };
   try {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with `.call(probe, …)` below
     const broadcast = Adapter.prototype.broadcast as (this: unknown, packet: unknown, opts: unknown) => void;
     broadcast.call(probe, { type: 2, data: ["probe"] }, { rooms: new Set(), except: new Set(), flags: {} });
   } catch {

@@ -126,6 +126,7 @@ export interface UpgradeResponse {
 export function releaseUpgradeResponse(res: UpgradeResponse): void {
   const closers = res.socket.rawListeners("close");
   const own = closers[closers.length - 1];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below as writeHead.apply(res, …)
   const writeHead = res.writeHead;
   res.writeHead = (...args: unknown[]) => {
     setImmediate(() => {
