@@ -15,6 +15,8 @@ export interface NotifierMetrics {
   rateLimited: Counter;
   /** Times every HTTP request, by method, route template and status. */
   httpTimer: RequestHandler;
+  /** Mounted first in each router: remembers the router's mount path for `httpTimer`. */
+  routePrefix: RequestHandler;
 }
 
 export function createNotifierMetrics(redis: Redis, stream: string, group: string): NotifierMetrics {
@@ -85,11 +87,19 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     deadLettered(n) {
       if (n > 0) deadLetters.inc(n);
     },
+    routePrefix(req, res, next) {
+      res.locals.routePrefix = req.baseUrl;
+      next();
+    },
     httpTimer(req, res, next) {
       const end = duration.startTimer({ method: req.method });
       res.once("finish", () => {
         // The matched route's template (never the concrete path, which holds room and user ids).
-        const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+        // The mount path as seen inside the router: by the time a response sent from an async
+        // handler finishes, Express has already reset `req.baseUrl` to "" (`/broadcast` beside
+        // `/v1/broadcast` for one route).
+        const prefix = typeof res.locals.routePrefix === "string" ? res.locals.routePrefix : req.baseUrl;
+        const route = req.route?.path ? `${prefix}${String(req.route.path)}` : "unmatched";
         end({ route, status: String(res.statusCode) });
       });
       next();

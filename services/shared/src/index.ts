@@ -8,3 +8,4 @@ export * from "./operations.js";
 export * from "./rate-limit.js";
 export * from "./bus.js";
 export * from "./bus-mode.js";
+export * from "./entry-encoding.js";

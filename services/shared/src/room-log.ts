@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
+import { decodeStoredBody, encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
 import { LOG_START, compareLogIds } from "./log-id.js";
 import type { ReplayedEntry } from "./protocol.js";
 import { rateLimitKeys, type RateLimit } from "./rate-limit.js";
@@ -231,7 +232,9 @@ export function createRedisRoomLog(
   const limitInScript = !("isCluster" in redis && redis.isCluster);
 
   async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, idField = "id" }: AppendOptions, limit?: AppendLimit) {
-    const { channel, parts } = template(room, event, body, idField);
+    // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
+    const { channel, parts } = encodeOrRefuse(() => template(room, event, body, idField));
+    const stored = encodeOrRefuse(() => encodeStoredBody(body));
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const keys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [streamKey(room), streamKey(room)];
     const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
@@ -242,7 +245,7 @@ export function createRedisRoomLog(
       maxEntries,
       maxAgeSeconds * 1000,
       event,
-      JSON.stringify(body),
+      stored,
       channel,
       ...parts,
       dedupe?.ttlSeconds ?? 0,
@@ -299,7 +302,7 @@ function fieldOf(fields: string[], name: string): string | undefined {
 function decodeEntry(id: string, fields: string[]): ReplayedEntry | undefined {
   try {
     const event = fieldOf(fields, "e");
-    const body = JSON.parse(fieldOf(fields, "b") ?? "null") as unknown;
+    const body = decodeStoredBody(fieldOf(fields, "b") ?? "null");
     if (!event || typeof body !== "object" || body === null) return undefined;
     const idField = fieldOf(fields, "f") ?? "id";
     return { event, prev: fieldOf(fields, "p") ?? LOG_START, ts: tsOf(id), ...(body as Record<string, unknown>), [idField]: id } as ReplayedEntry;
