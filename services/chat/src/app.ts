@@ -4,7 +4,7 @@ import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
+import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, createStorageQuota, roomName, type Ack, type BusMode, type Logger } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
@@ -93,6 +93,12 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     // A connection lives on one pod, so its join limit needs no Redis round trip.
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
     connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
+    storage: createStorageQuota(redis?.pub, {
+      userBytes: config.QUOTA_USER_BYTES,
+      roomBytes: config.QUOTA_ROOM_BYTES,
+      totalBytes: config.QUOTA_TOTAL_BYTES,
+      windowSeconds: config.QUOTA_WINDOW_SECONDS,
+    }),
   };
   const ctx: ChatContext = {
     io,

@@ -56,6 +56,14 @@ const schema = z
     RATE_LIMIT_JOINS_PER_MINUTE: env.nonNegativeInt(120, 100_000),
     /** New connections per client IP per minute, across all pods (0: no limit). */
     RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
+    /**
+     * Storage quotas: bytes added to room logs per `QUOTA_WINDOW_SECONDS`, per user, per room and
+     * in total, across all pods (0: no limit). Without them one account stored about 1 GB an hour.
+     */
+    QUOTA_USER_BYTES: env.nonNegativeInt(10_000_000, 1e12),
+    QUOTA_ROOM_BYTES: env.nonNegativeInt(50_000_000, 1e12),
+    QUOTA_TOTAL_BYTES: env.nonNegativeInt(1_000_000_000, 1e12),
+    QUOTA_WINDOW_SECONDS: env.positiveInt(3600, 7 * 86_400),
     /** Rooms one connection may be in. */
     MAX_ROOMS_PER_CONNECTION: env.positiveInt(100, 10_000),
     /** Connections one user may hold at once, across all pods (0: no limit). */

@@ -65,6 +65,11 @@ const schema = z.object({
    * see an entry. (Reads are polled, not blocking, so that their replies stay bounded by bytes.)
    */
   NOTIFIER_POLL_MS: env.positiveInt(20, 5_000),
+  /**
+   * Ignored since reads are polled. Still accepted so that an environment (or chart) that sets it
+   * keeps starting during the upgrade; remove it.
+   */
+  NOTIFIER_BLOCK_MS: z.string().optional(),
   /** The rooms' log caps: set them as on the chat pods, since both append to the same logs. */
   HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
   HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),

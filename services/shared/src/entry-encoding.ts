@@ -50,3 +50,8 @@ export function decodeStoredBody(stored: string): unknown {
   // JSON allows no raw control character outside strings either, so every one came from a string.
   return JSON.parse(stored.replace(CONTROL, (c) => ESCAPE_OF[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`));
 }
+
+/** What a body takes in a room log: the bytes `encodeStoredBody` writes, which storage quotas count. */
+export function storedBodyBytes(body: unknown): number {
+  return Buffer.byteLength(encodeStoredBody(body));
+}
