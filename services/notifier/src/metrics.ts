@@ -33,7 +33,7 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     failed: new Counter({ name: "notifier_events_failed_total", help: "Events that could not be published (Redis unavailable), by intake.", labelNames: ["intake"], registers: [registry] }),
   };
   const rateLimited = new Counter({ name: "notifier_rate_limited_total", help: "HTTP API calls refused with 429 by the per-key rate limit.", registers: [registry] });
-  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries moved to the dead-letter stream.", registers: [registry] });
+  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries, and entries the encoder refuses, moved to the dead-letter stream.", registers: [registry] });
 
   // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
   const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
