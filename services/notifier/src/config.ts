@@ -61,10 +61,11 @@ const schema = z.object({
    */
   NOTIFIER_BATCH_BYTES: env.positiveInt(1024 * 1024, 256 * 1024 * 1024),
   /**
-   * Wait between two reads of a stream that had nothing new: the longest an idle replica takes to
-   * see an entry. (Reads are polled, not blocking, so that their replies stay bounded by bytes.)
+   * Longest wait between two reads of a stream that had nothing new (the wait starts at 5 ms and
+   * doubles): the most an idle replica takes to see a new entry. Reads are polled, not blocking,
+   * so that their replies stay bounded by bytes.
    */
-  NOTIFIER_POLL_MS: env.positiveInt(20, 5_000),
+  NOTIFIER_POLL_MS: env.positiveInt(200, 5_000),
   /**
    * Ignored since reads are polled. Still accepted so that an environment (or chart) that sets it
    * keeps starting during the upgrade; remove it.

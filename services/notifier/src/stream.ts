@@ -18,7 +18,7 @@ export interface StreamConsumerOptions {
   batchSize: number;
   /** Bytes of entries read or claimed per round trip (at least one entry). */
   batchBytes: number;
-  /** Wait between two reads that found nothing new. */
+  /** Longest wait between two reads that found nothing new (the wait doubles from 5 ms up to it). */
   pollMs: number;
   claimIdleMs: number;
   data: DataLimits;
@@ -32,6 +32,8 @@ export interface StreamConsumer {
 
 /** Dead letters are for people to look at, not an archive: the oldest go past this many. */
 const DEAD_LETTER_MAXLEN = 10_000;
+/** The first wait after a read that found nothing; it doubles up to `pollMs`. */
+const IDLE_FIRST_WAIT_MS = 5;
 /** A consumer with nothing pending and idle this long is gone; it is removed from the group. */
 const STALE_CONSUMER_MS = 10 * 60_000;
 
@@ -180,6 +182,7 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     let lastReap = 0;
     let failing = false;
     let backoffMs = 100;
+    let idleMs = 0;
     while (!stopping) {
       try {
         if (!groupReady) {
@@ -209,10 +212,13 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
         } else {
           // Polled, not a blocking XREADGROUP: a blocking read would hand over whole entries,
           // whatever their size, where the script sends a bounded part of them.
+          // The wait doubles while the stream stays idle, so an idle replica costs little, and
+          // starts again at nothing as soon as entries come.
           const batch = await reader.read(">");
           history = continueAfter(batch);
+          idleMs = batch.entries.length ? 0 : Math.min(options.pollMs, Math.max(IDLE_FIRST_WAIT_MS, idleMs * 2));
           if (batch.entries.length) await handle(batch.entries, "new");
-          else await delay(options.pollMs, stopped);
+          else await delay(idleMs, stopped);
         }
         if (failing) log.info("stream consumer resumed");
         failing = false;
