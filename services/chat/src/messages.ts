@@ -36,17 +36,14 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
       const body = { room, text, user };
-      // Charged before the append, given back when nothing was stored (a refusal, a retry, an error).
+      // Checked in memory before the append, charged after it: only what was stored is counted,
+      // and a refused message costs no Redis work (storage-quota.ts).
       const quota = ctx.limits.storage;
-      const bytes = quota ? storedBodyBytes(body) : 0;
-      if (quota) {
-        const charged = await quota.consume(user.id, room, bytes);
-        if (!charged.ok) {
-          ctx.metrics?.rateLimited.inc({ kind: `storage_${charged.scope}` });
-          return overQuota(charged.scope, charged.limitBytes, ctx.config.QUOTA_WINDOW_SECONDS, charged.retryAfterMs);
-        }
+      const spent = quota?.check(user.id, room);
+      if (spent && !spent.ok) {
+        ctx.metrics?.rateLimited.inc({ kind: `storage_${spent.scope}` });
+        return overQuota(spent.scope, spent.limitBytes, ctx.config.QUOTA_WINDOW_SECONDS, spent.retryAfterMs);
       }
-      const refund = () => quota?.refund(user.id, room, bytes);
       try {
         const dedupe = clientMsgId ? { scope: `u:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
         // Per user, across every pod and connection: a second tab or pod does not double the rate.
@@ -56,15 +53,13 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
           ? await ctx.history.appendLimited(room, "message", body, { limiter, key: user.id }, { dedupe })
           : await ctx.history.append(room, "message", body, { dedupe });
         if ("refused" in result) {
-          refund();
           ctx.metrics?.rateLimited.inc({ kind: "message" });
           return rateLimited("messages", result.retryAfterMs);
         }
         const { id, ts, duplicate } = result;
-        if (duplicate) refund();
+        if (quota && !duplicate) await quota.charge(user.id, room, storedBodyBytes(body));
         return ok(duplicate ? { id, ts, duplicate } : { id, ts });
       } catch (err) {
-        refund();
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");
         return unavailable();
       }

@@ -36,18 +36,24 @@ export type QuotaResult = { ok: true } | { ok: false; scope: QuotaScope; limitBy
 
 /** Bytes stored in room logs, counted per user, per room and in total. */
 export interface StorageQuota {
-  /** Charges `bytes` to `user`, `room` and the total, or to none of them when one is spent. */
-  consume(user: string, room: string, bytes: number): Promise<QuotaResult>;
-  /** Gives back what `consume` charged, for an append that stored nothing (a refusal, a retry). */
-  refund(user: string, room: string, bytes: number): void;
+  /** Whether `user` may store in `room` now: answered from this pod's memory, no round trip. */
+  check(user: string, room: string): QuotaResult;
+  /** Charges what an append stored; a quota it spends refuses the next appends until its window ends. */
+  charge(user: string, room: string, bytes: number): Promise<void>;
 }
+
+/** Spent quotas this pod remembers at most; expired ones go first. */
+const MAX_SPENT = 10_000;
 
 /**
  * rate-limiter-flexible with points = bytes: a fixed window per key in Redis, so the quotas hold
  * across pods, with an in-memory insurance limiter while Redis is away (as `createRateLimit`).
- * The three are charged in parallel, one round trip; when one refuses, what the others took is
- * given back, so a user refused by their own quota never spends the room's or everyone's.
- * Undefined when all three are off.
+ *
+ * What an append stored is charged after it, so that a refused or rate-limited message costs no
+ * Redis work at all (a flood stays as cheap to refuse as before). A charge that spends a quota
+ * makes this pod refuse that user, room or everyone from memory until the window ends. The cost:
+ * each pod stores one message past a spent quota before it learns, so a quota may be exceeded by
+ * one message per pod. Undefined when all three are off.
  */
 export function createStorageQuota(redis: Redis | undefined, options: StorageQuotaOptions): StorageQuota | undefined {
   const { windowSeconds: duration, keyPrefix = "chat:quota" } = options;
@@ -65,32 +71,41 @@ export function createStorageQuota(redis: Redis | undefined, options: StorageQuo
   );
   if (quotas.length === 0) return undefined;
   const keyOf = (scope: QuotaScope, user: string, room: string) => (scope === "user" ? user : scope === "room" ? room : "all");
-  const refund = (user: string, room: string, bytes: number, only?: Set<QuotaScope>) => {
-    for (const [scope, , limiter] of quotas) {
-      // Best effort: a refund lost to a Redis hiccup only makes the window a little stricter.
-      if (!only || only.has(scope)) limiter.reward(keyOf(scope, user, room), bytes).catch(() => undefined);
-    }
-  };
+  /** `<scope>:<key>` → when its window ends, for the quotas this pod saw spent. */
+  const spent = new Map<string, { until: number; limitBytes: number }>();
 
   return {
-    refund: (user, room, bytes) => refund(user, room, bytes),
-    async consume(user, room, bytes) {
-      const results = await Promise.all(
+    check(user, room) {
+      const now = Date.now();
+      for (const [scope] of quotas) {
+        const name = `${scope}:${keyOf(scope, user, room)}`;
+        const block = spent.get(name);
+        if (!block) continue;
+        if (block.until <= now) spent.delete(name);
+        else return { ok: false, scope, limitBytes: block.limitBytes, retryAfterMs: Math.max(1, block.until - now) };
+      }
+      return { ok: true };
+    },
+    async charge(user, room, bytes) {
+      await Promise.all(
         quotas.map(async ([scope, limitBytes, limiter]) => {
+          const key = keyOf(scope, user, room);
           try {
-            await limiter.consume(keyOf(scope, user, room), bytes);
-            return { scope, ok: true as const };
+            const res = await limiter.consume(key, bytes);
+            // Spent exactly: the next byte would be refused, so refuse the next message now.
+            if (res.remainingPoints > 0) return;
+            spent.set(`${scope}:${key}`, { until: Date.now() + res.msBeforeNext, limitBytes });
           } catch (rejection) {
-            // Neither Redis nor the insurance limiter answered: let it through, as createRateLimit does.
-            if (!(rejection instanceof RateLimiterRes)) return { scope, ok: true as const };
-            return { scope, ok: false as const, limitBytes, retryAfterMs: Math.max(1, Math.ceil(rejection.msBeforeNext)) };
+            // Neither Redis nor the insurance limiter answered: nothing is known, nothing blocked.
+            if (!(rejection instanceof RateLimiterRes)) return;
+            spent.set(`${scope}:${key}`, { until: Date.now() + rejection.msBeforeNext, limitBytes });
+          }
+          if (spent.size > MAX_SPENT) {
+            const now = Date.now();
+            for (const [name, block] of spent) if (block.until <= now || spent.size > MAX_SPENT) spent.delete(name);
           }
         }),
       );
-      const refused = results.find((r) => !r.ok);
-      if (!refused || refused.ok) return { ok: true };
-      refund(user, room, bytes, new Set(results.filter((r) => r.ok).map((r) => r.scope)));
-      return { ok: false, scope: refused.scope, limitBytes: refused.limitBytes, retryAfterMs: refused.retryAfterMs };
     },
   };
 }
