@@ -155,18 +155,55 @@ function checkContract(where, objects, values) {
     if (!`${(rc.command ?? []).join(" ")} ${(rc.args ?? []).join(" ")}`.includes("--requirepass")) problem(where, "Redis has no requirepass");
     if (!rc.env?.find((e) => e.name === "REDIS_PASSWORD")?.valueFrom?.secretKeyRef) problem(where, "Redis password is not from a Secret");
     if (find("Service", "redis").some((s) => s.spec.type !== "ClusterIP")) problem(where, "Redis Service must be ClusterIP");
+    // maxmemory below the container limit, noeviction: Redis refuses writes instead of being OOMKilled.
+    const maxmemory = Number(/^maxmemory (\d+)$/m.exec(conf)?.[1]);
+    const limit = quantity(rc.resources?.limits?.memory);
+    if (!(maxmemory > 0 && maxmemory < limit)) problem(where, `Redis maxmemory ${maxmemory} must be set below the memory limit ${limit}`);
+    if (!/^maxmemory-policy noeviction$/m.test(conf)) problem(where, "Redis maxmemory-policy must be noeviction");
+    if (!rc.startupProbe) problem(where, "Redis has no startupProbe");
+    const rpod = redis.spec.template.spec;
+    if (rpod.serviceAccountName === chat.spec.template.spec.serviceAccountName) problem(where, "Redis shares the services' ServiceAccount");
+    if (!objects.some((o) => o.kind === "ServiceAccount" && o.metadata.name === rpod.serviceAccountName) && values.redis?.serviceAccount?.create !== false)
+      problem(where, `Redis's ServiceAccount ${rpod.serviceAccountName} is not rendered`);
+    for (const [id, t] of [["redis", redis.spec.template], ["chat", chat.spec.template], ["notifier", notifier?.spec.template]]) {
+      if (!t) continue;
+      for (const label of ["helm.sh/chart", "app.kubernetes.io/version"]) if (t.metadata.labels?.[label]) problem(where, `${id} pod template carries ${label}`);
+      if (!t.metadata.annotations?.["checksum/secrets"]) problem(where, `${id} pod template has no checksum/secrets`);
+    }
+    // ACL users: the services connect as one that cannot run admin commands; producers XADD only.
+    if (values.redis?.acl?.enabled !== false) {
+      const a = values.redis.acl;
+      const cmd = (rc.args ?? []).join(" ");
+      const quoted = a.serviceRules.split(" ").filter(Boolean).map((r) => `'${r}'`).join(" ");
+      if (!cmd.includes(`--user ${a.serviceUser} on ">$REDIS_SERVICE_PASSWORD" ${quoted}`)) problem(where, "Redis args lack the services' ACL user with redis.acl.serviceRules");
+      if (!cmd.includes(`--user ${a.producerUser} on ">$REDIS_PRODUCER_PASSWORD" resetchannels -@all +xadd '~${values.notifier.stream}'`)) problem(where, "Redis args lack the producers' XADD-only ACL user");
+      if (!/-@dangerous/.test(a.serviceRules) || !/-@admin/.test(a.serviceRules)) problem(where, "redis.acl.serviceRules must refuse @dangerous and @admin");
+      if (env.REDIS_USERNAME !== a.serviceUser) problem(`${where} chat`, `REDIS_USERNAME is ${env.REDIS_USERNAME}, not ${a.serviceUser}`);
+      if (env.REDIS_PASSWORD?.from?.secretKeyRef?.key === rc.env.find((e) => e.name === "REDIS_PASSWORD")?.valueFrom.secretKeyRef.key)
+        problem(`${where} chat`, "the services get the default user's password, not their ACL user's");
+    }
   } else if (redis) problem(where, "redis.enabled=false still renders a Redis StatefulSet");
   // NetworkPolicies.
   if (values.networkPolicy?.enabled !== false) {
     const nps = objects.filter((o) => o.kind === "NetworkPolicy");
     if (values.redis?.enabled !== false) {
       const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "redis");
-      const comps = np?.spec.ingress.flatMap((r) => r.from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"])).sort();
+      const comps = np?.spec.ingress[0].from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"]).sort();
+      if (np && np.spec.ingress.length !== 1 + (values.networkPolicy?.redis?.extraFrom?.length ? 1 : 0)) problem(where, "Redis NetworkPolicy has rules beyond chat, notifier and networkPolicy.redis.extraFrom");
       if (JSON.stringify(comps) !== JSON.stringify(["chat", "notifier"])) problem(where, `Redis NetworkPolicy must admit chat and notifier only, admits ${comps}`);
     }
     if (values.notifier?.enabled !== false &&
         !nps.some((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "notifier"))
       problem(where, "no notifier NetworkPolicy");
+    // The chat pods: the public port from anywhere, the probe port only from metricsFrom.
+    if (values.networkPolicy?.chat?.enabled !== false) {
+      const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "chat");
+      if (!np) problem(where, "no chat NetworkPolicy: the probe port (/metrics, /debug) is open cluster-wide");
+      else for (const rule of np.spec.ingress) {
+        if (rule.ports?.some((p) => p.port === "probes") && !rule.from?.length) problem(where, "the chat NetworkPolicy admits the probe port from everywhere");
+        if (!rule.ports?.length) problem(where, "a chat NetworkPolicy rule admits every port");
+      }
+    }
   }
   // The Grafana dashboard ConfigMap carries valid JSON.
   for (const cm of objects.filter((o) => o.kind === "ConfigMap" && o.data?.["chat.json"])) {
@@ -181,8 +218,19 @@ function checkContract(where, objects, values) {
   if (values.tests?.enabled !== false) {
     const t = objects.find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
     if (!t) problem(where, "no helm test Pod");
-    else if (!t.spec.containers[0].command?.join(" ").includes("scripts/helm-test-client.mjs")) problem(where, "helm test Pod does not run scripts/helm-test-client.mjs");
+    else {
+      if (!t.spec.containers[0].command?.join(" ").includes("scripts/helm-test-client.mjs")) problem(where, "helm test Pod does not run scripts/helm-test-client.mjs");
+      if (!/hook-succeeded/.test(t.metadata.annotations["helm.sh/hook-delete-policy"] ?? "")) problem(where, "the helm test Pod is left behind after it passed (hook-delete-policy)");
+      if (t.spec.containers[0].env?.some((e) => e.valueFrom?.secretKeyRef)) problem(where, "the helm test Pod takes a secret as an env var: mount it as a file");
+    }
   }
+}
+
+/** A Kubernetes memory quantity in bytes (NaN when it is not one). */
+function quantity(q) {
+  const m = /^(\d+)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/.exec(String(q ?? ""));
+  const units = { "": 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+  return m ? Number(m[1]) * units[m[2] ?? ""] : NaN;
 }
 
 let envChecked = 0;
@@ -247,6 +295,14 @@ const refused = [
   [["--set", "notifier.terminationGracePeriodSeconds=5"], "a notifier grace period not above its readiness wait"],
   [["--set", "chat.unknownKey=1"], "a misspelt value"],
   [["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.targetCPUUtilizationPercentage=null"], "an HPA without a metric"],
+  [["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.minReplicas=5", "--set", "chat.autoscaling.maxReplicas=3"], "HPA minReplicas > maxReplicas"],
+  [["--set", "global.unknown=1"], "an unknown global value"],
+  [["--set", "redis.resources.limits.memory=0.5Gi"], "a Redis memory limit maxmemory cannot be derived from"],
+  [["--set", "redis.acl.serviceUser=Chat User"], "an ACL user name with a space"],
+  [["--set", "ingress.enabled=true"], "an Ingress without hosts"],
+  [["--set", "gateway.enabled=true"], "an HTTPRoute without parentRefs"],
+  [["--set", "chat.tls.enabled=true"], "TLS in the pod without a Secret"],
+  [["--set", "chat.service.externalTrafficPolicy=Sometimes"], "an unknown externalTrafficPolicy"],
 ];
 for (const [args, what] of refused) {
   const res = helm(["template", "chat", chartDir, ...args], { bin });
@@ -259,6 +315,8 @@ console.log(`check-chart: ${refused.length} bad value sets refused`);
   const objs = render("chat", [], { bin });
   const secretNames = objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name).sort();
   if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"])) problem("secrets", `generated Secrets are ${secretNames}`);
+  const redisKeys = Object.keys(objs.find((o) => o.kind === "Secret" && o.metadata.name === "chat-redis")?.data ?? {}).sort().join(",");
+  if (redisKeys !== "producer-password,redis-password,service-password") problem("secrets", `chat-redis holds ${redisKeys}`);
   const tpl = readFileSync(join(chartDir, "templates/_helpers.tpl"), "utf8");
   if (!/lookup "v1" "Secret"/.test(tpl)) problem("secrets", "generated Secrets are not looked up (kept across upgrades)");
   const ext = render("chat", ["--set", "redis.auth.existingSecret=mine", "--set", "auth.jwt.existingSecret=jwt", "--set", "notifier.apiKeys.existingSecret=keys"], { bin });

@@ -4,7 +4,12 @@
 // build is required directly). Then checks that ci.yml does what the project promises: lint,
 // typecheck, tests with a Redis service, the chart checks, image builds, and a kind e2e job that
 // creates a cluster, loads the images, runs helm install --wait and helm test, scales chat to 3,
-// and repeats the cross-pod check and helm test, in that order. Exits 1 listing every finding.
+// and repeats the cross-pod check and helm test, in that order; then day two: a restricted-PSS
+// namespace, traffic, a chart version bump that keeps the Redis pod UID, a rotated JWT secret and
+// Redis password (old tokens refused, history kept), a notifier event from inside the cluster and
+// a NetworkPolicy probe. Every action is pinned by commit SHA, CI runs Node 24 and caches image
+// layers; release.yml pushes multi-arch images and the OCI chart to GHCR on version tags.
+// Exits 1 listing every finding.
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -47,6 +52,32 @@ for (const re of order) {
   const i = e2e.findIndex((st, k) => k >= at && re.test(st));
   promise(`e2e job: no step matching ${re} after step ${at}`, i >= 0);
   if (i >= 0) at = i + 1;
+}
+// Day two, after the steps above, in order.
+const dayTwo = [/pod-security\.kubernetes\.io\/enforce=restricted/, /e2e-day-two\.mjs send/, /version: 0\.1\.1[\s\S]*helm upgrade[\s\S]*redis-uid/,
+  /auth\.jwt\.secret=[\s\S]*redis\.auth\.password=/, /e2e-day-two\.mjs refused[\s\S]*e2e-day-two\.mjs history/, /e2e-day-two\.mjs notified[\s\S]*kubectl[\s\S]*exec/,
+  /np-probe[\s\S]*-redis/];
+at = 0;
+for (const re of dayTwo) {
+  const i = e2e.findIndex((st, k) => k >= at && re.test(st));
+  promise(`e2e job: no day-two step matching ${re} after step ${at}`, i >= 0);
+  if (i >= 0) at = i + 1;
+}
+promise("e2e job: image layers are not cached (cache-from type=gha)", /cache-from[^\n]*type=gha/.test(e2e.join("\n")));
+promise("CI does not run Node 24, as the images do", String(ci.env?.NODE_VERSION) === "24");
+// Every action, in every workflow, pinned by commit SHA.
+for (const f of files) {
+  for (const [, ref] of readFileSync(join(dir, f), "utf8").matchAll(/uses:\s*([^\s#]+)/g))
+    promise(`${f}: ${ref} is not pinned by a commit SHA`, /@[0-9a-f]{40}$/.test(ref) || ref.startsWith("./") || ref.startsWith("docker://"));
+}
+// The release workflow: on version tags, multi-arch images to GHCR, the chart to GHCR as OCI.
+{
+  const text = files.includes("release.yml") ? readFileSync(join(dir, "release.yml"), "utf8") : "";
+  const release = text ? parse(text) : {};
+  promise("release.yml: not triggered by version tags", JSON.stringify(release.on?.push?.tags ?? []).includes("v"));
+  promise("release.yml: images are not built for linux/amd64 and linux/arm64", /linux\/amd64,linux\/arm64/.test(text));
+  promise("release.yml: images are not pushed to ghcr.io", /registry: ghcr\.io/.test(text) && /push: true/.test(text));
+  promise("release.yml: the chart is not pushed as an OCI artifact", /helm push [^\n]*oci:\/\/ghcr\.io/.test(text));
 }
 if (findings) {
   console.error(`check-workflows: FAIL: ${findings} finding(s)`);

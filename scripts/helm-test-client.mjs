@@ -27,10 +27,14 @@
 //   JWT_SECRET          with AUTH_MODE=jwt: signs an HS256 token per client (claims sub, name, exp,
 //                       and iss / aud from JWT_ISSUER / JWT_AUDIENCE when set)
 //   TEST_TOKEN          with AUTH_MODE=jwt and no JWT_SECRET (public key / JWKS modes): a token to use
+//   JWT_SECRET_FILE, TEST_TOKEN_FILE  the same, read from a file (the chart mounts its Secrets as files)
+//   CHAT_TLS            1: the pods serve https/wss (chat.tls); the certificate is not verified
 //   TIMEOUT_SECONDS     whole-run deadline (default 60)
 // Exit status 0 when every message arrived everywhere, 1 with a line saying what is missing.
 import { createHmac, randomBytes } from "node:crypto";
 import { resolve4, resolve6 } from "node:dns/promises";
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { io } from "socket.io-client";
 
 const env = process.env;
@@ -40,10 +44,21 @@ const fail = (msg) => {
   process.exit(1);
 };
 
+// Run as a script (the helm test) unless imported for signHs256 (scripts/e2e-day-two.mjs).
+const direct = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 const deadline = Number(env.TIMEOUT_SECONDS ?? 60) * 1000;
-setTimeout(() => fail(`did not finish within ${deadline / 1000}s`), deadline).unref();
+if (direct) setTimeout(() => fail(`did not finish within ${deadline / 1000}s`), deadline).unref();
 
 const authMode = env.AUTH_MODE ?? "open";
+// The chart mounts secrets as files (JWT_SECRET_FILE, TEST_TOKEN_FILE) so they are not in the
+// pod's environment; the plain variables still work when the script runs by hand.
+const fromFile = (file, value) => (file ? readFileSync(file, "utf8").trim() : value);
+const jwtSecret = fromFile(env.JWT_SECRET_FILE, env.JWT_SECRET);
+const testToken = fromFile(env.TEST_TOKEN_FILE, env.TEST_TOKEN);
+// CHAT_TLS=1: the pods serve https/wss (chat.tls). Pod IPs are not in the certificate, and this
+// test checks delivery, not the certificate, so it does not verify it.
+const tls = env.CHAT_TLS === "1";
+const scheme = tls ? "https" : "http";
 const runId = randomBytes(4).toString("hex");
 
 function b64url(value) {
@@ -59,14 +74,14 @@ export function signHs256(claims, secret) {
 function authFor(name) {
   if (authMode === "open") return { name };
   if (authMode !== "jwt") fail(`AUTH_MODE=${authMode} is neither open nor jwt`);
-  if (env.JWT_SECRET) {
+  if (jwtSecret) {
     const exp = Math.floor(Date.now() / 1000) + 300;
     const claims = { sub: name, name, exp };
     if (env.JWT_ISSUER) claims.iss = env.JWT_ISSUER;
     if (env.JWT_AUDIENCE) claims.aud = env.JWT_AUDIENCE;
-    return { token: signHs256(claims, env.JWT_SECRET) };
+    return { token: signHs256(claims, jwtSecret) };
   }
-  if (env.TEST_TOKEN) return { token: env.TEST_TOKEN };
+  if (testToken) return { token: testToken };
   fail("AUTH_MODE=jwt needs JWT_SECRET (HS256) or TEST_TOKEN (set tests.tokenSecret in the chart)");
 }
 
@@ -75,6 +90,7 @@ function connect(url, name) {
     const socket = io(url, {
       auth: authFor(name),
       transports: ["websocket"],
+      rejectUnauthorized: !tls,
       reconnection: false,
       forceNew: true,
       timeout: 10_000,
@@ -137,6 +153,7 @@ async function connectedByPod(pods) {
   const port = env.CHAT_METRICS_PORT ?? "9100";
   return Promise.all(pods.map(async (pod) => {
     const url = new URL(pod);
+    url.protocol = "http:"; // the probe port is plain HTTP even when the public port serves TLS
     url.port = port;
     url.pathname = "/metrics";
     try {
@@ -187,7 +204,7 @@ async function podUrls() {
   const port = env.CHAT_POD_PORT ?? "3000";
   const v4 = await resolve4(env.CHAT_HEADLESS_HOST).catch(() => []);
   const v6 = v4.length ? [] : await resolve6(env.CHAT_HEADLESS_HOST).catch(() => []);
-  return [...v4.map((ip) => `http://${ip}:${port}`), ...v6.map((ip) => `http://[${ip}]:${port}`)];
+  return [...v4.map((ip) => `${scheme}://${ip}:${port}`), ...v6.map((ip) => `${scheme}://[${ip}]:${port}`)];
 }
 
 async function main() {
@@ -202,4 +219,4 @@ async function main() {
   process.exit(0);
 }
 
-main().catch((err) => fail(err instanceof Error ? err.message : String(err)));
+if (direct) main().catch((err) => fail(err instanceof Error ? err.message : String(err)));

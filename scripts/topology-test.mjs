@@ -31,7 +31,8 @@ const clients = [];
 const t0 = Date.now();
 const say = (msg) => console.log(`topology [${((Date.now() - t0) / 1000).toFixed(1)}s]: ${msg}`);
 
-const objects = render("chat", ["--set", "chat.replicas=2", "--set", `image.tag=${tag}`]);
+// image.registry empty: the images are built here as chat-platform/{chat,notifier}:<tag>, not pulled.
+const objects = render("chat", ["--set", "chat.replicas=2", "--set", `image.tag=${tag}`, "--set", "image.registry="]);
 const byKind = (kind, component) =>
   objects.filter((o) => o.kind === kind && (!component || o.metadata.labels?.["app.kubernetes.io/component"] === component));
 const topology = createTopology(prefix, objects);
@@ -198,7 +199,7 @@ async function main() {
   testEnv.CHAT_URL = `http://${chatSvc}:${chatPort}`;
   const t = testPod.spec.containers[0];
   const testRun = docker(["run", "--rm", "--network", topology.net, "--user", `${t.securityContext.runAsUser}:${t.securityContext.runAsGroup}`,
-    "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+    "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", ...topology.secretMounts(testPod.spec, t),
     ...Object.entries(testEnv).flatMap(([k, v]) => ["-e", `${k}=${v}`]), t.image, ...t.command], { allowFail: true });
   process.stdout.write(testRun.stdout.replace(/^/gm, "  | "));
   if (testRun.status !== 0) throw new Error(`the helm test script failed in the chat image:\n${testRun.stderr}`);

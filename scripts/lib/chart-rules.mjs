@@ -3,20 +3,29 @@
 // Each function reports through problem(where, message).
 
 // ---------- schema validation with kubernetes-models ----------
+// CRDs with published models: the Gateway API, cert-manager and the Prometheus Operator.
+const CRD_PACKAGES = {
+  "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
+  "cert-manager.io": "@kubernetes-models/cert-manager",
+  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+};
 const modelCache = new Map();
 async function modelFor(apiVersion, kind) {
   const key = `${apiVersion}/${kind}`;
   if (!modelCache.has(key)) {
-    const path = `kubernetes-models/${apiVersion}/${kind}`;
+    const pkg = CRD_PACKAGES[apiVersion.split("/")[0]];
+    const path = pkg ? `${pkg}/${apiVersion}/${kind}` : `kubernetes-models/${apiVersion}/${kind}`;
     modelCache.set(key, await import(path).then((m) => m[kind]).catch(() => undefined));
   }
   return modelCache.get(key);
 }
 
+// GKE's CRDs have no published models: a structural check of what the chart sets.
+const targetsService = (o) => (o.spec?.targetRef?.kind === "Service" && o.spec.targetRef.name ? null : "needs spec.targetRef to a Service");
 const CRDS = {
-  // The Prometheus Operator's CRD is not in kubernetes-models: a structural check instead.
-  "monitoring.coreos.com/v1/ServiceMonitor": (o) =>
-    Array.isArray(o.spec?.endpoints) && o.spec.endpoints.length > 0 && o.spec.selector ? null : "needs spec.selector and spec.endpoints",
+  "cloud.google.com/v1/BackendConfig": (o) => (Number.isInteger(o.spec?.timeoutSec) ? null : "needs an integer spec.timeoutSec"),
+  "networking.gke.io/v1/GCPBackendPolicy": (o) => targetsService(o) ?? (Number.isInteger(o.spec?.default?.timeoutSec) ? null : "needs spec.default.timeoutSec"),
+  "networking.gke.io/v1/HealthCheckPolicy": (o) => targetsService(o) ?? (o.spec?.default?.config?.type ? null : "needs spec.default.config.type"),
 };
 
 export async function validateObject(where, obj, problem) {

@@ -4,7 +4,7 @@
 // emptyDir → tmpfs, ConfigMap volumes → read-only files, a PVC → a volume, Service names →
 // network aliases). Everything created is tracked and removed by cleanup().
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -130,5 +130,25 @@ export function createTopology(prefix, objects) {
     rmSync(work, { recursive: true, force: true });
   }
 
-  return { net, created, resolveEnv, start, cleanup };
+  /**
+   * `-v` arguments for a container's Secret volumes (secret, or projected Secret sources), the
+   * files written from the rendered Secrets into a directory the container's user can read.
+   */
+  function secretMounts(spec, container) {
+    const args = [];
+    for (const m of container.volumeMounts ?? []) {
+      const vol = spec.volumes?.find((v) => v.name === m.name);
+      const sources = vol?.secret ? [{ secret: { name: vol.secret.secretName, items: vol.secret.items } }] : vol?.projected?.sources ?? [];
+      if (!sources.length || !sources.every((src) => src.secret)) continue;
+      const dir = mkdtempSync(join(work, `secret-${m.name}-`));
+      chmodSync(dir, 0o755);
+      for (const { secret } of sources) for (const item of secret.items ?? []) {
+        writeFileSync(join(dir, item.path), secretValue(secret.name, item.key), { mode: 0o644 });
+      }
+      args.push("-v", `${dir}:${m.mountPath}:ro`);
+    }
+    return args;
+  }
+
+  return { net, created, resolveEnv, secretMounts, start, cleanup };
 }

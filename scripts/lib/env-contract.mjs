@@ -77,6 +77,17 @@ async function loadConfigOf(svc) {
 
 let caFile;
 /** A container's environment as the kubelet would build it; Secrets decoded from the render or stand-ins. */
+let tlsPair;
+function standInTls() {
+  if (!tlsPair) {
+    const dir = mkdtempSync(join(tmpdir(), "chart-tls-"));
+    // loadConfig checks that the files are readable; the PEM itself is read when the server starts.
+    for (const f of ["tls.crt", "tls.key"]) writeFileSync(join(dir, f), "-----BEGIN STAND-IN-----\n-----END STAND-IN-----\n");
+    tlsPair = { TLS_CERT_FILE: join(dir, "tls.crt"), TLS_KEY_FILE: join(dir, "tls.key") };
+  }
+  return tlsPair;
+}
+
 export function resolvedEnv(objects, container) {
   const env = {};
   for (const from of container.envFrom ?? []) {
@@ -93,6 +104,8 @@ export function resolvedEnv(objects, container) {
       env[e.name] = secret?.data?.[ref.key] ? Buffer.from(secret.data[ref.key], "base64").toString() : standIn;
     }
   }
+  // TLS in the pod: the service reads the pair at start; stand in with a throwaway one.
+  for (const name of ["TLS_CERT_FILE", "TLS_KEY_FILE"]) if (env[name]) env[name] = standInTls()[name];
   if (env.REDIS_TLS_CA_FILE) {
     // The service reads the file at start; stand in for the mounted bundle.
     caFile ??= join(mkdtempSync(join(tmpdir(), "chart-ca-")), "ca.crt");

@@ -56,6 +56,9 @@ Deployments, never here.
 {{/* Redis settings both services get. */}}
 {{- define "chat.env.redis" -}}
 REDIS_URL: {{ include "chat.redis.url" . | quote }}
+{{- with include "chat.redis.username" . }}
+REDIS_USERNAME: {{ . | quote }}
+{{- end }}
 {{- if include "chat.redis.tlsCa" . }}
 REDIS_TLS_CA_FILE: {{ printf "%s/ca.crt" (include "chat.redis.tlsCaDir" .) | quote }}
 {{- end }}
@@ -105,6 +108,10 @@ HISTORY_ON_JOIN: {{ $c.historyOnJoin | int64 | quote }}
 CLIENT_MSG_ID_TTL_SECONDS: {{ $c.clientMsgIdTtlSeconds | int64 | quote }}
 SHUTDOWN_DELAY_SECONDS: {{ $c.shutdownDelaySeconds | int64 | quote }}
 DRAIN_SECONDS: {{ $c.drainSeconds | int64 | quote }}
+{{- if $c.tls.enabled }}
+TLS_CERT_FILE: {{ printf "%s/tls.crt" (include "chat.tls.dir" .) | quote }}
+TLS_KEY_FILE: {{ printf "%s/tls.key" (include "chat.tls.dir" .) | quote }}
+{{- end }}
 {{- end }}
 
 {{/* The notifier's ConfigMap data. */}}
@@ -135,7 +142,32 @@ SHUTDOWN_DELAY_SECONDS: {{ $n.shutdownDelaySeconds | int64 | quote }}
   valueFrom:
     secretKeyRef:
       name: {{ include "chat.redis.secretName" . }}
-      key: {{ include "chat.redis.secretKey" . }}
+      key: {{ include "chat.redis.clientSecretKey" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+TLS in the chat pod (chat.tls): the certificate and key from a kubernetes.io/tls Secret (e.g.
+cert-manager's), mounted as a directory, never with subPath: the kubelet swaps the files in place
+when the Secret changes, and the chat reloads them (TLS_CERT_FILE / TLS_KEY_FILE).
+*/}}
+{{- define "chat.tls.dir" }}/etc/chat/tls{{ end }}
+{{- define "chat.tls.volumeMount" -}}
+{{- if .Values.chat.tls.enabled }}
+- name: tls
+  mountPath: {{ include "chat.tls.dir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "chat.tls.volume" -}}
+{{- $t := .Values.chat.tls -}}
+{{- if $t.enabled }}
+- name: tls
+  secret:
+    secretName: {{ required "chat.tls.secretName is required with chat.tls.enabled (a kubernetes.io/tls Secret, e.g. a cert-manager Certificate's)" $t.secretName }}
+    items:
+      - { key: tls.crt, path: tls.crt }
+      - { key: tls.key, path: tls.key }
 {{- end }}
 {{- end }}
 

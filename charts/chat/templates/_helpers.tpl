@@ -59,6 +59,19 @@ Labels and selector labels of one component: include with (dict "ctx" $ "compone
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+Labels of a pod template: the selector labels, the component and who manages it, but never
+helm.sh/chart or app.kubernetes.io/version. A label change rolls the pods, so a chart or app
+version bump would restart Redis (and every chat pod's readiness with it) for nothing. Chat and
+notifier still roll on an app version bump, through their image tag.
+include with (dict "ctx" $ "component" "chat").
+*/}}
+{{- define "chat.podLabels" -}}
+{{ include "chat.componentSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: chat-platform
+{{- end }}
+
 {{- define "chat.componentSelectorLabels" -}}
 {{ include "chat.selectorLabels" .ctx }}
 app.kubernetes.io/component: {{ .component }}
@@ -93,7 +106,8 @@ the global image.tag, then to the chart's appVersion; a digest wins over both.
 {{- define "chat.image" -}}
 {{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
 {{- $repo := .image.repository -}}
-{{- if .ctx.Values.image.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .ctx.Values.image.registry) $repo }}{{ end -}}
+{{- $registry := .ctx.Values.global.imageRegistry | default .ctx.Values.image.registry -}}
+{{- if $registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo }}{{ end -}}
 {{- if .image.digest }}{{ printf "%s@%s" $repo .image.digest }}{{ else }}{{ printf "%s:%s" $repo (toString $tag) }}{{ end -}}
 {{- end }}
 
@@ -115,6 +129,20 @@ redis://{{ include "chat.redis.fullname" . }}:{{ .Values.redis.port }}/{{ .Value
 {{- end -}}
 {{- end }}
 
+{{/* True (non-empty) when the in-cluster Redis has the services' and producers' ACL users. */}}
+{{- define "chat.redis.acl" -}}
+{{- if and .Values.redis.enabled .Values.redis.acl.enabled }}true{{ end -}}
+{{- end }}
+
+{{/* The ACL user the services connect as (REDIS_USERNAME; "" = the default user). */}}
+{{- define "chat.redis.username" -}}
+{{- if .Values.redis.enabled -}}
+{{- if .Values.redis.acl.enabled }}{{ .Values.redis.acl.serviceUser }}{{ end -}}
+{{- else -}}
+{{- .Values.externalRedis.username -}}
+{{- end -}}
+{{- end }}
+
 {{- define "chat.redis.secretName" -}}
 {{- if .Values.redis.enabled -}}
 {{- .Values.redis.auth.existingSecret | default (include "chat.redis.fullname" .) -}}
@@ -123,6 +151,7 @@ redis://{{ include "chat.redis.fullname" . }}:{{ .Values.redis.port }}/{{ .Value
 {{- end -}}
 {{- end }}
 
+{{/* Key of the default user's password (Redis's requirepass; the probes use it). */}}
 {{- define "chat.redis.secretKey" -}}
 {{- if and .Values.redis.enabled .Values.redis.auth.existingSecret -}}
 {{- .Values.redis.auth.existingSecretKey -}}
@@ -131,6 +160,20 @@ redis://{{ include "chat.redis.fullname" . }}:{{ .Values.redis.port }}/{{ .Value
 {{- else -}}
 redis-password
 {{- end -}}
+{{- end }}
+
+{{/* Key of the password the services use: their ACL user's, else the default user's. */}}
+{{- define "chat.redis.clientSecretKey" -}}
+{{- if include "chat.redis.acl" . -}}
+{{- if .Values.redis.auth.existingSecret }}{{ .Values.redis.auth.existingSecretServiceKey }}{{ else }}service-password{{ end -}}
+{{- else -}}
+{{- include "chat.redis.secretKey" . -}}
+{{- end -}}
+{{- end }}
+
+{{/* Key of the producers' ACL user's password (they may only XADD to the notifier's stream). */}}
+{{- define "chat.redis.producerSecretKey" -}}
+{{- if .Values.redis.auth.existingSecret }}{{ .Values.redis.auth.existingSecretProducerKey }}{{ else }}producer-password{{ end -}}
 {{- end }}
 
 {{/* The Secret with JWT_SECRET (auth.mode=jwt with a shared HS256 secret). */}}
@@ -157,15 +200,48 @@ the one already in the cluster (so an upgrade keeps it), else a new random one.
 include with (dict "ctx" $ "name" "<secret name>" "key" "<key>" "value" "<given or empty>" "length" 32)
 */}}
 {{- define "chat.secretValue" -}}
+{{- $cache := get .ctx "chatSecretCache" | default dict -}}
+{{- $_ := set .ctx "chatSecretCache" $cache -}}
+{{- $id := printf "%s/%s" .name .key -}}
+{{- if not (hasKey $cache $id) -}}
 {{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name | default dict -}}
 {{- $data := get $existing "data" | default dict -}}
 {{- if .value -}}
-{{- .value | b64enc -}}
+{{- $_ := set $cache $id (.value | b64enc) -}}
 {{- else if hasKey $data .key -}}
-{{- index $data .key -}}
+{{- $_ := set $cache $id (index $data .key) -}}
+{{- else if and .ctx.Release.IsUpgrade (not $existing) -}}
+{{- /* A Secret that exists but lacks this key (a key added by a newer chart) gets it generated. */ -}}
+{{- fail (printf "Secret %s (key %s) is generated at install and kept by lookup, but this upgrade cannot see it: it was deleted, or lookup cannot work here (helm template, --dry-run=client, Argo CD). Give the value or an existingSecret in values (docs/deploy.md#gitops-and-existing-secrets)." .name .key) -}}
 {{- else -}}
-{{- randAlphaNum (int .length) | b64enc -}}
+{{- $_ := set $cache $id (randAlphaNum (int .length) | b64enc) -}}
 {{- end -}}
+{{- end -}}
+{{- index $cache $id -}}
+{{- end }}
+
+{{/*
+checksum/secrets of a pod template: the Secrets its pods read, so rotating one rolls exactly the
+pods that use it (the Bitnami way). A Secret the chart renders is hashed as rendered (the cache in
+chat.secretValue makes every use in one render agree). An existingSecret is read with lookup when
+the cluster answers (helm upgrade), else only its name counts (helm template, Argo CD: rename the
+Secret to rotate, or use a reloader; docs/deploy.md#rotating-secrets).
+include with (dict "ctx" $ "secrets" (list "redis" "auth")).
+*/}}
+{{- define "chat.secretsChecksum" -}}
+{{- $ctx := .ctx -}}
+{{- $parts := list -}}
+{{- range .secrets -}}
+{{- $data := include (printf "chat.secret.%s.data" .) $ctx -}}
+{{- if $data -}}
+{{- $parts = append $parts $data -}}
+{{- else -}}
+{{- $name := include (printf "chat.%s.secretName" .) $ctx -}}
+{{- $found := get (lookup "v1" "Secret" $ctx.Release.Namespace $name | default dict) "data" | default dict -}}
+{{- $parts = append $parts (printf "%s=%s" $name (toJson $found)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $parts | sha256sum -}}
 {{- end }}
 
 {{/*
@@ -175,7 +251,7 @@ plus a margin; a value set by hand must be larger than the first three added up.
 {{- define "chat.chat.preStopSleepSeconds" -}}
 {{- $c := .Values.chat -}}
 {{- if kindIs "invalid" $c.preStopSleepSeconds -}}
-{{- ternary 10 0 (eq $c.service.externalTrafficPolicy "Local") -}}
+{{- ternary 10 0 (and (eq $c.service.externalTrafficPolicy "Local") (ne $c.service.type "ClusterIP")) -}}
 {{- else -}}
 {{- int $c.preStopSleepSeconds -}}
 {{- end -}}
@@ -194,36 +270,3 @@ plus a margin; a value set by hand must be larger than the first three added up.
 {{- end -}}
 {{- end }}
 
-{{/*
-The restricted Pod Security Standard, for pods and containers.
-*/}}
-{{- define "chat.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .uid }}
-runAsGroup: {{ .uid }}
-fsGroup: {{ .uid }}
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{- define "chat.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .uid }}
-runAsGroup: {{ .uid }}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-privileged: false
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{/* prometheus.io/* annotations for a pod whose metrics are on its probe port. */}}
-{{- define "chat.prometheusAnnotations" -}}
-{{- if .ctx.Values.metrics.podAnnotations }}
-prometheus.io/scrape: "true"
-prometheus.io/port: {{ .port | quote }}
-prometheus.io/path: "/metrics"
-{{- end }}
-{{- end }}

@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
@@ -20,6 +20,7 @@ import { createPresence, type Presence } from "./presence.js";
 import { releaseRequests } from "./release-requests.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
+import { createListener } from "./tls.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -67,7 +68,10 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   app.disable("x-powered-by");
   app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
 
-  const httpServer = createServer(app);
+  // https/wss when TLS_CERT_FILE and TLS_KEY_FILE are set (reloaded when they change), else http.
+  const tlsFiles = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined;
+  const listener = createListener(app, tlsFiles, log);
+  const httpServer = listener.server;
   const io = new Server(httpServer, {
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
@@ -92,6 +96,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     }),
     // A connection lives on one pod, so its join limit needs no Redis round trip.
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
+    // Per user and across pods: reconnecting (a new socket id) does not reset it.
+    userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
     connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60 }),
     storage: createStorageQuota(redis?.pub, {
       userBytes: config.QUOTA_USER_BYTES,
@@ -159,6 +165,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     {
       join: counted(rooms.join, metrics.joins),
       leave: rooms.leave,
+      history: rooms.history,
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
@@ -188,6 +195,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await drainClients(io, seconds, log);
     },
     async close() {
+      listener.stopWatching();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
     },

@@ -21,8 +21,14 @@ const schema = z
     REDIS_URL: env.redisUrl(),
     /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
     REDIS_PASSWORD: z.string().optional(),
+    /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
+    REDIS_USERNAME: z.string().min(1).optional(),
     /** A PEM CA bundle for `rediss://`. */
     REDIS_TLS_CA_FILE: env.readableFile(),
+    /** PEM certificate (chain) to serve https/wss with; reloaded when the file changes. Needs TLS_KEY_FILE. */
+    TLS_CERT_FILE: env.readableFile(),
+    /** PEM private key of TLS_CERT_FILE. */
+    TLS_KEY_FILE: env.readableFile(),
     /** `auto`, `classic` or `sharded` pub/sub between the pods; the notifier reads the same. */
     BUS_MODE: env.busMode(),
     LOG_LEVEL: env.logLevel(),
@@ -54,6 +60,11 @@ const schema = z
     RATE_LIMIT_MESSAGES_BURST: env.nonNegativeInt(20, 100_000),
     /** Joins per connection per minute (0: no limit). */
     RATE_LIMIT_JOINS_PER_MINUTE: env.nonNegativeInt(120, 100_000),
+    /**
+     * Joins and `history` requests per user per minute, across all pods (0: no limit). Unlike the
+     * per-connection join limit, reconnecting does not reset it.
+     */
+    RATE_LIMIT_JOINS_PER_USER_PER_MINUTE: env.nonNegativeInt(300, 1_000_000),
     /** New connections per client IP per minute, across all pods (0: no limit). */
     RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
     /**
@@ -80,10 +91,21 @@ const schema = z
     HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
     /** Messages a `join` without `since` returns. */
     HISTORY_ON_JOIN: env.nonNegativeInt(50, 1000),
+    /** Most entries one `join {since}` catch-up returns; beyond it the ack says `more` and the client pages with `history`. */
+    CATCH_UP_MAX_ENTRIES: env.positiveInt(200, 10_000),
+    /** Most bytes of stored entries one catch-up or `history` page returns (at least one entry is always returned). */
+    CATCH_UP_MAX_BYTES: env.positiveInt(256 * 1024, 64 * 1024 * 1024),
     /** How long a `clientMsgId` is remembered, so a retry is not stored or delivered twice. */
     CLIENT_MSG_ID_TTL_SECONDS: env.positiveInt(300, 86_400),
   })
   .superRefine((config, ctx) => {
+    if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [config.TLS_CERT_FILE === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE"],
+        message: "is required with TLS_CERT_FILE / TLS_KEY_FILE: set both (a certificate and its key) or neither",
+      });
+    }
     if (config.AUTH_MODE !== "jwt") return;
     const sources = ["JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"] as const;
     const set = sources.filter((name) => config[name] !== undefined);

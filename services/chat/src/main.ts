@@ -24,7 +24,7 @@ const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
 const redisUrl = config.REDIS_URL;
-const redisSettings = redisUrl && redisOptions(redisUrl, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
+const redisSettings = redisUrl && redisOptions(redisUrl, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const redis = redisUrl
   ? {
       pub: createRedisClient(redisUrl, { role: "pub", log, options: redisSettings || undefined }),
@@ -67,6 +67,6 @@ chat.httpServer.listen(config.PORT, config.HOST, () => {
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
   log.info(
     { port, probePort: operations.port, mode: redis ? "redis" : "single-node" },
-    `chat is up at http://${host}:${port}/ (probes and metrics on port ${operations.port})`,
+    `chat is up at ${config.TLS_CERT_FILE ? "https" : "http"}://${host}:${port}/ (probes and metrics on port ${operations.port})`,
   );
 });

@@ -94,7 +94,7 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     }),
     rateLimited: new Counter({
       name: "chat_rate_limited_total",
-      help: "Requests refused by a rate limit, by kind (message, join, connection).",
+      help: "Requests refused by a rate limit, by kind (message, join, user_reads, connection).",
       labelNames: ["kind"],
       registers: [registry],
     }),

@@ -13,7 +13,7 @@ import {
 } from "@chat/testkit";
 import type { Ack, ChatMessage, ReplayedEntry } from "@chat/shared";
 
-type JoinAck = Ack<{ messages: ReplayedEntry[]; complete: boolean }>;
+type JoinAck = Ack<{ messages: ReplayedEntry[]; complete: boolean; gap: boolean; more: boolean }>;
 type SendAck = Ack<{ id: string; ts: number; duplicate?: boolean }>;
 
 async function send(socket: Socket, room: string, text: string, clientMsgId?: string): Promise<string> {
@@ -86,6 +86,8 @@ describe.each([
     for (let i = 0; i < 40; i++) await send(ann, "log", `flood ${i}`);
     const ack: JoinAck = await bob.emitWithAck("join", { room: "log", since: oldest });
     expect(ack.ok && ack.complete).toBe(false);
+    // Trimmed, not capped: a gap, and nothing more to page.
+    expect(ack).toMatchObject({ ok: true, gap: true, more: false });
     expect(ack.ok && ack.messages.length).toBeLessThanOrEqual(30);
     expect(ack.ok && ack.messages.at(-1)!.text).toBe("flood 39");
   });

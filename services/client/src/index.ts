@@ -1,100 +1,31 @@
-import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
+import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
-import type { Ack, ChatMessage, PresenceEvent, ProtocolError, ReplayedEntry, SessionEnded, User } from "@chat/shared";
+import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
+import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 export type { ChatMessage, PresenceEvent, SessionEnded, User };
+export { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
-export interface ChatClientOptions {
-  /**
-   * The handshake `auth`: `{ name }` in open mode, `{ token }` with JWT. A function is called
-   * before every (re)connection, so it can hand out a fresh token; with one, a session ended by
-   * its token's expiry reconnects at once with the next token.
-   */
-  auth: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
-  /**
-   * How many times a `send` is tried when the server is unavailable or does not answer. Every try
-   * carries the same `clientMsgId`, so the message is stored and delivered once.
-   * @default 5
-   */
-  sendAttempts?: number;
-  /**
-   * Milliseconds to wait for an ack.
-   * @default 5000
-   */
-  ackTimeoutMs?: number;
-  /** More socket.io-client options. `transports` defaults to `["websocket", "polling"]`. */
-  socket?: Partial<ManagerOptions & SocketOptions>;
-}
-
-/** A notifier event: in a room (with `room` and `prev`), for one user (`user`), or for everyone. */
-export interface Notification {
-  id: string;
-  type: string;
-  data: unknown;
-  ts: number;
-  room?: string;
-  /** Room notifications only: the id in the room's log, and the entry before it. */
-  logId?: string;
-  prev?: string;
-  user?: string;
-}
+/** Entries per `history` page while catching up: the protocol's maximum. */
+const PAGE = 100;
 
 /** A room event as the client delivers it: a chat message or a room notification. */
 type RoomEntry = { id: string; logId?: string; prev: string; room: string; event?: string } & Record<string, unknown>;
-
-export interface ClientEvents {
-  /** A chat message, once, in log order per room, including those caught up after a reconnect. */
-  message: (message: ChatMessage) => void;
-  /** A notifier event: in a room (with `room`), for this user, or for everyone. */
-  notification: (notification: Notification) => void;
-  presence: (event: PresenceEvent) => void;
-  /** The log no longer reached back to the last message seen here: some history is gone. */
-  gap: (info: { room: string }) => void;
-  /** A join (yours, or a re-join after a reconnect) answered: the members as of now. */
-  joined: (info: { room: string; members: User[]; complete: boolean }) => void;
-  /** Online again and every room re-synced; `false` while reconnecting. */
-  status: (online: boolean) => void;
-  /**
-   * The server ended the session because of its token: `token_expired` (reconnected at once when
-   * `auth` is a function, else get a new token and call `reconnect`), or `token_revoked` (stays
-   * disconnected).
-   */
-  session_ended: (ended: SessionEnded) => void;
-}
-
-export interface JoinResult {
-  members: User[];
-  /** The messages and room notifications this call delivered, oldest first. */
-  entries: (ChatMessage | Notification)[];
-  complete: boolean;
-}
-
-/** An error the server answered with: `code` is one of protocol v1's error codes. */
-export class ChatError extends Error {
-  constructor(
-    readonly code: ProtocolError["code"] | "timeout",
-    message: string,
-    /** With `rate_limited`: how long the server asked to wait. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "ChatError";
-  }
-}
 
 interface RoomState {
   lastId?: string;
   /** Entries that arrived while a join was in flight, merged when it answers. */
   pending?: RoomEntry[];
-  /** The re-join under way, if any: one at a time per room. */
+  /** The join (with its paging) under way, if any: one at a time per room, shared by all callers. */
+  joining?: Promise<JoinResult>;
+  /** The retrying re-sync under way, if any. */
   syncing?: Promise<void>;
 }
 
 /** Answers worth another try: the server (or its Redis) will come back. */
 const RETRYABLE = new Set(["unavailable", "timeout", "rate_limited"]);
 
-type JoinAck = Ack<{ room: string; members: User[]; messages: ReplayedEntry[]; complete: boolean }>;
 
 /**
  * A chat connection that loses nothing it was told about: it remembers the last id of every
@@ -156,18 +87,40 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     return this.rooms.get(room)?.lastId;
   }
 
-  /** Joins `room` (again, if joined already) and delivers what was missed since the last id. */
+  /**
+   * Joins `room` (again, if joined already) and delivers what was missed since the last id, paging
+   * through `history` until caught up. A join already under way for the room (the re-sync that
+   * follows a connect, say) is shared: its entries are this call's result too.
+   */
   async join(room: string): Promise<JoinResult> {
     let state = this.rooms.get(room);
     const fresh = !state;
     if (!state) this.rooms.set(room, (state = {}));
+    if (state.joining) {
+      try {
+        return await state.joining;
+      } catch {
+        // That one failed (it was sent on a connection that dropped, say): try on our own.
+      }
+    }
     try {
       return await this.joinOnce(room, state);
     } catch (err) {
-      if (fresh) this.rooms.delete(room);
+      if (fresh && this.rooms.get(room) === state) this.rooms.delete(room);
       else state.pending = undefined;
       throw err;
     }
+  }
+
+  /**
+   * A page of `room`'s log, which this connection must have joined: the newest entries, those
+   * before `before` (scrolling back), or those after `after`. It delivers no events.
+   */
+  async history(room: string, options: { before?: string; after?: string; limit?: number } = {}): Promise<HistoryPage> {
+    const ack = await this.request<Ack<HistoryAck>>("history", { room, ...options });
+    if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
+    const { messages, complete, gap, more, cursor } = ack;
+    return { entries: messages as unknown as HistoryEntry[], complete, gap, more, ...(cursor !== undefined && { cursor }) };
   }
 
   /**
@@ -180,7 +133,8 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     state.syncing ??= (async () => {
       for (let attempt = 0; this.rooms.get(room) === state; attempt++) {
         try {
-          await this.joinOnce(room, state);
+          // A join under way (one sent before the connection was up, say) may do the work.
+          await (state.joining ?? this.joinOnce(room, state));
           return;
         } catch (err) {
           if (!(err instanceof ChatError) || !RETRYABLE.has(err.code) || !this.socket.connected) {
@@ -194,24 +148,56 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     return state.syncing;
   }
 
-  /** One join; live entries that arrive meanwhile wait in `pending`, which a failure keeps. */
-  private async joinOnce(room: string, state: RoomState): Promise<JoinResult> {
+  /** One join, shared while it runs (see `join`). */
+  private joinOnce(room: string, state: RoomState): Promise<JoinResult> {
+    const running = this.joinAndPage(room, state).finally(() => {
+      if (state.joining === running) state.joining = undefined;
+    });
+    state.joining = running;
+    return running;
+  }
+
+  /**
+   * Joins, then pages forward with `history {after}` while the catch-up says `more`, delivering
+   * each page as it comes. Live entries that arrive meanwhile wait in `pending` (which a failure
+   * keeps) and are merged at the end.
+   */
+  private async joinAndPage(room: string, state: RoomState): Promise<JoinResult> {
     state.pending ??= [];
     const since = state.lastId;
-    const ack = await this.request<JoinAck>("join", since ? { room, since } : { room });
-    if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message);
-    const caughtUp: RoomEntry[] = ack.messages.map((entry) => ({ ...entry, room }));
+    const ack = await this.request<Ack<JoinAck>>("join", since ? { room, since } : { room });
+    if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
+    const delivered: (ChatMessage | Notification)[] = [];
+    const deliverAll = (entries: RoomEntry[]) => {
+      for (const entry of entries.sort((a, b) => compareLogIds(logIdOf(a), logIdOf(b)))) {
+        const payload = this.deliver(state, entry);
+        if (payload) delivered.push(payload);
+      }
+    };
+    // A server from before paging has no `gap`: there, an incomplete catch-up was a gap.
+    let gap = since !== undefined && (ack.gap ?? !ack.complete);
+    if (gap) this.emitReserved("gap", { room });
+    if (!state.lastId && ack.complete && ack.messages.length === 0) state.lastId = LOG_START;
+    deliverAll(ack.messages.map((entry) => ({ ...entry, room })));
+    // Without `since`, `more` means older history: that is for scrolling back, not catching up.
+    let cursor = since !== undefined && ack.more ? ack.cursor : undefined;
+    while (cursor) {
+      const page = await this.request<Ack<HistoryAck>>("history", { room, after: cursor, limit: PAGE });
+      if (!page.ok) throw new ChatError(page.error.code, page.error.message, page.error.retryAfterMs);
+      if (page.gap) {
+        // Trimmed while we paged: say so once, and carry on from what is there.
+        if (!gap) this.emitReserved("gap", { room });
+        gap = true;
+      }
+      deliverAll(page.messages.map((entry) => ({ ...entry, room })));
+      cursor = page.more ? page.cursor : undefined;
+    }
     const buffered = state.pending ?? [];
     state.pending = undefined;
-    if (!state.lastId && ack.complete && caughtUp.length === 0) state.lastId = LOG_START;
-    const delivered: (ChatMessage | Notification)[] = [];
-    for (const entry of [...caughtUp, ...buffered].sort((a, b) => compareLogIds(logIdOf(a), logIdOf(b)))) {
-      const payload = this.deliver(state, entry);
-      if (payload) delivered.push(payload);
-    }
-    this.emitReserved("joined", { room, members: ack.members, complete: ack.complete });
-    if (since && !ack.complete) this.emitReserved("gap", { room });
-    return { members: ack.members, entries: delivered, complete: ack.complete };
+    deliverAll(buffered);
+    const complete = since !== undefined ? !gap : ack.complete;
+    this.emitReserved("joined", { room, members: ack.members, complete });
+    return { members: ack.members, entries: delivered, complete };
   }
 
   async leave(room: string): Promise<void> {
@@ -232,7 +218,8 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       if (attempt > 0) await delay(Math.max(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random()), last?.retryAfterMs ?? 0));
       try {
         // After a reconnect the room is re-joined first: a send must not overtake it.
-        await this.rooms.get(room)?.syncing?.catch(() => undefined);
+        const state = this.rooms.get(room);
+        await (state?.syncing ?? state?.joining)?.catch(() => undefined);
         const ack = await this.request<Ack<{ id: string; ts: number }>>("message", { room, text, clientMsgId });
         if (ack.ok) return { id: ack.id, ts: ack.ts };
         last = new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);

@@ -28,6 +28,8 @@ const schema = z.object({
     .pipe(env.redisUrl().unwrap()),
   /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
   REDIS_PASSWORD: z.string().optional(),
+  /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
+  REDIS_USERNAME: z.string().min(1).optional(),
   /** A PEM CA bundle for `rediss://`. */
   REDIS_TLS_CA_FILE: env.readableFile(),
   /** `auto`, `classic` or `sharded`: how events reach the chat pods; the chat reads the same. */

@@ -39,11 +39,11 @@ export function toNotification(
   const { id, type, data, target } = event;
   switch (target.kind) {
     case "room":
-      return { id, room: target.room, type, data, ts };
+      return { id, eventId: id, room: target.room, type, data, ts };
     case "user":
-      return { id, user: target.user, type, data, ts };
+      return { id, eventId: id, user: target.user, type, data, ts };
     case "broadcast":
-      return { id, type, data, ts };
+      return { id, eventId: id, type, data, ts };
   }
 }
 

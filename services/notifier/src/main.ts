@@ -39,7 +39,7 @@ const log = createLogger({ service: "notifier", pod: config.POD_NAME, level: con
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
 // Two connections: the stream loop's batches would otherwise queue in front of HTTP publishes.
-const options = redisOptions(config.REDIS_URL, { password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
+const options = redisOptions(config.REDIS_URL, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
 const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);

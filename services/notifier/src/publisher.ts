@@ -84,11 +84,13 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
   /**
    * A room event is appended to the room's log, which dedupes and publishes it in the same
    * script: it gets a log id, and a client that reconnects catches up on it like on a message.
+   * `id` is that log id, as for messages; the event's own id is `eventId` (and `logId`, the
+   * deprecated alias of `id`, keeps older clients working).
    */
   function publishToRoom(event: NotifierEvent, room: string): Promise<boolean | Error> {
-    const body = { id: event.id, room, type: event.type, data: event.data };
+    const body = { eventId: event.id, room, type: event.type, data: event.data };
     const dedupe = { scope: `n:${event.id}`, ttlSeconds: dedupeWindowSeconds };
-    return roomLog.append(room, NOTIFICATION_EVENT, body, { dedupe, idField: "logId" }).then(
+    return roomLog.append(room, NOTIFICATION_EVENT, body, { dedupe, logIdAlias: true }).then(
       ({ duplicate }) => !duplicate,
       (err: Error) => err,
     );

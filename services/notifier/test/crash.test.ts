@@ -59,16 +59,16 @@ describe("a notifier SIGKILLed mid-stream", () => {
     expect(deliveredAtKill).toBeLessThan(TOTAL);
 
     const second = await startNotifier(redis.url, env, "notifier-b");
-    await waitFor(() => new Set(inbox.map((n) => n.id)).size >= TOTAL, {
+    await waitFor(() => new Set(inbox.map((n) => n.eventId)).size >= TOTAL, {
       timeoutMs: 20_000,
-      what: () => `${TOTAL} distinct ids (${new Set(inbox.map((n) => n.id)).size} so far)`,
+      what: () => `${TOTAL} distinct ids (${new Set(inbox.map((n) => n.eventId)).size} so far)`,
     });
     await waitForNoPending(db, STREAM);
     // Everything published before this marker arrives before it.
     await xadd(db, STREAM, { room: "crash", type: "marker", data: "null", id: "marker" });
-    await waitFor(() => inbox.some((n) => n.id === "marker"), { what: "the marker" });
+    await waitFor(() => inbox.some((n) => n.eventId === "marker"), { what: "the marker" });
 
-    const ids = inbox.filter((n) => n.type === "bulk").map((n) => n.id);
+    const ids = inbox.filter((n) => n.type === "bulk").map((n) => n.eventId);
     expect(ids).toHaveLength(TOTAL);
     expect(new Set(ids).size).toBe(TOTAL);
     if (leftPending > 0) {

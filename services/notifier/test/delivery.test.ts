@@ -125,14 +125,18 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
   it.each(cases)("delivers $name to its targets on both pods", async (c) => {
     const id = await c.send();
     sent.set(id, c);
-    await waitFor(() => c.to.every((key) => inboxes[key].some((n) => n.id === id)), {
+    await waitFor(() => c.to.every((key) => inboxes[key].some((n) => n.eventId === id)), {
       what: () => `${id} to reach ${c.to.join(", ")}`,
     });
     for (const key of c.to) {
-      const notification = inboxes[key].find((n) => n.id === id)!;
-      // Room events also carry their place in the room's log (logId, prev), like chat messages.
+      const notification = inboxes[key].find((n) => n.eventId === id)!;
+      // Room events also carry their place in the room's log, like chat messages: `id` is the log
+      // id (`logId` its deprecated alias) and `prev` the entry before; user and broadcast events
+      // have no log, and their `id` is the event id.
       const logged = "room" in c.shape ? ["logId", "prev"] : [];
-      expect(Object.keys(notification).sort()).toEqual(["data", "id", "ts", "type", ...logged, ...Object.keys(c.shape)].sort());
+      expect(Object.keys(notification).sort()).toEqual(["data", "eventId", "id", "ts", "type", ...logged, ...Object.keys(c.shape)].sort());
+      if ("room" in c.shape) expect([notification.id, (notification as { logId?: string }).logId]).toEqual([expect.stringMatching(/^\d+-\d+$/), notification.id]);
+      else expect(notification.id).toBe(id);
       expect(notification).toMatchObject(c.shape);
       expect(typeof notification.ts).toBe("number");
     }
@@ -142,14 +146,15 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     const late = await connectClient(chatUrl, "late");
     const ack = (await late.emitWithAck("join", { room: "room-a", since: "0-0" })) as {
       ok: boolean;
-      messages: { event: string; id: string; logId: string; prev: string; type: string }[];
+      messages: { event: string; id: string; eventId: string; logId: string; prev: string; type: string }[];
     };
     expect(ack.ok).toBe(true);
     const roomAIds = [...sent.entries()].filter(([, c]) => c.shape.room === "room-a").map(([id]) => id);
-    expect(ack.messages.filter((m) => m.event === "notification").map((m) => m.id)).toEqual(roomAIds);
-    // Chained like messages: each entry points back to the one before.
+    expect(ack.messages.filter((m) => m.event === "notification").map((m) => m.eventId)).toEqual(roomAIds);
+    // Chained like messages: each entry points back to the one before, by its `id`.
     expect(ack.messages[0]!.prev).toBe("0-0");
-    for (let i = 1; i < ack.messages.length; i++) expect(ack.messages[i]!.prev).toBe(ack.messages[i - 1]!.logId);
+    for (let i = 1; i < ack.messages.length; i++) expect(ack.messages[i]!.prev).toBe(ack.messages[i - 1]!.id);
+    expect(ack.messages.every((m) => m.logId === m.id)).toBe(true);
     late.close();
   });
 
@@ -157,16 +162,16 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     // A broadcast travels the same way as every event before it: once it is everywhere, anything
     // that was going to reach a wrong client has done so.
     expect(await accepted(post(notifier.url, "/v1/broadcast", { id: "marker", type: "marker", data: null }))).toBe("marker");
-    await waitFor(() => ALL.every((key) => inboxes[key].some((n) => n.id === "marker")), { what: "the marker everywhere" });
+    await waitFor(() => ALL.every((key) => inboxes[key].some((n) => n.eventId === "marker")), { what: "the marker everywhere" });
     for (const key of ALL) {
       const expected = [...sent].filter(([, c]) => c.to.includes(key)).map(([id]) => id);
-      expect(inboxes[key].map((n) => n.id).filter((id) => id !== "marker").sort(), key).toEqual(expected.sort());
+      expect(inboxes[key].map((n) => n.eventId).filter((id) => id !== "marker").sort(), key).toEqual(expected.sort());
     }
   });
 
   it("sends data as given", () => {
-    expect(inboxes.a1.find((n) => n.id === "http-room")).toMatchObject({ type: "order.shipped", data: { n: 1 } });
-    expect(inboxes.x0.find((n) => n.id === "stream-user")).toMatchObject({ type: "t", data: [1, 2] });
-    expect(inboxes.n1.find((n) => n.id === "stream-all")).toMatchObject({ data: true });
+    expect(inboxes.a1.find((n) => n.eventId === "http-room")).toMatchObject({ type: "order.shipped", data: { n: 1 } });
+    expect(inboxes.x0.find((n) => n.eventId === "stream-user")).toMatchObject({ type: "t", data: [1, 2] });
+    expect(inboxes.n1.find((n) => n.eventId === "stream-all")).toMatchObject({ data: true });
   });
 });

@@ -27,11 +27,11 @@ describe("idempotency and shared consumption", () => {
   /** Sends a marker through the stream and waits for it: everything sent before has arrived. */
   async function settle(marker: string): Promise<void> {
     await xadd(db, STREAM, { room: "ops", type: "marker", data: "null", id: marker });
-    await waitFor(() => inbox.some((n) => n.id === marker), { what: `marker ${marker}` });
+    await waitFor(() => inbox.some((n) => n.eventId === marker), { what: `marker ${marker}` });
     await waitForNoPending(db, STREAM);
   }
 
-  const count = (id: string) => inbox.filter((n) => n.id === id).length;
+  const count = (id: string) => inbox.filter((n) => n.eventId === id).length;
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -86,7 +86,7 @@ describe("idempotency and shared consumption", () => {
     expect((await post(notifiers[1]!.url, "/v1/rooms/ops/events", { id: "both-ways", type: "t", data: 1 })).status).toBe(202);
     await xadd(db, STREAM, { room: "ops", type: "t", data: "2", id: "both-ways" });
     await settle("marker-3");
-    expect(inbox.filter((n) => n.id === "both-ways").map((n) => n.data)).toEqual([1]);
+    expect(inbox.filter((n) => n.eventId === "both-ways").map((n) => n.data)).toEqual([1]);
   });
 
   it("lets two replicas share the stream without double delivery", async () => {

@@ -77,7 +77,7 @@ describe("a poison stream entry", () => {
   });
 
   const delivered = (ids: string[]) =>
-    waitFor(() => ids.every((id) => inbox.some((n) => n.id === id)), { what: () => `delivery of ${ids.join(", ")}` });
+    waitFor(() => ids.every((id) => inbox.some((n) => n.eventId === id)), { what: () => `delivery of ${ids.join(", ")}` });
 
   it("dead-letters data nested 3000 deep, and delivers the entries behind it", async () => {
     const stream = "notifier:events";
@@ -159,7 +159,7 @@ describe("oversized stream entries", () => {
     pipeline.xadd(STREAM, "*", "room", "ok", "type", "t", "data", '{"after":"the big ones"}', "id", "after-big");
     await pipeline.exec();
 
-    await waitFor(() => inbox.some((n) => n.id === "after-big"), { timeoutMs: 30_000, what: "the entry behind the big ones" });
+    await waitFor(() => inbox.some((n) => n.eventId === "after-big"), { timeoutMs: 30_000, what: "the entry behind the big ones" });
     await waitForNoPending(db, STREAM);
     const growth = peakRssBytes(notifier) - before;
     console.log(`notifier peak RSS rose by ${(growth / 2 ** 20).toFixed(1)} MiB for ${ENTRIES} entries of 4 MiB`);

@@ -56,7 +56,7 @@ describe("a producer's ACL user", () => {
     const inbox = record<Notification>(client, "notification");
     await joinRoom(client, "town-square");
     await producer.xadd("notifier:events", "MAXLEN", "~", 1000, "*", "room", "town-square", "type", "t", "data", "{}", "id", "from-producer");
-    await waitFor(() => inbox.some((n) => n.id === "from-producer"), { what: "the producer's event" });
+    await waitFor(() => inbox.some((n) => n.eventId === "from-producer"), { what: "the producer's event" });
   });
 
   it.each([

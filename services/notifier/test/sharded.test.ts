@@ -65,11 +65,11 @@ describe("the notifier on 3 chat pods in sharded mode", () => {
   async function deliver(path: string, id: string, to: Name[]): Promise<void> {
     const reply = await post(notifier.url, path, { id, type: "t", data: { id } });
     expect(reply.status).toBe(202);
-    await waitFor(() => to.every((name) => inboxes[name].some((n) => n.id === id)), { what: () => `${id} to reach ${to.join(", ")}` });
+    await waitFor(() => to.every((name) => inboxes[name].some((n) => n.eventId === id)), { what: () => `${id} to reach ${to.join(", ")}` });
   }
 
   /** Who got `id`: checked after a later broadcast has reached everyone, so nothing is still on its way. */
-  const receivers = (id: string) => EVERYONE.filter((name) => inboxes[name].some((n) => n.id === id));
+  const receivers = (id: string) => EVERYONE.filter((name) => inboxes[name].some((n) => n.eventId === id));
 
   it("delivers room events to the members of each room, on whichever pods they are", async () => {
     await deliver("/v1/rooms/pod-0-room/events", "to-r0", ["r0"]);

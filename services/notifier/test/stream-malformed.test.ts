@@ -69,7 +69,7 @@ describe("malformed stream entries", () => {
     for (const [name, fields] of cases) entryIds.set(name, (await db.xadd(STREAM, "*", ...fields.flat()))!);
     goodEntry = (await db.xadd(STREAM, "*", "room", "ok", "type", "t", "data", '{"after":"the bad ones"}'))!;
 
-    await waitFor(() => inbox.some((n) => n.id === `s-${goodEntry}`), { what: "the good entry after the bad ones" });
+    await waitFor(() => inbox.some((n) => n.eventId === `s-${goodEntry}`), { what: "the good entry after the bad ones" });
     await waitForNoPending(db, STREAM);
     const entries = (await db.xrange(DEAD, "-", "+")) as [string, string[]][];
     for (const [, flat] of entries) {
@@ -95,7 +95,7 @@ describe("malformed stream entries", () => {
   it("acks them all, dead-letters nothing else, and still delivers the good entry after them", async () => {
     expect(await pendingCount(db, STREAM)).toBe(0);
     expect(dead.size).toBe(cases.length);
-    expect(inbox.map((n) => n.id)).toEqual([`s-${goodEntry}`]);
+    expect(inbox.map((n) => n.eventId)).toEqual([`s-${goodEntry}`]);
     expect(inbox[0]).toMatchObject({ room: "ok", type: "t", data: { after: "the bad ones" } });
   });
 

@@ -16,7 +16,10 @@ export function compareLogIds(a: string, b: string): number {
   return Number(am) - Number(bm) || Number(as) - Number(bs);
 }
 
-/** The log id of a room entry: `logId` on notifications, `id` on chat messages. */
+/**
+ * The log id of a room entry: `id` (servers before `eventId` existed put a notification's log id
+ * in `logId` and its event id in `id`; today `logId` is a deprecated alias equal to `id`).
+ */
 export function logIdOf(entry: { id: string; logId?: string }): string {
   return entry.logId ?? entry.id;
 }

@@ -40,7 +40,13 @@ export function userRoom(id: string): string {
 }
 
 interface NotificationBase {
+  /**
+   * The entry's id: for a room event its id in the room's log (like a message's), for a user or
+   * broadcast event (which no log keeps) the event id.
+   */
   id: string;
+  /** The id the sender gave the event (or the notifier generated): what its dedupe is keyed on. */
+  eventId: string;
   type: string;
   data: unknown;
   /** Milliseconds since the epoch, when the notifier published it. */
@@ -49,10 +55,11 @@ interface NotificationBase {
 
 /**
  * What a member of `room` receives. Room events go through the room's log like chat messages:
- * `logId` is their id there and `prev` the entry before, so clients catch up on them too.
+ * `id` is their id there and `prev` the entry before, so clients catch up on them too.
  */
 export interface RoomNotification extends NotificationBase {
   room: string;
+  /** @deprecated the same as `id`; kept for clients written when `id` was the event id. */
   logId: string;
   prev: string;
 }

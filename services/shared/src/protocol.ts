@@ -93,6 +93,27 @@ export const joinRequest = z.strictObject(
   { room: roomName, since: logId.optional() },
   { error: "payload must be an object" },
 );
+/** Most entries one `history` page holds, and how many it holds without `limit`. */
+export const HISTORY_PAGE_MAX = 100;
+export const HISTORY_PAGE_DEFAULT = 50;
+
+/** `history`: page back (`before`) or forward (`after`, as a catch-up goes on) through a room's log. */
+export const historyRequest = z
+  .strictObject(
+    {
+      room: roomName,
+      before: logId.optional(),
+      after: logId.optional(),
+      limit: z
+        .number({ error: "must be a number" })
+        .int("must be a whole number")
+        .min(1, "must be at least 1")
+        .max(HISTORY_PAGE_MAX, `must be at most ${HISTORY_PAGE_MAX}`)
+        .optional(),
+    },
+    { error: "payload must be an object" },
+  )
+  .refine((r) => r.before === undefined || r.after === undefined, "give before or after, not both");
 export const leaveRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
 export function messageRequest(maxText: number) {
   return z.strictObject(
@@ -103,6 +124,7 @@ export function messageRequest(maxText: number) {
 
 export type JoinRequest = z.infer<typeof joinRequest>;
 export type LeaveRequest = z.infer<typeof leaveRequest>;
+export type HistoryRequest = z.infer<typeof historyRequest>;
 export type MessageRequest = z.infer<ReturnType<typeof messageRequest>>;
 
 export interface User {
@@ -124,10 +146,32 @@ export interface ChatMessage {
 }
 
 /**
- * An entry of the room log as a catch-up returns it: the live payload plus the event's name. Its
- * log id is `logId` when present (notifications), else `id` (messages).
+ * An entry of the room log as a catch-up or a `history` page returns it: the live payload plus the
+ * event's name. `id` is always its id in the room's log; notifications also carry `eventId` (the
+ * notifier's id) and `logId`, a deprecated alias of `id`.
  */
-export type ReplayedEntry = { event: string; id: string; prev: string; ts: number; logId?: string } & Record<string, unknown>;
+export type ReplayedEntry = { event: string; id: string; prev: string; ts: number; eventId?: string; logId?: string } & Record<string, unknown>;
+
+/**
+ * How a read of the log ended, in the `join` ack (with `since`) and the `history` ack. The two
+ * reasons for "not everything" are separate fields, so a client never mistakes one for the other:
+ * - `more`: the answer was capped; page on with `history` from `cursor`. Nothing is lost.
+ * - `gap`: entries that belong here were trimmed from the log; no request brings them back.
+ * `complete` is `!gap && !more` going forward (`since`, `after`); going back it is `!more`.
+ */
+export interface ReadStatus {
+  complete: boolean;
+  gap: boolean;
+  more: boolean;
+  /** With `more`: the id to pass as `after` (forward) or `before` (back) for the next page. */
+  cursor?: string;
+}
+
+/** The `join` ack. */
+export type JoinAck = { room: string; members: User[]; messages: ReplayedEntry[] } & ReadStatus;
+
+/** The `history` ack. */
+export type HistoryAck = { room: string; messages: ReplayedEntry[] } & ReadStatus;
 
 export interface PresenceEvent {
   room: string;

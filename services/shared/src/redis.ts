@@ -4,16 +4,20 @@ import type { Logger } from "./logger.js";
 
 /** How to reach Redis beyond its URL: a password kept out of the URL, and a CA for TLS. */
 export interface RedisSettings {
+  /** `REDIS_USERNAME`: the ACL user, when the URL names none (the chart's `chat` user). @default the default user */
+  username?: string;
   /** `REDIS_PASSWORD`: used when the URL carries none (keeps the password in a Secret). */
   password?: string;
   /** `REDIS_TLS_CA_FILE`: a PEM CA bundle to trust for `rediss://` (Memorystore, ElastiCache). */
   caFile?: string;
 }
 
-/** ioredis options for `settings`: the URL's own user and password win over `REDIS_PASSWORD`. */
-export function redisOptions(url: string, { password, caFile }: RedisSettings): RedisOptions {
+/** ioredis options for `settings`: the URL's own user and password win over `REDIS_USERNAME` / `REDIS_PASSWORD`. */
+export function redisOptions(url: string, { username, password, caFile }: RedisSettings): RedisOptions {
   const options: RedisOptions = {};
-  if (password && !new URL(url).password) options.password = password;
+  const parsed = new URL(url);
+  if (username && !parsed.username) options.username = username;
+  if (password && !parsed.password) options.password = password;
   if (caFile) options.tls = { ca: readFileSync(caFile) };
   return options;
 }

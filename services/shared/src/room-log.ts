@@ -1,8 +1,10 @@
 import type { Cluster, Redis } from "ioredis";
 import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
-import { decodeStoredBody, encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
-import { LOG_START, compareLogIds } from "./log-id.js";
-import type { ReplayedEntry } from "./protocol.js";
+import { encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
+import { LOG_START } from "./log-id.js";
+import { READ_SCRIPT, fromScript, rawSize, readArgs, readArray, toReadResult, tsOf, type RawEntry, type ReadOptions, type ReadResult } from "./room-log-read.js";
+
+export { tsOf, type ReadOptions, type ReadResult } from "./room-log-read.js";
 import { rateLimitKeys, type RateLimit } from "./rate-limit.js";
 
 export interface RoomLogOptions {
@@ -37,11 +39,11 @@ export interface Dedupe {
 export interface AppendOptions {
   dedupe?: Dedupe;
   /**
-   * The payload field that carries the log id. Chat messages use `id`; notifications keep `id`
-   * for the event id their sender chose, and carry the log id as `logId`.
-   * @default "id"
+   * Also carry the log id as `logId`, the deprecated alias of `id` that room notifications had
+   * when `id` was the notifier's event id (now `eventId`); clients that read `logId` keep working.
+   * @default false
    */
-  idField?: "id" | "logId";
+  logIdAlias?: boolean;
 }
 
 /** A rate limit the append must pass first: `key` (a user id, say) is counted against `limiter`. */
@@ -63,12 +65,6 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-export interface ReadResult {
-  /** Oldest first. */
-  entries: ReplayedEntry[];
-  /** False when the log no longer reaches back to what was asked for. */
-  complete: boolean;
-}
 
 /**
  * The per-room log: every room event gets a per-room, monotonically increasing id, is stored,
@@ -82,12 +78,10 @@ export interface RoomLog {
    * same round trip (except on a Redis Cluster, where its keys live in other slots than the room's).
    */
   appendLimited(room: string, event: string, body: Record<string, unknown>, limit: AppendLimit, options?: AppendOptions): Promise<AppendResult | AppendRefused>;
-  /** Entries after `since`, or the last `limit` entries without it. */
-  read(room: string, options: { since?: string; limit: number }): Promise<ReadResult>;
+  /** A catch-up (`after`) or a page back (`before`, or the newest entries); see `ReadOptions`. */
+  read(room: string, options: ReadOptions): Promise<ReadResult>;
 }
 
-/** Milliseconds of a log id, which is also the entry's timestamp. */
-export const tsOf = (id: string): number => Number(id.slice(0, id.indexOf("-")));
 
 /*
  * One script appends to the room's stream and publishes the Socket.IO packet, so that:
@@ -107,7 +101,7 @@ export const tsOf = (id: string): number => Number(id.slice(0, id.indexOf("-")))
  * take the channel's name as their hash tag (see `createRedisRoomLog`).
  */
 const APPEND_SCRIPT = `
-local ttl = tonumber(ARGV[10])
+local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   local seen = redis.call('GET', KEYS[2])
   if seen then return {0, seen} end
@@ -122,20 +116,20 @@ local function take(key, points, seconds)
   end
   return used <= points, wait
 end
-local points = tonumber(ARGV[13])
+local points = tonumber(ARGV[10])
 if points > 0 then
-  local ok, wait = take(KEYS[3], points, ARGV[14])
+  local ok, wait = take(KEYS[3], points, ARGV[11])
   if not ok then
-    local burst = tonumber(ARGV[15])
+    local burst = tonumber(ARGV[12])
     if burst <= 0 then return {2, tostring(wait)} end
-    local burstOk, burstWait = take(KEYS[4], burst, ARGV[16])
+    local burstOk, burstWait = take(KEYS[4], burst, ARGV[13])
     if not burstOk then return {2, tostring(math.min(wait, burstWait))} end
   end
 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '${LOG_START}'
 if #last > 0 then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'f', ARGV[11], 'b', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'f', ARGV[8], 'b', ARGV[4])
 local ms = tonumber(string.match(id, '^(%d+)'))
 local maxAge = tonumber(ARGV[2])
 if maxAge > 0 then
@@ -147,7 +141,16 @@ local function str(s)
   if #s < 32 then return string.char(0xa0 + #s) .. s end
   return string.char(0xd9, #s) .. s
 end
-redis.call(ARGV[12], ARGV[5], ARGV[6] .. str(id) .. ARGV[7] .. str(prev) .. ARGV[8] .. string.char(0xcb) .. struct.pack('>d', ms) .. ARGV[9])
+local kinds = ARGV[6]
+local packet = ARGV[14]
+for k = 1, #kinds do
+  local c = string.sub(kinds, k, k)
+  if c == 'i' then packet = packet .. str(id)
+  elseif c == 'p' then packet = packet .. str(prev)
+  else packet = packet .. string.char(0xcb) .. struct.pack('>d', ms) end
+  packet = packet .. ARGV[14 + k]
+end
+redis.call(ARGV[9], ARGV[5], packet)
 return {1, id}
 `;
 
@@ -167,7 +170,9 @@ TS_BYTES.writeDoubleBE(TS_MARK, 1);
 
 interface Template {
   channel: string;
-  parts: [Buffer, Buffer, Buffer, Buffer];
+  /** What goes between the parts: `i` the id, `p` the previous id, `t` the timestamp. */
+  kinds: string;
+  parts: Buffer[];
 }
 
 /**
@@ -175,31 +180,31 @@ interface Template {
  * decodes), then cuts it around the placeholders. The placeholders come before every field a
  * client controls, so the first match is always the right one.
  */
-function makeTemplater(mode: BusMode): (room: string, event: string, body: Record<string, unknown>, idField: string) => Template {
+function makeTemplater(mode: BusMode): (room: string, event: string, body: Record<string, unknown>, alias: boolean) => Template {
   const box: { captured?: { channel: string; message: Buffer } } = {};
   const record = (channel: string, message: Buffer) => {
     box.captured = { channel, message };
   };
   const emitter = createBusEmitter({ publish: record, spublish: record }, mode);
-  return (room, event, body, idField) => {
+  return (room, event, body, alias) => {
     delete box.captured;
-    emitter.to(room).emit(event, { [idField]: ID_MARK, prev: PREV_MARK, ts: TS_MARK, ...body });
+    const marks = alias ? { id: ID_MARK, logId: ID_MARK } : { id: ID_MARK };
+    emitter.to(room).emit(event, { ...marks, prev: PREV_MARK, ts: TS_MARK, ...body });
     const captured = box.captured as { channel: string; message: Buffer } | undefined;
     if (!captured) throw new Error("the emitter published nothing");
     const { channel, message } = captured;
-    const id = message.indexOf(ID_BYTES);
-    const prev = message.indexOf(PREV_BYTES, id);
-    const ts = message.indexOf(TS_BYTES, prev);
-    if (id < 0 || prev < 0 || ts < 0) throw new Error("unexpected packet encoding");
-    return {
-      channel,
-      parts: [
-        message.subarray(0, id),
-        message.subarray(id + ID_BYTES.length, prev),
-        message.subarray(prev + PREV_BYTES.length, ts),
-        message.subarray(ts + TS_BYTES.length),
-      ],
-    };
+    const kinds = alias ? "iipt" : "ipt";
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (const kind of kinds) {
+      const mark = kind === "i" ? ID_BYTES : kind === "p" ? PREV_BYTES : TS_BYTES;
+      const at = message.indexOf(mark, from);
+      if (at < 0) throw new Error("unexpected packet encoding");
+      parts.push(message.subarray(from, at));
+      from = at + mark.length;
+    }
+    parts.push(message.subarray(from));
+    return { channel, kinds, parts };
   };
 }
 
@@ -210,6 +215,8 @@ type AppendCommand = (
   burstKey: string,
   ...args: (string | number | Buffer)[]
 ) => Promise<[0 | 1 | 2, string]>;
+
+type ReadCommand = (stream: string, ...args: string[]) => Promise<[RawEntry[], number, string]>;
 
 /** The room log in Redis: a capped Stream per room, appended and published by one script. */
 export function createRedisRoomLog(
@@ -225,15 +232,17 @@ export function createRedisRoomLog(
   const dedupeKey = (room: string, scope: string) => `${prefix}:dedupe:{${tag(room)}}:${scope}`;
   if (!("chatLogAppend" in redis)) redis.defineCommand("chatLogAppend", { numberOfKeys: 4, lua: APPEND_SCRIPT });
   const appendCommand = (redis as unknown as { chatLogAppend: AppendCommand }).chatLogAppend.bind(redis);
+  if (!("chatLogRead" in redis)) redis.defineCommand("chatLogRead", { numberOfKeys: 1, lua: READ_SCRIPT });
+  const readCommand = (redis as unknown as { chatLogRead: ReadCommand }).chatLogRead.bind(redis);
   const template = makeTemplater(busMode);
   const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
 
   // A script's keys must share a slot on a cluster: there the limit is counted before the script.
   const limitInScript = !("isCluster" in redis && redis.isCluster);
 
-  async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, idField = "id" }: AppendOptions, limit?: AppendLimit) {
+  async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, logIdAlias = false }: AppendOptions, limit?: AppendLimit) {
     // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
-    const { channel, parts } = encodeOrRefuse(() => template(room, event, body, idField));
+    const { channel, kinds, parts } = encodeOrRefuse(() => template(room, event, body, logIdAlias));
     const stored = encodeOrRefuse(() => encodeStoredBody(body));
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const keys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [streamKey(room), streamKey(room)];
@@ -247,14 +256,15 @@ export function createRedisRoomLog(
       event,
       stored,
       channel,
-      ...parts,
+      kinds,
       dedupe?.ttlSeconds ?? 0,
-      idField,
+      logIdAlias ? "id,logId" : "id",
       publishCommand,
       points,
       durationSeconds,
       burst?.points ?? 0,
       burst?.durationSeconds ?? 0,
+      ...parts,
     );
     if (status === 2) return { refused: "rate_limited", retryAfterMs: Math.max(1, Number(value)) } satisfies AppendRefused;
     return { id: value, ts: tsOf(value), duplicate: status === 0 } satisfies AppendResult;
@@ -270,45 +280,11 @@ export function createRedisRoomLog(
       return run(room, event, body, options);
     },
 
-    async read(room, { since, limit }) {
-      const raw = since
-        ? await redis.xrange(streamKey(room), `(${since}`, "+", "COUNT", maxEntries)
-        : (await redis.xrevrange(streamKey(room), "+", "-", "COUNT", limit)).reverse();
-      const entries: ReplayedEntry[] = [];
-      for (const [id, fields] of raw) {
-        const entry = decodeEntry(id, fields);
-        if (entry) entries.push(entry);
-      }
-      return { entries, complete: isComplete(since, raw[0]?.[1]) };
+    async read(room, options) {
+      const raw = await readCommand(streamKey(room), ...readArgs(options));
+      return toReadResult(options, fromScript(options, raw));
     },
   };
-}
-
-/**
- * Whether `entries` reach back to `since`: the first entry read must point back to `since` (or
- * to something older); without `since`, to the start of the room.
- */
-function isComplete(since: string | undefined, firstFields: string[] | undefined): boolean {
-  if (!firstFields) return true;
-  const prev = fieldOf(firstFields, "p") ?? LOG_START;
-  return since ? compareLogIds(prev, since) <= 0 : prev === LOG_START;
-}
-
-function fieldOf(fields: string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function decodeEntry(id: string, fields: string[]): ReplayedEntry | undefined {
-  try {
-    const event = fieldOf(fields, "e");
-    const body = decodeStoredBody(fieldOf(fields, "b") ?? "null");
-    if (!event || typeof body !== "object" || body === null) return undefined;
-    const idField = fieldOf(fields, "f") ?? "id";
-    return { event, prev: fieldOf(fields, "p") ?? LOG_START, ts: tsOf(id), ...(body as Record<string, unknown>), [idField]: id } as ReplayedEntry;
-  } catch {
-    return undefined; // a malformed entry is skipped, never thrown at a client
-  }
 }
 
 /**
@@ -318,8 +294,9 @@ export function createMemoryRoomLog(
   deliver: (room: string, event: string, payload: Record<string, unknown>) => void,
   { maxEntries = 1000, maxAgeSeconds = 604_800 }: RoomLogOptions = {},
 ): RoomLog {
-  // Entries keep their log id in `logId` too, whatever field carries it outward.
-  const rooms = new Map<string, (Record<string, unknown> & { event: string; logId: string; ts: number; prev: string })[]>();
+  // Entries are kept as Redis stores them (the same fields), so that reads share one decoder and
+  // one completeness rule with the Redis log. `last` is the newest id a room ever gave.
+  const rooms = new Map<string, { entries: { id: string; ts: number; fields: string[]; size: number }[]; last: string }>();
   const seen = new Map<string, { id: string; expires: number }>();
   let lastMs = 0;
   let seq = 0;
@@ -331,7 +308,7 @@ export function createMemoryRoomLog(
       return log.append(room, event, body, options);
     },
 
-    async append(room, event, body, { dedupe, idField = "id" } = {}) {
+    async append(room, event, body, { dedupe, logIdAlias = false } = {}) {
       const now = Date.now();
       const key = dedupe && `${room}\u0000${dedupe.scope}`;
       const earlier = key ? seen.get(key) : undefined;
@@ -339,28 +316,26 @@ export function createMemoryRoomLog(
       seq = now > lastMs ? 0 : seq + 1;
       lastMs = Math.max(now, lastMs);
       const id = `${lastMs}-${seq}`;
-      const log = rooms.get(room) ?? [];
-      rooms.set(room, log);
-      const entry = { event, prev: log.at(-1)?.logId ?? LOG_START, ts: lastMs, ...body, [idField]: id, logId: id };
-      log.push(entry);
+      const state = rooms.get(room) ?? { entries: [], last: LOG_START };
+      rooms.set(room, state);
+      const prev = state.last;
+      const fields = ["e", event, "p", prev, "f", logIdAlias ? "id,logId" : "id", "b", JSON.stringify(body)];
+      state.entries.push({ id, ts: lastMs, fields, size: rawSize(fields) });
+      state.last = id;
       const oldest = maxAgeSeconds > 0 ? lastMs - maxAgeSeconds * 1000 : 0;
-      while (log.length > maxEntries || (log[0] && log[0].ts < oldest)) log.shift();
+      while (state.entries.length > maxEntries || (state.entries[0] && state.entries[0].ts < oldest)) state.entries.shift();
       if (key && dedupe) {
         seen.set(key, { id, expires: now + dedupe.ttlSeconds * 1000 });
         if (seen.size > 100_000) for (const [k, v] of seen) if (v.expires <= now) seen.delete(k);
       }
-      const { event: _event, logId: _logId, ...payload } = entry;
-      deliver(room, event, idField === "logId" ? { ...payload, logId: id } : payload);
+      deliver(room, event, { id, ...(logIdAlias && { logId: id }), prev, ts: lastMs, ...body });
       return { id, ts: lastMs, duplicate: false };
     },
 
-    async read(room, { since, limit }) {
-      const log = rooms.get(room) ?? [];
-      const kept = since ? log.filter((e) => compareLogIds(e.logId, since) > 0) : log.slice(-limit);
-      const entries = kept.map(({ logId, ...entry }) => ("id" in entry ? entry : { ...entry, logId })) as ReplayedEntry[];
-      const prev = kept[0]?.prev;
-      const complete = prev === undefined || (since ? compareLogIds(prev, since) <= 0 : prev === LOG_START);
-      return { entries, complete };
+    async read(room, options) {
+      const state = rooms.get(room);
+      const { rows, more, lastGenerated } = readArray(state?.entries ?? [], state?.last ?? "", options);
+      return toReadResult(options, { rows: rows.map((e): RawEntry => [e.id, e.fields]), more, lastGenerated });
     },
   };
   return log;

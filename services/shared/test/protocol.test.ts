@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { displayName, joinRequest, leaveRequest, messageRequest, openAuth, roomName, validate } from "../src/protocol.js";
+import { displayName, historyRequest, joinRequest, leaveRequest, messageRequest, openAuth, roomName, validate } from "../src/protocol.js";
 
 describe("room names", () => {
   it.each([
@@ -98,5 +98,30 @@ describe("payload shapes", () => {
       ok: false,
       error: { code: "bad_request", message: "payload must be an object" },
     });
+  });
+});
+
+describe("history requests", () => {
+  it("accepts a room with at most one of before and after, and a limit of 1 to 100", () => {
+    for (const payload of [
+      { room: "lobby" },
+      { room: "lobby", before: "1700000000000-0" },
+      { room: "lobby", after: "0-0", limit: 100 },
+      { room: "lobby", limit: 1 },
+    ]) {
+      expect(validate(historyRequest, payload)).toEqual({ ok: true, data: payload });
+    }
+  });
+
+  it.each([
+    [{ room: "lobby", before: "1-0", after: "1-0" }, "give before or after, not both"],
+    [{ room: "lobby", limit: 0 }, "limit: must be at least 1"],
+    [{ room: "lobby", limit: 101 }, "limit: must be at most 100"],
+    [{ room: "lobby", limit: 2.5 }, "limit: must be a whole number"],
+    [{ room: "lobby", limit: "10" }, "limit: must be a number"],
+    [{ room: "lobby", before: "yesterday" }, "before: must be a message id like 1700000000000-0"],
+    [{ room: "lobby", page: 2 }, "unknown field(s): page"],
+  ])("refuses %j: %s", (payload, message) => {
+    expect(validate(historyRequest, payload)).toEqual({ ok: false, error: { code: "bad_request", message } });
   });
 });

@@ -1,0 +1,109 @@
+import type { ManagerOptions, SocketOptions } from "socket.io-client";
+import type { ChatMessage, PresenceEvent, ProtocolError, SessionEnded, User } from "@chat/shared";
+
+// The client's public types, apart from the class that uses them.
+
+export interface ChatClientOptions {
+  /**
+   * The handshake `auth`: `{ name }` in open mode, `{ token }` with JWT. A function is called
+   * before every (re)connection, so it can hand out a fresh token; with one, a session ended by
+   * its token's expiry reconnects at once with the next token.
+   */
+  auth: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
+  /**
+   * How many times a `send` is tried when the server is unavailable or does not answer. Every try
+   * carries the same `clientMsgId`, so the message is stored and delivered once.
+   * @default 5
+   */
+  sendAttempts?: number;
+  /**
+   * Milliseconds to wait for an ack.
+   * @default 5000
+   */
+  ackTimeoutMs?: number;
+  /** More socket.io-client options. `transports` defaults to `["websocket", "polling"]`. */
+  socket?: Partial<ManagerOptions & SocketOptions>;
+}
+
+/** A notifier event: in a room (with `room` and `prev`), for one user (`user`), or for everyone. */
+export interface Notification {
+  /**
+   * Room events: the id in the room's log, like a message's id (keep it as the room's last id).
+   * User and broadcast events, which no log keeps: the event id.
+   */
+  id: string;
+  /** The id the event's sender gave it (or the notifier generated). */
+  eventId: string;
+  type: string;
+  data: unknown;
+  ts: number;
+  room?: string;
+  /** Room notifications only: the id of the room's entry before this one. */
+  prev?: string;
+  /** @deprecated Room notifications only: the same as `id`. */
+  logId?: string;
+  user?: string;
+}
+
+/** An entry of a `history` page: a message or a room notification, with the event's name. */
+export type HistoryEntry = (ChatMessage & { event: "message" }) | (Notification & { event: "notification" });
+
+/** A page of a room's log (see `ChatClient.history`). */
+export interface HistoryPage {
+  /** Oldest first. */
+  entries: HistoryEntry[];
+  /** Forward (`after`): every entry up to the newest is here. Back: the start of the log is here. */
+  complete: boolean;
+  /** Entries that belong here were trimmed from the log: nothing brings them back. */
+  gap: boolean;
+  /** The page was capped: ask again from `cursor` for the rest. */
+  more: boolean;
+  cursor?: string;
+}
+
+export interface ClientEvents {
+  /** A chat message, once, in log order per room, including those caught up after a reconnect. */
+  message: (message: ChatMessage) => void;
+  /** A notifier event: in a room (with `room`), for this user, or for everyone. */
+  notification: (notification: Notification) => void;
+  presence: (event: PresenceEvent) => void;
+  /** The log no longer reached back to the last message seen here: some history is gone. */
+  gap: (info: { room: string }) => void;
+  /**
+   * A join (yours, or a re-join after a reconnect) answered and its catch-up delivered, paged to
+   * the end: the members as of now; `complete` is false only after a `gap`.
+   */
+  joined: (info: { room: string; members: User[]; complete: boolean }) => void;
+  /** Online again and every room re-synced; `false` while reconnecting. */
+  status: (online: boolean) => void;
+  /**
+   * The server ended the session because of its token: `token_expired` (reconnected at once when
+   * `auth` is a function, else get a new token and call `reconnect`), or `token_revoked` (stays
+   * disconnected).
+   */
+  session_ended: (ended: SessionEnded) => void;
+}
+
+export interface JoinResult {
+  members: User[];
+  /** The messages and room notifications this call delivered, oldest first. */
+  entries: (ChatMessage | Notification)[];
+  /**
+   * A re-join: everything since the last id held was delivered (false only with a gap). A first
+   * join: the entries reach back to the start of the room's log.
+   */
+  complete: boolean;
+}
+
+/** An error the server answered with: `code` is one of protocol v1's error codes. */
+export class ChatError extends Error {
+  constructor(
+    readonly code: ProtocolError["code"] | "timeout",
+    message: string,
+    /** With `rate_limited`: how long the server asked to wait. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "ChatError";
+  }
+}
