@@ -72,7 +72,7 @@ const schema = z.object({
    * Ignored since reads are polled. Still accepted so that an environment (or chart) that sets it
    * keeps starting during the upgrade; remove it.
    */
-  NOTIFIER_BLOCK_MS: z.string().optional(),
+  NOTIFIER_BLOCK_MS: env.positiveInt(5_000, 60_000),
   /** The rooms' log caps: set them as on the chat pods, since both append to the same logs. */
   HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
   HISTORY_MAX_AGE_SECONDS: env.nonNegativeInt(604_800),
