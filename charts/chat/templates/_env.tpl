@@ -103,6 +103,8 @@ MAX_ROOMS_PER_CONNECTION: {{ $c.maxRoomsPerConnection | int64 | quote }}
 MAX_CONNECTIONS_PER_USER: {{ $c.maxConnectionsPerUser | int64 | quote }}
 MAX_TEXT_LENGTH: {{ $c.maxTextLength | int64 | quote }}
 MAX_HTTP_BUFFER_SIZE: {{ $c.maxHttpBufferSize | int64 | quote }}
+MAX_CLIENT_BUFFER_BYTES: {{ $c.maxClientBufferBytes | int64 | quote }}
+FAST_PATH: {{ $c.fastPath | quote }}
 PRESENCE_TTL_SECONDS: {{ $c.presenceTtlSeconds | int64 | quote }}
 HISTORY_ON_JOIN: {{ $c.historyOnJoin | int64 | quote }}
 CLIENT_MSG_ID_TTL_SECONDS: {{ $c.clientMsgIdTtlSeconds | int64 | quote }}

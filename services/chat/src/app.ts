@@ -12,12 +12,15 @@ import { createBinder, type Handler } from "./events.js";
 import { createAuthenticator } from "./auth.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
+import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
+import { trackConnections } from "./connections.js";
 import { handshake, originCheck } from "./handshake.js";
 import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { releaseRequests } from "./release-requests.js";
+import { guardSlowConsumers } from "./slow-consumer.js";
 import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
 import { createListener } from "./tls.js";
@@ -43,12 +46,18 @@ export interface ChatServer {
   metrics: ChatMetrics;
   /** The Redis adapter between the pods; absent on a single node. */
   bus?: ChatBus;
+  /** The fast paths in use (`FAST_PATH` and the start-up checks). */
+  fastPaths: FastPaths;
   /** True when Redis (if any) is ready, so this pod can take clients. */
   ready(): boolean;
   /** Stops taking connections and disconnects every client in batches over `seconds`. */
   drain(seconds: number): Promise<void>;
-  /** Disconnects every client and stops; does not close the Redis connections it was given. */
-  close(): Promise<void>;
+  /**
+   * Disconnects every client and stops; does not close the Redis connections it was given.
+   * Connections still open `graceMs` after it starts (a peer that stopped reading, one that never
+   * answers the close frame, a long-poll in flight) are destroyed, so it always ends.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 const publicDir = fileURLToPath(new URL("./public/", import.meta.url));
@@ -72,6 +81,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const tlsFiles = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined;
   const listener = createListener(app, tlsFiles, log);
   const httpServer = listener.server;
+  const connections = trackConnections(httpServer);
   const io = new Server(httpServer, {
     maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
     // The web page bundles its own client; serving another copy is surface for nothing.
@@ -117,9 +127,12 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     busReady: () => !bus || bus.ready(),
   };
 
-  const metrics = createChatMetrics(io, presence, redis, registry);
-  coalesceWrites(io, { onCoalesced: metrics.coalesced });
-  releaseRequests(io);
+  const paths = fastPaths(config.FAST_PATH, log);
+  const slowConsumers = guardSlowConsumers(io, { maxBytes: config.MAX_CLIENT_BUFFER_BYTES, log, onClose: () => metrics.slowConsumer() });
+  const metrics = createChatMetrics(io, presence, redis, registry, { direct: paths.direct_write, overBudget: slowConsumers?.overBudget });
+  registerFastPathGauge(metrics.registry, paths);
+  if (paths.coalesce) coalesceWrites(io, { onCoalesced: metrics.coalesced });
+  if (paths.release_requests) releaseRequests(io);
   bus?.register(metrics.registry);
   ctx.metrics = metrics;
 
@@ -188,15 +201,32 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     presence,
     metrics,
     bus,
+    fastPaths: paths,
     ready: ctx.busReady,
     async drain(seconds) {
       draining = true;
       httpServer.close();
-      await drainClients(io, seconds, log);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000 + 200)));
+      await Promise.race([drainClients(io, seconds, log), late]);
+      clearTimeout(timer);
+      // On a loaded machine the paced batches can fall behind: whoever they did not reach in time
+      // is disconnected now, all at once (a transport close: the client reconnects elsewhere and
+      // catches up), so that shutdown stays within its bound.
+      const left = [...io.of("/").sockets.values()];
+      if (left.length) log.warn({ clients: left.length }, "drain window over: disconnecting the rest at once");
+      for (const socket of left) socket.conn.close(true);
     },
-    async close() {
+    async close(graceMs = 500) {
       listener.stopWatching();
-      await new Promise<void>((resolve) => io.close(() => resolve()));
+      slowConsumers?.stop();
+      const closed = new Promise<void>((resolve) => io.close(() => resolve()));
+      const stragglers = setTimeout(() => {
+        const destroyed = connections.destroyAll();
+        if (destroyed) log.info({ destroyed }, "destroyed connections still open after the drain");
+      }, graceMs);
+      await closed;
+      clearTimeout(stragglers);
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
     },
   };

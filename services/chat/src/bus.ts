@@ -3,6 +3,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Namespace, Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { BUS_KEY, BUS_MAIN_CHANNEL, busRoomChannel, type BusMode, type Logger } from "@chat/shared";
+import { quietCommands, redisSubscriptions, wrapAddAll } from "./compat/index.js";
 
 /** The Socket.IO adapter between the pods, in either bus mode, and what it is subscribed to. */
 export interface ChatBus {
@@ -24,7 +25,6 @@ interface AdapterState {
   uid: string;
   rooms: Map<string, Set<string>>;
   sids: Map<string, Set<string>>;
-  addAll(id: string, rooms: Set<string>): Promise<void> | void;
 }
 
 const noop = () => undefined;
@@ -50,9 +50,13 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
   const adapter = () => io.of("/").adapter as unknown as AdapterState;
 
   /** Channels (and patterns) Redis has confirmed on the subscriber connection. */
+  let unreadable = false;
   const subscriptions = (): string[] => {
-    const set = sub.condition?.subscriber;
-    return set ? (["ssubscribe", "subscribe", "psubscribe"] as const).flatMap((kind) => set.channels(kind)) : [];
+    const channels = redisSubscriptions(sub);
+    if (channels) return channels;
+    if (!unreadable) log.warn("cannot read the Redis subscriber's subscriptions (ioredis internals changed): /debug/bus and the repair after a reconnect are off");
+    unreadable = true;
+    return [];
   };
   /** In sharded mode: the two channels every adapter has, and one per room with a local member. */
   const expected = (): string[] => {
@@ -77,6 +81,11 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
     try {
       await sub.ping();
       if (mine !== generation) return;
+      if (unreadable) {
+        settled = true;
+        for (const listener of listeners) listener();
+        return;
+      }
       const have = new Set(subscriptions());
       const want = new Set(expected());
       const missing = [...want].filter((channel) => !have.has(channel));
@@ -146,12 +155,7 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
  * live. It never rejects: if Redis is gone, the join fails on its next command anyway.
  */
 function awaitableJoins(adapter: AdapterState, sub: Redis): void {
-  const addAll = adapter.addAll.bind(adapter);
-  adapter.addAll = (id, rooms) => {
-    void addAll(id, rooms);
-    if ([...rooms].some((room) => room !== id)) return sub.ping().then(noop, noop);
-    return undefined;
-  };
+  wrapAddAll(adapter, (id, rooms) => ([...rooms].some((room) => room !== id) ? sub.ping().then(noop, noop) : undefined));
 }
 
 /**
@@ -160,13 +164,7 @@ function awaitableJoins(adapter: AdapterState, sub: Redis): void {
  * Dropping it is expected, and `settle` repairs the subscriptions on reconnect: log it at debug.
  */
 function quietSubscriptions(sub: Redis, log: Logger): void {
-  for (const name of ["ssubscribe", "sunsubscribe"] as const) {
-    const original = sub[name].bind(sub) as (...args: unknown[]) => Promise<unknown>;
-    const quiet = (...args: unknown[]) => {
-      const reply = original(...args);
-      reply.catch((err: Error) => log.debug({ command: name, err: err.message }, "bus subscription change dropped; repaired on reconnect"));
-      return reply;
-    };
-    (sub as unknown as Record<string, unknown>)[name] = quiet;
-  }
+  quietCommands(sub, ["ssubscribe", "sunsubscribe"], (command, err) =>
+    log.debug({ command, err: err.message }, "bus subscription change dropped; repaired on reconnect"),
+  );
 }

@@ -1,15 +1,6 @@
+import type { Socket as NetSocket } from "node:net";
 import type { Server } from "socket.io";
-
-/** The part of an Engine.IO socket this module reads. */
-interface EngineSocket {
-  transport?: { name?: string; socket?: { _socket?: Corkable } };
-}
-
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-  writable?: boolean;
-}
+import { rawSocketOf, type EngineConn } from "./compat/index.js";
 
 export interface CoalesceOptions {
   /**
@@ -35,17 +26,16 @@ export interface CoalesceOptions {
  * batch just before it is written; the uncork is queued on `process.nextTick`, after the write.
  */
 export function coalesceWrites(io: Server, { onCoalesced }: CoalesceOptions = {}): void {
-  io.engine.on("flush", (socket: EngineSocket, buffer: unknown[]) => {
-    if (buffer.length < 2 || socket.transport?.name !== "websocket") return;
-    // ws keeps the net.Socket it writes to as `_socket`: not a public field, so check its shape.
-    const raw = socket.transport.socket?._socket;
-    if (!raw || typeof raw.cork !== "function" || raw.writable === false) return;
+  io.engine.on("flush", (socket: EngineConn, buffer: unknown[]) => {
+    if (buffer.length < 2) return;
+    const raw = rawSocketOf(socket);
+    if (!raw || raw.writable === false) return;
     raw.cork();
     process.nextTick(uncork, raw);
     onCoalesced?.(buffer.length);
   });
 }
 
-function uncork(raw: Corkable): void {
+function uncork(raw: NetSocket): void {
   raw.uncork();
 }

@@ -83,6 +83,13 @@ const schema = z
     MAX_TEXT_LENGTH: env.positiveInt(4000, 1_000_000),
     /** Largest Socket.IO frame in bytes; a bigger frame closes that connection (and only it). */
     MAX_HTTP_BUFFER_SIZE: env.positiveInt(64 * 1024, 100 * 1024 * 1024),
+    /**
+     * Bytes one connection may have queued and unread (Engine.IO's buffer, ws's and the TCP
+     * socket's) before it is closed as `slow_consumer`; 0 turns the budget off.
+     */
+    MAX_CLIENT_BUFFER_BYTES: env.nonNegativeInt(1024 * 1024, 1024 * 1024 * 1024),
+    /** `auto`: the fast delivery paths, each after its start-up check; `off`: Socket.IO's public paths only. */
+    FAST_PATH: z.enum(["auto", "off"], { message: "must be auto or off" }).default("auto"),
     /** Seconds after which a dead pod's members drop out of presence lists. */
     PRESENCE_TTL_SECONDS: env.positiveInt(30, 3600),
     /** Entries kept in each room's log (approximately: trimmed in blocks). */

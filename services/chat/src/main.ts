@@ -17,6 +17,8 @@ function configure(): ChatConfig {
 }
 
 const config = configure();
+/** After the drain, how long connections get to finish their close handshakes before they are destroyed. */
+const CLOSE_GRACE_MS = 500;
 const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.LOG_LEVEL });
 
 // Last line of defence: a rejected promise from a library (a publish during a Redis outage, say)
@@ -45,6 +47,10 @@ const operations = await startOperations({
   log,
   registry,
   shutdownDelaySeconds: config.SHUTDOWN_DELAY_SECONDS,
+  // The drain paces its disconnects over DRAIN_SECONDS; closing what is left takes at most
+  // CLOSE_GRACE_MS more. Whatever still hangs after that (Redis gone, say) is abandoned, so the
+  // process exits 0 within SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS + 2 s, always.
+  drainTimeoutMs: config.DRAIN_SECONDS * 1000 + 1200,
   debug: { "/debug/bus": () => server?.bus?.describe() ?? { mode: redis ? "not known yet" : "single-node" } },
   ready() {
     if (!server) throw new ProbeFailure("waiting for Redis to learn the message bus mode");
@@ -53,7 +59,7 @@ const operations = await startOperations({
   async drain() {
     if (server) {
       await server.drain(config.DRAIN_SECONDS);
-      await server.close();
+      await server.close(CLOSE_GRACE_MS);
     }
     if (redis) await Promise.allSettled([redis.pub.quit(), redis.sub.quit()]);
   },

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Presence } from "./presence.js";
-import { attachFanout } from "./fanout.js";
+import { attachFanout, type FanoutOptions } from "./fanout.js";
 
 /**
  * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
@@ -17,12 +17,24 @@ export interface ChatMetrics {
   replayed: Counter;
   /** Counts packets that left in one write with others (see coalesce.ts). */
   coalesced(packets: number): void;
+  /** Counts a connection closed for being over its outbound budget (see slow-consumer.ts). */
+  slowConsumer(): void;
 }
 
-export function createChatMetrics(io: Server, presence: Presence, redis?: { pub: Redis; sub: Redis }, registry = new Registry()): ChatMetrics {
+/** How broadcasts are written (fanout.ts): `direct` and `overBudget` as there. */
+export type DeliveryOptions = Pick<FanoutOptions, "direct" | "overBudget">;
+
+export function createChatMetrics(
+  io: Server,
+  presence: Presence,
+  redis?: { pub: Redis; sub: Redis },
+  registry = new Registry(),
+  delivery: DeliveryOptions = {},
+): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
   const writes = { direct: 0, engine: 0 };
   const coalesced = { total: 0 };
+  const slow = { total: 0 };
 
   new Gauge({
     name: "chat_connected_clients",
@@ -60,6 +72,13 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     "path",
     writes,
   );
+  tally(
+    registry,
+    "chat_slow_consumer_disconnects_total",
+    "Connections closed (slow_consumer) because more than MAX_CLIENT_BUFFER_BYTES was queued for them unread.",
+    undefined,
+    slow,
+  );
   const fanout = new Histogram({
     name: "chat_fanout_latency_seconds",
     help: "From a message's timestamp (taken when it is stored) to its emission to this pod's sockets.",
@@ -70,6 +89,7 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
   // Counted once per broadcast (fanout.ts), so the fan-out latency is observed once per message
   // per pod, and nothing runs per recipient.
   attachFanout(io.of("/").adapter, {
+    ...delivery,
     observe(event, payload, recipients, direct) {
       writes.direct += direct;
       writes.engine += recipients - direct;
@@ -103,6 +123,7 @@ export function createChatMetrics(io: Server, presence: Presence, redis?: { pub:
     coalesced: (packets) => {
       coalesced.total += packets;
     },
+    slowConsumer: () => void slow.total++,
   };
 }
 

@@ -1,13 +1,6 @@
 import { ServerResponse, type IncomingMessage } from "node:http";
-import type { Socket as NetSocket } from "node:net";
 import type { Server } from "socket.io";
-
-/** What Engine.IO hands its middlewares as the response of a WebSocket upgrade. */
-interface UpgradeResponse {
-  req: IncomingMessage | null;
-  socket: NetSocket;
-  writeHead(...args: unknown[]): unknown;
-}
+import { releaseUpgradeResponse, type UpgradeResponse } from "./compat/index.js";
 
 /**
  * Lets the HTTP request behind each connection be collected once the connection is up.
@@ -23,21 +16,7 @@ interface UpgradeResponse {
  */
 export function releaseRequests(io: Server): void {
   io.engine.use((_req: IncomingMessage, res: ServerResponse | UpgradeResponse, next: () => void) => {
-    if (!(res instanceof ServerResponse) && "req" in res && typeof res.writeHead === "function") {
-      // The response registered its `close` listener when it was made, just before the middlewares.
-      const closers = res.socket.rawListeners("close");
-      const own = closers[closers.length - 1];
-      // Engine.IO calls writeHead() just before handing the socket to `ws`, which completes the
-      // upgrade synchronously; neither the response nor its request is read after that.
-      const writeHead = res.writeHead;
-      res.writeHead = (...args: unknown[]) => {
-        setImmediate(() => {
-          res.req = null;
-          if (own) res.socket.removeListener("close", own as (...a: unknown[]) => void);
-        });
-        return writeHead.apply(res, args);
-      };
-    }
+    if (!(res instanceof ServerResponse) && "req" in res && typeof res.writeHead === "function") releaseUpgradeResponse(res);
     next();
   });
   io.on("connection", (socket) => {

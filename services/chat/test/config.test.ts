@@ -25,6 +25,8 @@ describe("configuration at start", () => {
     ["CORS_ORIGINS=*", { CORS_ORIGINS: "*" }, /CORS_ORIGINS/],
     ["an unknown AUTH_MODE", { AUTH_MODE: "none" }, /AUTH_MODE: must be open or jwt/],
     ["a negative rate limit", { RATE_LIMIT_CONNECTIONS_PER_IP: "-1" }, /RATE_LIMIT_CONNECTIONS_PER_IP/],
+    ["a negative outbound budget", { MAX_CLIENT_BUFFER_BYTES: "-1" }, /MAX_CLIENT_BUFFER_BYTES/],
+    ["an unknown FAST_PATH", { FAST_PATH: "on" }, /FAST_PATH: must be auto or off/],
   ])("refuses to start with %s", async (_name, env, message) => {
     const chat = await startService("chat", { wait: false, env });
     expect(await chat.exited).toBe(1);

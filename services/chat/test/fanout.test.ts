@@ -74,4 +74,18 @@ describe("room fan-out", () => {
     await waitFor(() => inboxes.every((inbox) => inbox.length >= 240), { what: () => `240 messages each (got ${inboxes.map((i) => i.length)})` });
     for (const inbox of inboxes) expect(inbox.map((m) => m.id)).toEqual(order);
   });
+
+  it("puts every delivery on Engine.IO's path with FAST_PATH=off, and says so in chat_fast_path", async () => {
+    const off = await startService("chat", { pod: "chat-off", env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", FAST_PATH: "off" } });
+    const members = await Promise.all([0, 1].map((i) => connectClient(off.url, `off-${i}`)));
+    await joinAll(members, "off");
+    const inboxes = members.map((m) => record<{ text: string }>(m, "message"));
+    for (let i = 0; i < 5; i++) expect(((await members[0]!.emitWithAck("message", { room: "off", text: `o${i}` })) as Ack).ok).toBe(true);
+    await waitFor(() => inboxes.every((inbox) => inbox.length === 5), { what: () => `5 messages each (got ${inboxes.map((i) => i.length)})` });
+    expect(await writes(off, "direct")).toBe(0);
+    expect(await writes(off, "engine")).toBeGreaterThanOrEqual(10);
+    const gauges = async (pod: ServiceProcess) => (await (await fetch(`${pod.probeUrl}/metrics`)).text()).split("\n").filter((l) => l.startsWith("chat_fast_path{")).sort();
+    expect(await gauges(off)).toEqual(['chat_fast_path{path="coalesce"} 0', 'chat_fast_path{path="direct_write"} 0', 'chat_fast_path{path="release_requests"} 0']);
+    expect(await gauges(pods[0]!)).toEqual(['chat_fast_path{path="coalesce"} 1', 'chat_fast_path{path="direct_write"} 1', 'chat_fast_path{path="release_requests"} 1']);
+  });
 });

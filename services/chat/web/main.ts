@@ -101,6 +101,7 @@ function connect(name: string): ChatClient {
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
   const next = new ChatClient(location.origin, { auth: token ? { token } : { name } });
   next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
+  next.on("slow_consumer", () => notice("This page fell behind the room (a slow link?): reconnecting and catching up."));
   next.on("joined", ({ room, members: list }) => {
     if (room !== currentRoom) return;
     members.clear();

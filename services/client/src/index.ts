@@ -1,6 +1,7 @@
 import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
+import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
 import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
@@ -21,6 +22,12 @@ interface RoomState {
   joining?: Promise<JoinResult>;
   /** The retrying re-sync under way, if any. */
   syncing?: Promise<void>;
+}
+
+/** The close code of the WebSocket behind a "transport close", when there was one. */
+function closedBy(details: unknown): number | undefined {
+  const code = (details as { context?: { code?: unknown } } | undefined)?.context?.code;
+  return typeof code === "number" ? code : undefined;
 }
 
 /** Answers worth another try: the server (or its Redis) will come back. */
@@ -56,8 +63,9 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       this.ended = undefined;
       void this.resyncAll();
     });
-    socket.on("disconnect", (reason) => {
+    socket.on("disconnect", (reason, details) => {
       this.emitReserved("status", false);
+      if (closedBy(details) === SLOW_CONSUMER_CLOSE.code) this.emitReserved("slow_consumer");
       if (reason !== "io server disconnect") return;
       // A pod that drains disconnects us on purpose; reconnect at once, to another pod. So does
       // an expired session when `auth` can hand out a fresh token. A revoked one stays down.

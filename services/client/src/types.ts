@@ -82,6 +82,12 @@ export interface ClientEvents {
    * disconnected).
    */
   session_ended: (ended: SessionEnded) => void;
+  /**
+   * The server closed the connection because this client was not reading what it was sent
+   * (`slow_consumer`: more than the pod's `MAX_CLIENT_BUFFER_BYTES` queued for it). Nothing to do:
+   * the client reconnects and catches up from the room logs on its own, like after any drop.
+   */
+  slow_consumer: () => void;
 }
 
 export interface JoinResult {

@@ -1,6 +1,7 @@
 export * from "./config.js";
 export * from "./logger.js";
 export * from "./protocol.js";
+export * from "./close-codes.js";
 export * from "./redis.js";
 export * from "./notification.js";
 export * from "./room-log.js";

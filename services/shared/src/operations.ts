@@ -22,6 +22,12 @@ export interface OperationsOptions {
   /** Drains the service's work and closes its connections; the process then exits 0. */
   drain: () => Promise<void>;
   /**
+   * Milliseconds after which a `drain()` that has not finished is abandoned (with a warning) and
+   * the process exits 0 anyway, so that shutdown always ends before the orchestrator's SIGKILL.
+   * @default undefined (wait for drain())
+   */
+  drainTimeoutMs?: number;
+  /**
    * `/livez` fails when the event loop has not ticked for this long.
    * @default 10000
    */
@@ -101,19 +107,36 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     sendFailuresDuringShutdown: false,
     signals: ["SIGTERM", "SIGINT"],
     useExit0: true,
-    timeout: 1000,
+    // The probe server's own keep-alive connections (a Prometheus scrape) get this long to end.
+    timeout: 500,
     logger: (msg, err) => log.error({ err }, msg),
     beforeShutdown: async () => {
       shuttingDown = true;
       log.info({ delaySeconds: shutdownDelaySeconds }, "shutting down: readiness fails, waiting before draining");
       await new Promise((resolve) => setTimeout(resolve, shutdownDelaySeconds * 1000));
-      await options.drain();
+      await boundedDrain(options, log);
     },
     onShutdown: async () => log.info("bye"),
   });
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
   return { server, port: (server.address() as AddressInfo).port, shuttingDown: () => shuttingDown };
+}
+
+/** Runs `drain()`, for at most `drainTimeoutMs`; a failure or an overrun is logged, never thrown. */
+async function boundedDrain({ drain, drainTimeoutMs }: OperationsOptions, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const overrun = new Promise<"overrun">((resolve) => {
+    if (drainTimeoutMs !== undefined) timer = setTimeout(resolve, drainTimeoutMs, "overrun");
+  });
+  try {
+    const result = await Promise.race([drain().then(() => "done" as const), overrun]);
+    if (result === "overrun") log.warn({ drainTimeoutMs }, "drain did not finish in time: exiting anyway");
+  } catch (err) {
+    log.error({ err }, "drain failed: exiting anyway");
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export { ProbeFailure };

@@ -227,3 +227,4 @@ export function validate<T>(
  * must agree on it, so it lives here once.
  */
 export const BUS_KEY = "socket.io";
+

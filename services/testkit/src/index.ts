@@ -6,3 +6,4 @@ export * from "./browser.js";
 export * from "./balancer.js";
 export * from "./prometheus.js";
 export * from "./redis-cluster.js";
+export * from "./raw-client.js";
