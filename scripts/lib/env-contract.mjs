@@ -57,7 +57,7 @@ export const VALUE_TO_ENV = {
     ["notifier.maxDataBytes", "NOTIFIER_MAX_DATA_BYTES", num],
     ["notifier.dedupeWindowSeconds", "NOTIFIER_DEDUPE_WINDOW_SECONDS", num],
     ["notifier.claimIdleMs", "NOTIFIER_CLAIM_IDLE_MS", num], ["notifier.batchSize", "NOTIFIER_BATCH_SIZE", num],
-    ["notifier.blockMs", "NOTIFIER_BLOCK_MS", num], ["notifier.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num],
+    ["notifier.pollMs", "NOTIFIER_POLL_MS", num], ["notifier.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num],
     ["history.maxEntries", "HISTORY_MAX_ENTRIES", num], ["history.maxAgeSeconds", "HISTORY_MAX_AGE_SECONDS", num],
   ],
 };

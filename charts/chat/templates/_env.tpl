@@ -129,7 +129,7 @@ NOTIFIER_MAX_DATA_BYTES: {{ $n.maxDataBytes | int64 | quote }}
 NOTIFIER_DEDUPE_WINDOW_SECONDS: {{ $n.dedupeWindowSeconds | int64 | quote }}
 NOTIFIER_CLAIM_IDLE_MS: {{ $n.claimIdleMs | int64 | quote }}
 NOTIFIER_BATCH_SIZE: {{ $n.batchSize | int64 | quote }}
-NOTIFIER_BLOCK_MS: {{ $n.blockMs | int64 | quote }}
+NOTIFIER_POLL_MS: {{ $n.pollMs | int64 | quote }}
 SHUTDOWN_DELAY_SECONDS: {{ $n.shutdownDelaySeconds | int64 | quote }}
 {{- end }}
 

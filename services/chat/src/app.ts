@@ -4,7 +4,7 @@ import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
+import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, createStorageQuota, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
@@ -121,6 +121,12 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60, blockInMemory: true }),
     userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60, blockInMemory: true }),
     members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60, blockInMemory: true }),
+    storage: createStorageQuota(redis?.pub, {
+      userBytes: config.QUOTA_USER_BYTES,
+      roomBytes: config.QUOTA_ROOM_BYTES,
+      totalBytes: config.QUOTA_TOTAL_BYTES,
+      windowSeconds: config.QUOTA_WINDOW_SECONDS,
+    }),
   };
   const ctx: ChatContext = {
     io,

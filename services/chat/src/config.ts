@@ -116,6 +116,14 @@ const schema = z.object({
    * every new connection in open mode.
    */
   RATE_LIMIT_CONNECTIONS_PER_IP: env.nonNegativeInt(120, 1_000_000),
+  /**
+   * Storage quotas: bytes added to room logs per `QUOTA_WINDOW_SECONDS`, per user, per room and
+   * in total, across all pods (0: no limit). Without them one account stored about 1 GB an hour.
+   */
+  QUOTA_USER_BYTES: env.nonNegativeInt(10_000_000, 1e12),
+  QUOTA_ROOM_BYTES: env.nonNegativeInt(50_000_000, 1e12),
+  QUOTA_TOTAL_BYTES: env.nonNegativeInt(1_000_000_000, 1e12),
+  QUOTA_WINDOW_SECONDS: env.positiveInt(3600, 7 * 86_400),
   /** New connections per authenticated user per minute, across all pods, in jwt mode (0: no limit). */
   RATE_LIMIT_CONNECTIONS_PER_USER: env.nonNegativeInt(60, 1_000_000),
   /** Events (join, leave, message, anything) one connection may send per second, sustained, counted in memory (0: no limit). */

@@ -1,6 +1,6 @@
 import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
-import type { Logger, RateLimit, RoomLog } from "@chat/shared";
+import type { Logger, RateLimit, RoomLog, StorageQuota } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatMetrics } from "./metrics.js";
 import type { Presence } from "./presence.js";
@@ -14,7 +14,7 @@ export interface ChatContext {
   /** Every room's log: messages are appended to it, and published by it, before they are acked. */
   history: RoomLog;
   /** Rate limits; a limit that is turned off is undefined. */
-  limits: { messages?: RateLimit; joins?: RateLimit; userReads?: RateLimit; connections?: RateLimit; userConnections?: RateLimit; members?: RateLimit };
+  limits: { messages?: RateLimit; joins?: RateLimit; userReads?: RateLimit; connections?: RateLimit; userConnections?: RateLimit; members?: RateLimit; storage?: StorageQuota };
   /** The Redis connections, when scaled out. */
   redis?: { pub: Redis; sub: Redis };
   /** Set once built; handlers count what they serve. */

@@ -1,10 +1,22 @@
-import { fail, messageRequest, ok, rateLimited, validate } from "@chat/shared";
+import { fail, messageRequest, ok, rateLimited, storedBodyBytes, validate, type ProtocolError, type QuotaScope } from "@chat/shared";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
 
 const unavailable = () =>
   fail("unavailable", "the message could not be stored; it was not sent. Retry with the same clientMsgId");
+
+const QUOTA_OWNER: Record<QuotaScope, string> = {
+  user: "you have",
+  room: "this room has",
+  total: "this chat has",
+};
+
+/** A storage quota's refusal: which quota, how much it allows, and when a retry can pass. */
+function overQuota(scope: QuotaScope, limitBytes: number, windowSeconds: number, retryAfterMs: number): { ok: false; error: ProtocolError } {
+  const message = `${QUOTA_OWNER[scope]} stored the most allowed (${limitBytes} bytes per ${windowSeconds} s); retry in ${retryAfterMs} ms`;
+  return { ok: false, error: { code: "rate_limited", message, retryAfterMs } };
+}
 
 export function messageHandlers(ctx: ChatContext): { message: Handler } {
   // Built once: the schema depends on configuration only.
@@ -24,10 +36,18 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
       if (!ctx.busReady()) return unavailable();
       const user = userOf(socket);
+      const body = { room, text, user };
+      // Checked in memory before the append, charged after it: only what was stored is counted,
+      // and a refused message costs no Redis work (storage-quota.ts).
+      const quota = ctx.limits.storage;
+      const spent = quota?.check(user.id, room);
+      if (spent && !spent.ok) {
+        ctx.metrics?.rateLimited.inc({ kind: `storage_${spent.scope}` });
+        return overQuota(spent.scope, spent.limitBytes, ctx.config.QUOTA_WINDOW_SECONDS, spent.retryAfterMs);
+      }
       try {
         // Length-prefixed, so user "org" with "team:m1" and user "org:team" with "m1" do not meet.
         const dedupe = clientMsgId ? { scope: `u:${user.id.length}:${user.id}:${clientMsgId}`, ttlSeconds } : undefined;
-        const body = { room, text, user };
         // Per user, across every pod and connection: a second tab or pod does not double the rate.
         // The limit is counted in the same round trip as the append (room-log.ts).
         const limiter = ctx.limits.messages;
@@ -39,6 +59,7 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
           return rateLimited("messages", result.retryAfterMs);
         }
         const { id, ts, duplicate } = result;
+        if (quota && !duplicate) await quota.charge(user.id, room, storedBodyBytes(body));
         return ok(duplicate ? { id, ts, duplicate } : { id, ts });
       } catch (err) {
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
-import type { ErrorCode, Logger, RateLimit } from "@chat/shared";
+import { UnencodableError, validate, type ErrorCode, type Logger, type RateLimit } from "@chat/shared";
 import { createKeyCheck } from "./auth.js";
 import type { NotifierConfig } from "./config.js";
 import { checkHttpBody, checkTarget, type Checked, type Target } from "./events.js";
@@ -19,7 +19,7 @@ function sendRateLimited(res: Response, retryAfterMs: number): void {
 }
 
 export interface NotifierAppOptions {
-  config: Pick<NotifierConfig, "NOTIFIER_API_KEYS" | "NOTIFIER_MAX_DATA_BYTES">;
+  config: Pick<NotifierConfig, "NOTIFIER_API_KEYS" | "NOTIFIER_MAX_DATA_BYTES" | "NOTIFIER_MAX_DATA_DEPTH">;
   log: Logger;
   publisher: Publisher;
   revoker: Revoker;
@@ -43,6 +43,7 @@ function sendError(res: Response, status: number, code: HttpErrorCode, message: 
  */
 export function createNotifierApp({ config, log, publisher, revoker, metrics, rateLimit, redisReady }: NotifierAppOptions): Express {
   const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
+  const dataLimits = { maxBytes: maxDataBytes, maxDepth: config.NOTIFIER_MAX_DATA_DEPTH };
   const app = express();
   app.disable("x-powered-by");
   app.use(metrics.httpTimer);
@@ -88,7 +89,7 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
 
   async function accept(res: Response, target: Checked<Target>, body: unknown): Promise<void> {
     if (!target.ok) return sendError(res, 400, "bad_request", target.reason);
-    const checked = checkHttpBody(body, maxDataBytes);
+    const checked = checkHttpBody(body, dataLimits);
     if (!checked.ok) {
       return sendError(res, checked.tooLarge ? 413 : 400, checked.tooLarge ? "payload_too_large" : "bad_request", checked.reason);
     }
@@ -106,6 +107,8 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
       log.debug({ id: event.id, target: target.value.kind, type, duplicate: !fresh }, "http event");
     } catch (err) {
       metrics.count("http", "failed");
+      // What the encoder cannot take is the caller's to fix (a 400); only Redis is a 503.
+      if (err instanceof UnencodableError) return sendError(res, 400, "bad_request", `data: ${err.message}`);
       log.warn({ id: event.id, err: (err as Error).message }, "http event not published");
       return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
     }
@@ -113,6 +116,7 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
   }
 
   const v1 = express.Router();
+  v1.use(metrics.routePrefix);
   v1.use(authenticate);
   v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) =>
     accept(res, checkTarget("room", req.params.room as string), req.body),
@@ -122,8 +126,9 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
   );
   v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
   v1.post("/tokens/revoke", requireJson, parseJson, async (req, res) => {
-    const parsed = revokeRequest.safeParse(req.body);
-    if (!parsed.success) return sendError(res, 400, "bad_request", parsed.error.issues[0]!.message);
+    // The same formatter as the events routes and the chat: every 400 names its field.
+    const parsed = validate(revokeRequest, req.body);
+    if (!parsed.ok) return sendError(res, 400, "bad_request", parsed.error.message);
     if (!redisReady()) return sendError(res, 503, "unavailable", "Redis is unreachable; the token was not revoked");
     try {
       const result = await revoker.revoke(parsed.data);

@@ -46,13 +46,32 @@ const schema = z.object({
   NOTIFIER_GROUP: z.string().min(1).max(200).default("notifier"),
   /** Largest `data`, in bytes of compact JSON. */
   NOTIFIER_MAX_DATA_BYTES: env.positiveInt(64 * 1024, 16 * 1024 * 1024),
+  /**
+   * Deepest nesting of arrays and objects in `data`. Socket.IO's msgpack encoder recurses, so a
+   * few thousand levels would overflow it; far fewer than that is any real payload.
+   */
+  NOTIFIER_MAX_DATA_DEPTH: env.positiveInt(32, 100_000),
   /** How long an event id is remembered, so a retry or redelivery with it is dropped. */
   NOTIFIER_DEDUPE_WINDOW_SECONDS: env.positiveInt(86_400, 30 * 86_400),
   /** A stream entry pending this long (its consumer presumably dead) is claimed by another replica. */
   NOTIFIER_CLAIM_IDLE_MS: env.positiveInt(30_000, 24 * 3_600_000),
   /** Stream entries read (or claimed) per round trip. */
   NOTIFIER_BATCH_SIZE: env.positiveInt(100, 10_000),
-  /** Longest a stream read waits for new entries; also bounds how quickly shutdown is noticed. */
+  /**
+   * Bytes of entries read (or claimed) per round trip: a batch stops at the entry that passes it,
+   * and a value longer than `NOTIFIER_MAX_DATA_BYTES` is cut short in Redis before it is sent.
+   */
+  NOTIFIER_BATCH_BYTES: env.positiveInt(1024 * 1024, 256 * 1024 * 1024),
+  /**
+   * Longest wait between two reads of a stream that had nothing new (the wait starts at 5 ms and
+   * doubles): the most an idle replica takes to see a new entry. Reads are polled, not blocking,
+   * so that their replies stay bounded by bytes.
+   */
+  NOTIFIER_POLL_MS: env.positiveInt(200, 5_000),
+  /**
+   * Ignored since reads are polled. Still accepted so that an environment (or chart) that sets it
+   * keeps starting during the upgrade; remove it.
+   */
   NOTIFIER_BLOCK_MS: env.positiveInt(5_000, 60_000),
   /** The rooms' log caps: set them as on the chat pods, since both append to the same logs. */
   HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   describeIssues,
+  validate,
   eventId,
   eventType,
   roomName,
@@ -62,20 +63,61 @@ const httpBody = z.strictObject(
   { error: "the body must be a JSON object { type, data, id? }" },
 );
 
+/** What `data` may be, on either intake. */
+export interface DataLimits {
+  /** Largest `data`, in bytes of compact JSON (the stream: of the text as sent). */
+  maxBytes: number;
+  /** Deepest nesting of arrays and objects; a scalar is depth 0, `[1]` depth 1. */
+  maxDepth: number;
+}
+
+/**
+ * Whether `value` nests at most `max` arrays or objects deep. Iterative, with an explicit stack:
+ * the point is to refuse what would overflow a recursive encoder (Socket.IO's msgpack), so the
+ * check itself must not recurse.
+ */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth + 1 > max) return false;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return true;
+}
+
+/** The one check of `data` both intakes run, once it is parsed: its depth. */
+function checkDepth(data: unknown, { maxDepth }: DataLimits): Checked<unknown> {
+  if (!nestsWithin(data, maxDepth)) return failed(`data: nests arrays or objects more than ${maxDepth} deep`);
+  return { ok: true, value: data };
+}
+
 /**
  * The body of `POST …/events`. `data` is any JSON value (null included) but must be present, so a
  * misspelt field never turns into an event without its payload.
  */
 export function checkHttpBody(
   body: unknown,
-  maxDataBytes: number,
+  limits: DataLimits,
 ): Checked<{ type: string; data: unknown; id?: string | undefined }> {
-  const result = httpBody.safeParse(body);
-  if (!result.success) return failed(describeIssues(result.error));
+  const result = validate(httpBody, body);
+  if (!result.ok) return failed(result.error.message);
+  // Depth first: measuring the size serialises `data`, and serialising recurses.
+  const deep = checkDepth(result.data.data, limits);
+  if (!deep.ok) return deep;
   // Measured as the compact JSON clients will receive, whatever whitespace the caller sent.
   const size = Buffer.byteLength(JSON.stringify(result.data.data));
-  if (size > maxDataBytes) return failed(`data: is ${size} bytes, more than the ${maxDataBytes} allowed`, true);
+  if (size > limits.maxBytes) return failed(`data: is ${size} bytes, more than the ${limits.maxBytes} allowed`, true);
   return { ok: true, value: result.data };
+}
+
+/** Index, among the values of `flat`, of the `data` field (there is exactly one by then). */
+function dataIndex(flat: string[]): number {
+  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === "data") return i / 2;
+  return -1;
 }
 
 const STREAM_FIELDS = new Set(["room", "user", "broadcast", "type", "data", "id"]);
@@ -85,7 +127,7 @@ const TARGET_FIELDS = ["room", "user", "broadcast"] as const;
  * One stream entry, as ioredis returns its fields: `[name, value, name, value, …]`. An entry
  * without an `id` field gets one derived from its entry id, so a redelivery of it dedupes too.
  */
-export function parseStreamEntry(entryId: string, flat: string[], maxDataBytes: number): Checked<NotifierEvent> {
+export function parseStreamEntry(entryId: string, flat: string[], limits: DataLimits, sizes?: number[]): Checked<NotifierEvent> {
   const fields = new Map<string, string>();
   const unknown: string[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -120,14 +162,17 @@ export function parseStreamEntry(entryId: string, flat: string[], maxDataBytes: 
   const raw = fields.get("data");
   if (raw === undefined) return failed("data: is required (JSON text, e.g. {} or null)");
   // Checked before parsing, so a huge entry costs no parse; the raw text is what the producer sent.
-  const size = Buffer.byteLength(raw);
-  if (size > maxDataBytes) return failed(`data: is ${size} bytes, more than the ${maxDataBytes} allowed`, true);
+  // The reader may have cut a long value short (stream-read.ts): `sizes` then holds the real length.
+  const size = sizes?.[dataIndex(flat)] ?? Buffer.byteLength(raw);
+  if (size > limits.maxBytes) return failed(`data: is ${size} bytes, more than the ${limits.maxBytes} allowed`, true);
   let data: unknown;
   try {
     data = JSON.parse(raw);
   } catch {
     return failed("data: is not valid JSON");
   }
+  const deep = checkDepth(data, limits);
+  if (!deep.ok) return deep;
 
   return { ok: true, value: { id: id.data, target, type: type.data, data } };
 }

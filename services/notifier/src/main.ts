@@ -38,7 +38,7 @@ const log = createLogger({ service: "notifier", pod: config.POD_NAME, level: con
 // Last line of defence: a rejected promise from a library is logged, never fatal.
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
-// Two connections: the stream loop's blocking reads would otherwise hold up HTTP publishes.
+// Two connections: the stream loop's batches would otherwise queue in front of HTTP publishes.
 const options = redisOptions(config.REDIS_URL, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
@@ -100,9 +100,10 @@ const consumer = startStreamConsumer({
   group: config.NOTIFIER_GROUP,
   consumer: `${config.POD_NAME}-${randomBytes(3).toString("hex")}`,
   batchSize: config.NOTIFIER_BATCH_SIZE,
-  blockMs: config.NOTIFIER_BLOCK_MS,
+  batchBytes: config.NOTIFIER_BATCH_BYTES,
+  pollMs: config.NOTIFIER_POLL_MS,
   claimIdleMs: config.NOTIFIER_CLAIM_IDLE_MS,
-  maxDataBytes: config.NOTIFIER_MAX_DATA_BYTES,
+  data: { maxBytes: config.NOTIFIER_MAX_DATA_BYTES, maxDepth: config.NOTIFIER_MAX_DATA_DEPTH },
 });
 started = { httpServer, consumer };
 

@@ -15,6 +15,8 @@ export interface NotifierMetrics {
   rateLimited: Counter;
   /** Times every HTTP request, by method, route template and status. */
   httpTimer: RequestHandler;
+  /** Mounted first in each router: remembers the router's mount path for `httpTimer`. */
+  routePrefix: RequestHandler;
 }
 
 export function createNotifierMetrics(redis: Redis, stream: string, group: string): NotifierMetrics {
@@ -31,7 +33,7 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     failed: new Counter({ name: "notifier_events_failed_total", help: "Events that could not be published (Redis unavailable), by intake.", labelNames: ["intake"], registers: [registry] }),
   };
   const rateLimited = new Counter({ name: "notifier_rate_limited_total", help: "HTTP API calls refused with 429 by the per-key rate limit.", registers: [registry] });
-  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries moved to the dead-letter stream.", registers: [registry] });
+  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries, and entries the encoder refuses, moved to the dead-letter stream.", registers: [registry] });
 
   // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
   const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
@@ -85,12 +87,20 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     deadLettered(n) {
       if (n > 0) deadLetters.inc(n);
     },
+    routePrefix(req, res, next) {
+      res.locals.routePrefix = req.baseUrl;
+      next();
+    },
     httpTimer(req, res, next) {
       const end = duration.startTimer({ method: req.method });
       res.once("finish", () => {
         // The matched route's template (never the concrete path, which holds room and user ids).
+        // The mount path as seen inside the router: by the time a response sent from an async
+        // handler finishes, Express has already reset `req.baseUrl` to "" (`/broadcast` beside
+        // `/v1/broadcast` for one route).
+        const prefix = typeof res.locals.routePrefix === "string" ? res.locals.routePrefix : req.baseUrl;
         const path = (req.route as { path?: string } | undefined)?.path;
-        const route = path ? `${req.baseUrl}${path}` : "unmatched";
+        const route = path ? `${prefix}${path}` : "unmatched";
         end({ route, status: String(res.statusCode) });
       });
       next();

@@ -1,5 +1,5 @@
 import type { Redis, Result } from "ioredis";
-import { NOTIFICATION_EVENT, createBusEmitter, userRoom, type BusMode, type RoomLog } from "@chat/shared";
+import { NOTIFICATION_EVENT, createBusEmitter, encodeOrRefuse, userRoom, type BusMode, type RoomLog } from "@chat/shared";
 import { toNotification, type NotifierEvent } from "./events.js";
 
 declare module "ioredis" {
@@ -31,7 +31,11 @@ export interface Publisher {
    * false for a duplicate. Rejects when Redis could not run it; retrying is then safe.
    */
   publish(event: NotifierEvent): Promise<boolean>;
-  /** The same for many events in one round trip; each result is the boolean or the error. */
+  /**
+   * The same for many events in one round trip; each result is the boolean or the error. An
+   * `UnencodableError` is the event's own fault and fails again on every retry; any other error
+   * is Redis's.
+   */
   publishMany(events: NotifierEvent[]): Promise<(boolean | Error)[]>;
 }
 
@@ -104,7 +108,14 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
         results[i] = publishToRoom(event, event.target.room);
         continue;
       }
-      const { channel, message } = encode(event, ts);
+      let encoded: Captured;
+      try {
+        encoded = encodeOrRefuse(() => encode(event, ts));
+      } catch (err) {
+        results[i] = Promise.resolve(err as Error);
+        continue;
+      }
+      const { channel, message } = encoded;
       pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message, publishCommand);
       piped.push(i);
     }

@@ -6,10 +6,14 @@ import { SESSION_ENDED_EVENT, createBusEmitter, revokedTokenKey, sessionRoom, ty
 const MAX_LIFETIME_SECONDS = 366 * 86_400;
 
 /** `POST /v1/tokens/revoke`: the token's id and its `exp` (seconds since the epoch), as in the token. */
-export const revokeRequest = z.strictObject({
-  jti: z.string().min(1, "jti must not be empty").max(256, "jti must be at most 256 characters"),
-  exp: z.number().int("exp must be whole seconds since the epoch").positive("exp must be whole seconds since the epoch"),
-});
+const SECONDS = "must be whole seconds since the epoch";
+export const revokeRequest = z.strictObject(
+  {
+    jti: z.string({ error: "must be a string (the token's jti)" }).min(1, "must not be empty").max(256, "must be at most 256 characters"),
+    exp: z.number({ error: SECONDS }).int(SECONDS).positive(SECONDS),
+  },
+  { error: "the body must be a JSON object { jti, exp }" },
+);
 export type RevokeRequest = z.infer<typeof revokeRequest>;
 
 export interface RevokeResult {

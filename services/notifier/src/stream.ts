@@ -1,11 +1,11 @@
 import type { Redis } from "ioredis";
-import type { Logger } from "@chat/shared";
-import { parseStreamEntry, type NotifierEvent } from "./events.js";
+import { UnencodableError, type Logger } from "@chat/shared";
+import { parseStreamEntry, type DataLimits, type NotifierEvent } from "./events.js";
 import type { NotifierMetrics } from "./metrics.js";
 import type { Publisher } from "./publisher.js";
+import { createStreamReader, type ReadBatch, type ReadEntry } from "./stream-read.js";
 
 export interface StreamConsumerOptions {
-  /** A connection of its own: a blocking read holds it for up to `blockMs`. */
   redis: Redis;
   /** Publishes through `redis`. */
   publisher: Publisher;
@@ -14,24 +14,54 @@ export interface StreamConsumerOptions {
   group: string;
   /** Unique per process, so a restart never silently inherits a dead consumer's entries. */
   consumer: string;
+  /** Entries read or claimed per round trip. */
   batchSize: number;
-  blockMs: number;
+  /** Bytes of entries read or claimed per round trip (at least one entry). */
+  batchBytes: number;
+  /** Longest wait between two reads that found nothing new (the wait doubles from 5 ms up to it). */
+  pollMs: number;
   claimIdleMs: number;
-  maxDataBytes: number;
+  data: DataLimits;
   metrics: NotifierMetrics;
 }
 
 export interface StreamConsumer {
-  /** Lets the batch in flight finish (acked), then resolves; a pending blocking read is cut. */
+  /** Lets the batch in flight finish (acked), then resolves. */
   stop(): Promise<void>;
 }
 
 /** Dead letters are for people to look at, not an archive: the oldest go past this many. */
 const DEAD_LETTER_MAXLEN = 10_000;
+/** The first wait after a read that found nothing; it doubles up to `pollMs`. */
+const IDLE_FIRST_WAIT_MS = 5;
 /** A consumer with nothing pending and idle this long is gone; it is removed from the group. */
 const STALE_CONSUMER_MS = 10 * 60_000;
 
-type Entry = [id: string, fields: string[] | null];
+/**
+ * A dead letter shows what was wrong, not an archive of the entry (its id is there, and the
+ * stream still holds it until trimmed): each name and value is cut to this many characters.
+ */
+const DEAD_LETTER_VALUE_CHARS = 2048;
+
+interface Malformed {
+  entryId: string;
+  reason: string;
+  fields: [string, string][];
+}
+
+/** The entry's fields for its dead letter: each cut short, saying how long it really was. */
+function deadLetterFields({ fields, sizes }: ReadEntry): [string, string][] {
+  const pairs: [string, string][] = [];
+  const flat = fields ?? [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i]!.slice(0, 64);
+    const value = flat[i + 1]!;
+    const size = sizes[i / 2] ?? Buffer.byteLength(value);
+    const cut = value.length > DEAD_LETTER_VALUE_CHARS || size > Buffer.byteLength(value);
+    pairs.push([name, cut ? `${value.slice(0, DEAD_LETTER_VALUE_CHARS)}… (${size} bytes in all)` : value]);
+  }
+  return pairs;
+}
 
 const delay = (ms: number, cancel: Promise<void>) =>
   Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), cancel]);
@@ -44,16 +74,24 @@ const delay = (ms: number, cancel: Promise<void>) =>
  * backs off and resumes when Redis does.
  */
 export function startStreamConsumer(options: StreamConsumerOptions): StreamConsumer {
-  const { redis, publisher, log, stream, group, consumer, batchSize, claimIdleMs, maxDataBytes, metrics } = options;
+  const { redis, publisher, log, stream, group, consumer, batchSize, claimIdleMs, data, metrics } = options;
   const deadStream = `${stream}:dead`;
   // Claiming at half the idle time bounds how late a dead replica's entries are picked up.
   const claimEveryMs = Math.max(50, Math.floor(claimIdleMs / 2));
-  const blockMs = Math.min(options.blockMs, claimEveryMs);
+  // Values up to the data limit come whole (the other valid fields are short); longer ones are
+  // cut in Redis and dead-lettered by their real size.
+  const reader = createStreamReader(redis, {
+    stream,
+    group,
+    consumer,
+    count: batchSize,
+    budget: options.batchBytes,
+    cap: Math.max(data.maxBytes, DEAD_LETTER_VALUE_CHARS),
+  });
 
   let stopping = false;
   let signalStop!: () => void;
   const stopped = new Promise<void>((resolve) => (signalStop = resolve));
-  let reading = false;
 
   async function ensureGroup(): Promise<void> {
     try {
@@ -66,12 +104,10 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
   }
 
   /** Moves and acks in one transaction: a malformed entry is never retried, nor lost. */
-  async function deadLetter(malformed: { entryId: string; reason: string; fields: string[] }[]): Promise<void> {
+  async function deadLetter(malformed: Malformed[]): Promise<void> {
     const tx = redis.multi();
     for (const { entryId, reason, fields } of malformed) {
-      const pairs: [string, string][] = [];
-      for (let i = 0; i + 1 < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
-      tx.xadd(deadStream, "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "entry", entryId, "reason", reason, "fields", JSON.stringify(pairs));
+      tx.xadd(deadStream, "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "entry", entryId, "reason", reason, "fields", JSON.stringify(fields));
     }
     tx.xack(stream, group, ...malformed.map((m) => m.entryId));
     const results = await tx.exec();
@@ -83,67 +119,45 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     }
   }
 
-  async function handle(entries: Entry[], source: string): Promise<void> {
-    const events: { entryId: string; event: NotifierEvent }[] = [];
+  async function handle(entries: ReadEntry[], source: string): Promise<void> {
+    const events: { entry: ReadEntry; event: NotifierEvent }[] = [];
     const done: string[] = [];
-    const malformed: { entryId: string; reason: string; fields: string[] }[] = [];
-    for (const [entryId, fields] of entries) {
+    const malformed: Malformed[] = [];
+    for (const entry of entries) {
       // Trimmed away while pending: there is nothing left to deliver.
-      if (fields === null) done.push(entryId);
+      if (entry.fields === null) done.push(entry.id);
       else {
-        const parsed = parseStreamEntry(entryId, fields, maxDataBytes);
-        if (parsed.ok) events.push({ entryId, event: parsed.value });
-        else malformed.push({ entryId, reason: parsed.reason, fields });
+        const parsed =
+          entry.fieldCount * 2 > entry.fields.length
+            ? { ok: false as const, reason: `${entry.fieldCount} fields: an entry has at most 4 (a target, type, data, id)` }
+            : parseStreamEntry(entry.id, entry.fields, data, entry.sizes);
+        if (parsed.ok) events.push({ entry, event: parsed.value });
+        else malformed.push({ entryId: entry.id, reason: parsed.reason, fields: deadLetterFields(entry) });
       }
     }
     if (malformed.length) await deadLetter(malformed);
 
     const results = await publisher.publishMany(events.map((e) => e.event));
     let failures = 0;
+    // An event the encoder refuses would fail the same way on every retry, on every replica, and
+    // hold up everything behind it: it is dead-lettered like a malformed entry.
+    const poison: Malformed[] = [];
     for (const [i, result] of results.entries()) {
-      if (result instanceof Error) failures++;
-      else done.push(events[i]!.entryId);
-      if (result === false) log.debug({ id: events[i]!.event.id, entry: events[i]!.entryId }, "duplicate event id: acked only");
+      const { entry, event } = events[i]!;
+      if (result instanceof UnencodableError) poison.push({ entryId: entry.id, reason: `data: ${result.message}`, fields: deadLetterFields(entry) });
+      else if (result instanceof Error) failures++;
+      else done.push(entry.id);
+      if (result === false) log.debug({ id: event.id, entry: entry.id }, "duplicate event id: acked only");
     }
+    if (poison.length) await deadLetter(poison);
     if (done.length) await redis.xack(stream, group, ...done);
-    log.debug({ source, count: entries.length, published: events.length - failures, dead: malformed.length }, "stream batch");
+    log.debug({ source, count: entries.length, published: events.length - failures - poison.length, dead: malformed.length + poison.length }, "stream batch");
     // Unpublished entries stay pending: they are read again from this consumer's history below.
-    metrics.count("stream", "accepted", events.length);
+    metrics.count("stream", "accepted", events.length - poison.length);
     metrics.count("stream", "delivered", results.filter((r) => r === true).length);
     metrics.count("stream", "duplicate", results.filter((r) => r === false).length);
     metrics.count("stream", "failed", failures);
     if (failures) throw new Error(`${failures} stream event(s) not published`);
-  }
-
-  /** This consumer's own pending entries, from `cursor` on: a batch that failed midway. */
-  async function readOwnHistory(cursor: string): Promise<Entry[]> {
-    const reply = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", batchSize, "STREAMS", stream, cursor)) as
-      | [string, Entry[]][]
-      | null;
-    return reply?.[0]?.[1] ?? [];
-  }
-
-  async function readNew(): Promise<Entry[]> {
-    // Checked in the same tick as the read is sent, so stop() either sees `reading` or we see it.
-    if (stopping) return [];
-    reading = true;
-    try {
-      const reply = (await redis.xreadgroup(
-        "GROUP", group, consumer, "COUNT", batchSize, "BLOCK", blockMs, "STREAMS", stream, ">",
-      )) as [string, Entry[]][] | null;
-      return reply?.[0]?.[1] ?? [];
-    } finally {
-      reading = false;
-    }
-  }
-
-  async function claim(cursor: string): Promise<[string, Entry[]]> {
-    const [next, entries] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, cursor, "COUNT", batchSize)) as [
-      string,
-      Entry[],
-    ];
-    if (entries.length) log.info({ count: entries.length }, "claimed entries a dead consumer left pending");
-    return [next, entries];
   }
 
   /** Removes consumers that have been gone for long and hold nothing, so restarts don't pile up. */
@@ -168,31 +182,43 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     let lastReap = 0;
     let failing = false;
     let backoffMs = 100;
+    let idleMs = 0;
     while (!stopping) {
       try {
         if (!groupReady) {
           await ensureGroup();
           groupReady = true;
         }
+        // A batch the byte budget cut short left the rest pending to us: read our history next.
+        const continueAfter = (batch: ReadBatch) => (batch.more ? batch.entries.at(-1)!.id : undefined);
         if (history !== undefined) {
-          const entries = await readOwnHistory(history);
-          if (entries.length === 0) history = undefined;
+          const batch = await reader.read(history);
+          if (batch.entries.length === 0) history = undefined;
           else {
-            history = entries.at(-1)![0];
-            await handle(entries, "history");
+            history = batch.entries.at(-1)!.id;
+            await handle(batch.entries, "history");
           }
         } else if (claimCursor !== "0-0" || Date.now() - lastClaimPass >= claimEveryMs) {
-          const [next, entries] = await claim(claimCursor);
-          claimCursor = next;
-          if (next === "0-0") lastClaimPass = Date.now();
-          await handle(entries, "claimed");
+          const batch = await reader.claim(claimCursor, claimIdleMs);
+          claimCursor = batch.cursor!;
+          if (claimCursor === "0-0") lastClaimPass = Date.now();
+          if (batch.entries.length) log.info({ count: batch.entries.length }, "claimed entries a dead consumer left pending");
+          history = continueAfter(batch);
+          await handle(batch.entries, "claimed");
           if (Date.now() - lastReap >= 60_000) {
             lastReap = Date.now();
             await reapStaleConsumers();
           }
         } else {
-          const entries = await readNew();
-          if (!stopping || entries.length) await handle(entries, "new");
+          // Polled, not a blocking XREADGROUP: a blocking read would hand over whole entries,
+          // whatever their size, where the script sends a bounded part of them.
+          // The wait doubles while the stream stays idle, so an idle replica costs little, and
+          // starts again at nothing as soon as entries come.
+          const batch = await reader.read(">");
+          history = continueAfter(batch);
+          idleMs = batch.entries.length ? 0 : Math.min(options.pollMs, Math.max(IDLE_FIRST_WAIT_MS, idleMs * 2));
+          if (batch.entries.length) await handle(batch.entries, "new");
+          else await delay(idleMs, stopped);
         }
         if (failing) log.info("stream consumer resumed");
         failing = false;
@@ -218,9 +244,6 @@ export function startStreamConsumer(options: StreamConsumerOptions): StreamConsu
     async stop() {
       stopping = true;
       signalStop();
-      // A blocking read would hold shutdown for up to blockMs. Cutting the connection is safe: any
-      // entry handed out in that instant stays pending and is claimed by another replica.
-      if (reading) redis.disconnect();
       await loop;
     },
   };

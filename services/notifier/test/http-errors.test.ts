@@ -109,6 +109,32 @@ describe("HTTP errors", () => {
     }
   });
 
+  const nested = (depth: number): unknown => {
+    let data: unknown = 1;
+    for (let i = 0; i < depth; i++) data = [data];
+    return data;
+  };
+
+  it.each([
+    ["no type", { data: 1 }, "type: is required"],
+    ["a type that is a number", { type: 5, data: 1 }, "type: must be a string"],
+    ["no data", { type: "t" }, "data: is required (any JSON value, null included)"],
+    ["an extra field", { type: "t", data: 1, extra: 2 }, "unknown field(s): extra"],
+    ["a bad id", { type: "t", data: 1, id: "a/b" }, "id: must be 1-128 characters of A-Z a-z 0-9 _ . : -"],
+    ["data nested 33 deep", { type: "t", data: nested(33) }, "data: nests arrays or objects more than 32 deep"],
+  ])("names the field in its 400 for %s, in the words the stream's dead letters use", async (_name, body, message) => {
+    const response = await fetch(`${notifier.url}/v1/broadcast`, { method: "POST", headers: { ...AUTH, ...JSON_TYPE }, body: JSON.stringify(body) });
+    expect({ status: response.status, body: await response.json() }).toEqual({ status: 400, body: { error: { code: "bad_request", message } } });
+  });
+
+  it("times each route under one name, the full path of its template", async () => {
+    await fetch(`${notifier.url}/v1/broadcast`, { method: "POST", headers: { ...AUTH, ...JSON_TYPE }, body: good });
+    await fetch(`${notifier.url}/v1/rooms/r1/events`, { method: "POST", headers: { ...AUTH, ...JSON_TYPE }, body: good });
+    const text = await (await fetch(`${notifier.probeUrl}/metrics`)).text();
+    const routes = new Set([...text.matchAll(/^notifier_http_request_duration_seconds_count\{[^}]*route="([^"]+)"/gm)].map((m) => m[1]));
+    expect([...routes].sort()).toEqual(["/v1/broadcast", "/v1/rooms/:room/events", "/v1/users/:userId/events", "unmatched"]);
+  });
+
   it("stays up and logs no error for any of it", () => {
     expect(notifier.child.exitCode).toBeNull();
     expect(notifier.logs.filter((l) => l.level >= 50)).toEqual([]);

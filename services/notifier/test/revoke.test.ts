@@ -76,17 +76,20 @@ describe("token revocation", () => {
   });
 
   it.each([
-    ["no body fields", {}],
-    ["a missing exp", { jti: "x" }],
-    ["an empty jti", { jti: "", exp: now() + 60 }],
-    ["a jti too long", { jti: "x".repeat(300), exp: now() + 60 }],
-    ["an exp in milliseconds", { jti: "x", exp: Date.now() * 1000 }],
-    ["a fractional exp", { jti: "x", exp: 1.5 }],
-    ["an extra field", { jti: "x", exp: now() + 60, user: "y" }],
-  ])("answers a revocation with %s with a 400", async (_name, body) => {
+    ["no body fields", {}, "jti: is required; exp: is required"],
+    ["only an exp", { exp: now() + 60 }, "jti: is required"],
+    ["a missing exp", { jti: "x" }, "exp: is required"],
+    ["a jti that is a number", { jti: 5, exp: now() + 60 }, "jti: must be a string (the token's jti)"],
+    ["an exp that is a string", { jti: "x", exp: "soon" }, "exp: must be whole seconds since the epoch"],
+    ["an empty jti", { jti: "", exp: now() + 60 }, "jti: must not be empty"],
+    ["a jti too long", { jti: "x".repeat(300), exp: now() + 60 }, "jti: must be at most 256 characters"],
+    ["an exp in milliseconds", { jti: "x", exp: Date.now() * 1000 }, "exp is more than 366 days away"],
+    ["a fractional exp", { jti: "x", exp: 1.5 }, "exp: must be whole seconds since the epoch"],
+    ["an extra field", { jti: "x", exp: now() + 60, extra: "y" }, "unknown field(s): extra"],
+    ["a JSON array", [1], "the body must be a JSON object { jti, exp }"],
+  ])("answers a revocation with %s with a 400 that names the field", async (_name, body, message) => {
     const reply = await post(notifier.url, "/v1/tokens/revoke", body);
-    expect(reply.status).toBe(400);
-    expect(reply.body.error?.code).toBe("bad_request");
+    expect(reply).toEqual({ status: 400, body: { error: { code: "bad_request", message } } });
   });
 
   it("refuses a revocation without an API key", async () => {

@@ -10,3 +10,5 @@ export * from "./rate-limit.js";
 export * from "./bus.js";
 export * from "./bus-mode.js";
 export * from "./auth-mode.js";
+export * from "./entry-encoding.js";
+export * from "./storage-quota.js";

@@ -212,10 +212,22 @@ export function describeIssues(error: z.ZodError): string {
     .map((issue) => {
       if (issue.code === "unrecognized_keys") return `unknown field(s): ${issue.keys.slice(0, 5).map(quoted).join(", ")}`;
       const path = issue.path.slice(0, 4).map((key) => quoted(String(key))).join(".");
-      return path ? `${path}: ${issue.message}` : issue.message;
+      return path ? `${path}: ${messageOf(issue)}` : issue.message;
     })
     .join("; ");
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
+}
+
+/**
+ * A field's problem in words a person acts on. A missing field says so, whatever the schema's
+ * message for a wrong type (that takes parsing with `reportInput`, as `validate` does), and zod's
+ * own "Invalid input: expected number, received string" becomes "must be a number".
+ */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code !== "invalid_type") return issue.message;
+  if ("input" in issue && issue.input === undefined && !issue.message.startsWith("is required")) return "is required";
+  if (issue.message.startsWith("Invalid input")) return `must be ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+  return issue.message;
 }
 
 /** Error messages echo field names, which the sender chose: they stay short and printable. */
@@ -230,7 +242,8 @@ export function validate<T>(
   schema: z.ZodType<T>,
   payload: unknown,
 ): { ok: true; data: T } | { ok: false; error: ProtocolError } {
-  const result = schema.safeParse(payload);
+  // `reportInput` lets describeIssues tell a missing field from one of the wrong type.
+  const result = schema.safeParse(payload, { reportInput: true });
   if (result.success) return { ok: true, data: result.data };
   return fail("bad_request", describeIssues(result.error));
 }

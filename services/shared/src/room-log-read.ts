@@ -1,3 +1,4 @@
+import { decodeStoredBody } from "./entry-encoding.js";
 import { LOG_START, compareLogIds } from "./log-id.js";
 import type { ReplayedEntry } from "./protocol.js";
 
@@ -180,7 +181,8 @@ export function fieldOf(fields: string[], name: string): string | undefined {
 export function decodeEntry(id: string, fields: string[]): ReplayedEntry | undefined {
   try {
     const event = fieldOf(fields, "e");
-    const body = JSON.parse(fieldOf(fields, "b") ?? "null") as unknown;
+    // Raw UTF-8 text (entry-encoding.ts), or plain JSON as stored before it.
+    const body = decodeStoredBody(fieldOf(fields, "b") ?? "null");
     if (!event || typeof body !== "object" || body === null) return undefined;
     const ids = fieldOf(fields, "f") ?? "id";
     const { id: legacyEventId, ...rest } = body as Record<string, unknown>;

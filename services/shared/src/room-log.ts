@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
+import { encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
 import { LOG_START } from "./log-id.js";
 import { READ_SCRIPT, fromScript, rawSize, readArgs, readArray, toReadResult, tsOf, type RawEntry, type ReadOptions, type ReadResult } from "./room-log-read.js";
 
@@ -240,7 +241,9 @@ export function createRedisRoomLog(
   const limitInScript = !("isCluster" in redis && redis.isCluster);
 
   async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, logIdAlias = false }: AppendOptions, limit?: AppendLimit) {
-    const { channel, kinds, parts } = template(room, event, body, logIdAlias);
+    // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
+    const { channel, kinds, parts } = encodeOrRefuse(() => template(room, event, body, logIdAlias));
+    const stored = encodeOrRefuse(() => encodeStoredBody(body));
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const keys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [streamKey(room), streamKey(room)];
     const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
@@ -251,7 +254,7 @@ export function createRedisRoomLog(
       maxEntries,
       maxAgeSeconds * 1000,
       event,
-      JSON.stringify(body),
+      stored,
       channel,
       kinds,
       dedupe?.ttlSeconds ?? 0,
