@@ -34,7 +34,8 @@ describe("metrics scraped by a real Prometheus", () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url };
     [pods, notifier] = await Promise.all([
-      Promise.all([0, 1].map((i) => startService("chat", { pod: `chat-${i}`, env }))),
+      // Only chat-0 serves /debug/bus (it names users and rooms, so it is off by default).
+      Promise.all([0, 1].map((i) => startService("chat", { pod: `chat-${i}`, env: i === 0 ? { ...env, DEBUG_ENDPOINTS: "1" } : env }))),
       startService("notifier", { pod: "notifier-0", env: { ...env, NOTIFIER_API_KEYS: API_KEY } }),
     ]);
     prometheus = await startPrometheus(
@@ -98,11 +99,14 @@ describe("metrics scraped by a real Prometheus", () => {
     expect(histogram).toBe(3);
   });
 
-  it("answers an unknown path on the probe port with a 404 that lists every page, /debug/bus included", async () => {
+  it("answers an unknown path on the probe port with a 404 that lists every page it serves, /debug/bus only when enabled", async () => {
     const res = await fetch(`${pods[0]!.probeUrl}/nope`);
     expect(res.status).toBe(404);
     expect(await res.text()).toBe("not found: try /livez, /readyz, /metrics or /debug/bus\n");
     expect((await fetch(`${pods[0]!.probeUrl}/debug/bus`)).status).toBe(200);
+    const without = await fetch(`${pods[1]!.probeUrl}/nope`);
+    expect(await without.text()).toBe("not found: try /livez, /readyz or /metrics\n");
+    expect((await fetch(`${pods[1]!.probeUrl}/debug/bus`)).status).toBe(404);
   });
 
   it("serves metrics that pass promtool check metrics, on every pod", async () => {

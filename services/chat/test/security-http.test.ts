@@ -43,10 +43,14 @@ describe("issue 24 #2: the members endpoint in jwt mode", () => {
   });
 
   it("refuses a forged token with 401", async () => {
-    const forged = (await token("u-x")).replace(/.$/, (c) => (c === "A" ? "B" : "A"));
+    // Flip a character well inside the signature: the last one of a base64url HS256 signature
+    // carries padding bits a decoder may ignore, so changing it can leave the signature intact.
+    const good = await token("u-x");
+    const at = good.length - 10;
+    const forged = good.slice(0, at) + (good[at] === "A" ? "B" : "A") + good.slice(at + 1);
     const { status, body } = await members(pod, "secret-room", forged);
     expect(status).toBe(401);
-    expect(body.error).toMatchObject({ code: "unauthorized", message: "the token's signature is not valid" });
+    expect(body.error).toMatchObject({ code: "unauthorized", message: expect.stringMatching(/^the token's signature is not valid/) });
   });
 
   it("refuses with 403 a token whose rooms claim does not allow the room", async () => {

@@ -54,7 +54,8 @@ describe("clients that stop reading", () => {
   beforeAll(async () => {
     redis = await startRedis();
     pod = await startService("chat", {
-      env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_CONNECTIONS_PER_IP: "0", HISTORY_MAX_ENTRIES: "10000" },
+      // One sender at 200 msg/s of 4 KB: above the per-connection event limit and the storage quotas.
+      env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0", QUOTA_USER_BYTES: "0", QUOTA_ROOM_BYTES: "0", RATE_LIMIT_CONNECTIONS_PER_IP: "0", HISTORY_MAX_ENTRIES: "10000" },
     });
     stalled = await Promise.all(Array.from({ length: STALLED }, (_, i) => connectRawClient(pod.url, `stalled-${i}`)));
     for (const client of stalled) await client.join("busy");
