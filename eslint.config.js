@@ -9,15 +9,7 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: [
-      "**/node_modules/",
-      "**/dist/",
-      "test-output/",
-      "bench/results/",
-      "charts/",
-      "k8s/",
-      "docs/",
-    ],
+    ignores: ["**/node_modules/", "**/dist/", "test-output/", "bench/results/", "charts/", "k8s/", "docs/"],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -17,7 +17,12 @@ import { reliability } from "./reliability.mjs";
 import { CHAT_ENV, chatEnv, cleanupAll, cpuOf, machineBusySeconds, root, rssKiB, serverEnv, setup, sleep, startLoadgen, startNotifier } from "./procs.mjs";
 
 const args = process.argv.slice(2);
-const flag = (name) => args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))?.split("=").slice(1).join("=");
+const flag = (name) =>
+  args
+    .find((a) => a === `--${name}` || a.startsWith(`--${name}=`))
+    ?.split("=")
+    .slice(1)
+    .join("=");
 const QUICK = args.includes("--quick");
 const PROFILE = flag("profile");
 const NO_DOCS = args.includes("--no-docs");
@@ -117,7 +122,9 @@ async function measured(lg, env, runArgs, { retryOnFail = false } = {}) {
       delete after[name];
     }
     const perProcess = Object.fromEntries(Object.keys(before).map((k) => [k, +(after[k] - before[k]).toFixed(3)]));
-    result.serverCpuSeconds = +Object.values(perProcess).reduce((a, b) => a + b, 0).toFixed(3);
+    result.serverCpuSeconds = +Object.values(perProcess)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(3);
     result.cpuPerProcess = perProcess;
     result.deliveriesPerCpuSecond = result.serverCpuSeconds > 0 ? Math.round(result.delivered / result.serverCpuSeconds) : null;
     result.senders = sendersFor(runArgs.rate);
@@ -143,7 +150,12 @@ const fmtRun = (r) =>
 async function capacitySearch(lg, env, room, extra = {}, startRate = cfg.startRate) {
   const runs = [];
   const step = async (rate) => {
-    const r = await measured(lg, env, { group: "members", room, rate, durationMs: cfg.stepMs, settleMs: cfg.settleMs, members: cfg.members, ...extra }, { retryOnFail: true });
+    const r = await measured(
+      lg,
+      env,
+      { group: "members", room, rate, durationMs: cfg.stepMs, settleMs: cfg.settleMs, members: cfg.members, ...extra },
+      { retryOnFail: true },
+    );
     runs.push(r);
     say(`  ${env.kind}${extra.notifier ? " notifier" : ""} ${fmtRun(r)}`);
     return r.pass;
@@ -181,8 +193,11 @@ async function connectMembers(lg, env, kind, { group = "members", jwt = false, l
     joinMs: j.ms,
     joinCpuSeconds: +sum(cpu1, cpu2).toFixed(2),
   };
-  say(`${label}: ${c.connected} connected in ${c.ms} ms (${setupStats.connectCpuUsPerConnection} µs server CPU each), ${j.joined} joined in ${j.ms} ms (${setupStats.joinCpuSeconds} CPU-s)`);
-  if (c.connected < cfg.members || j.joined < cfg.members) throw new Error(`${label}: only ${c.connected} connected / ${j.joined} joined: ${JSON.stringify(c.failures)}`);
+  say(
+    `${label}: ${c.connected} connected in ${c.ms} ms (${setupStats.connectCpuUsPerConnection} µs server CPU each), ${j.joined} joined in ${j.ms} ms (${setupStats.joinCpuSeconds} CPU-s)`,
+  );
+  if (c.connected < cfg.members || j.joined < cfg.members)
+    throw new Error(`${label}: only ${c.connected} connected / ${j.joined} joined: ${JSON.stringify(c.failures)}`);
   await sleep(kind === "chat" ? 1000 : 300); // the presence fan-out of the joins settles
   await lg.call("fixedRate", { group, room: ROOM, rate: 10, durationMs: 1000, settleMs: 1000, senders: 50 }); // warm-up
   return setupStats;
@@ -229,7 +244,10 @@ async function pairedScenarios(lg, kinds) {
     }
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 ? [...kinds].reverse() : kinds;
-      for (const [what, rate] of [["latency", cfg.latencyRate], ["efficiency", cfg.efficiencyRate]]) {
+      for (const [what, rate] of [
+        ["latency", cfg.latencyRate],
+        ["efficiency", cfg.efficiencyRate],
+      ]) {
         for (const kind of what === "latency" ? order : [...order].reverse()) {
           const r = await measured(lg, envs[kind], { group: `paired-${kind}`, room: ROOM, rate, durationMs: cfg.fixedMs, settleMs: cfg.settleMs });
           out[kind][`${what}Runs`].push(r);
@@ -255,7 +273,10 @@ async function serverScenarios(lg, kind, { jwt = false, paired } = {}) {
   const label = jwt ? "chat (AUTH_MODE=jwt)" : kind;
   say(`${label}: starting Redis and 3 ${kind} processes`);
   const env = await setup(kind, { env: jwt ? { AUTH_MODE: "jwt", JWT_SECRET } : {} });
-  const out = { processes: env.servers.length, env: kind === "chat" ? { ...CHAT_ENV, ...serverEnv, ...chatEnv, ...(jwt ? { AUTH_MODE: "jwt" } : {}) } : { ...serverEnv } };
+  const out = {
+    processes: env.servers.length,
+    env: kind === "chat" ? { ...CHAT_ENV, ...serverEnv, ...chatEnv, ...(jwt ? { AUTH_MODE: "jwt" } : {}) } : { ...serverEnv },
+  };
   try {
     const room = ROOM;
     out.setup = await connectMembers(lg, env, kind, { jwt, label });
@@ -272,7 +293,8 @@ async function serverScenarios(lg, kind, { jwt = false, paired } = {}) {
       out.capacity = await capacitySearch(lg, env, room);
       say(`${label}: capacity ${out.capacity.rate} msg/s (${out.capacity.firstFailingRate} failed)`);
     }
-    if (kind === "chat" && !jwt && ONLY.includes("notifier")) out.notifier = await notifierScenario(lg, env, room, Math.max(5, Math.round(out.capacity.rate / 2)));
+    if (kind === "chat" && !jwt && ONLY.includes("notifier"))
+      out.notifier = await notifierScenario(lg, env, room, Math.max(5, Math.round(out.capacity.rate / 2)));
     await lg.call("closeGroup", { group: "members" });
   } finally {
     await env.teardown();
@@ -289,7 +311,9 @@ async function notifierScenario(lg, env, room, startRate) {
   const blast = await lg.call("notifierBlast", { url: notifier.url, keys: NOTIFIER_KEYS, room: "bench-empty", durationMs: cfg.blastMs, concurrency: 32 });
   blast.notifierCpuSeconds = +(cpuOf(pid)["notifier-0"] - cpu0).toFixed(3);
   blast.keys = NOTIFIER_KEYS.length;
-  say(`  notifier accepted ${blast.acceptedPerSecond} events/s (closed loop, 32 in flight, ${NOTIFIER_KEYS.length} keys, empty room) ${JSON.stringify(blast.statuses)}`);
+  say(
+    `  notifier accepted ${blast.acceptedPerSecond} events/s (closed loop, 32 in flight, ${NOTIFIER_KEYS.length} keys, empty room) ${JSON.stringify(blast.statuses)}`,
+  );
   await sleep(500);
   const endToEnd = await capacitySearch(lg, env, room, { notifier: { url: notifier.url, keys: NOTIFIER_KEYS } }, startRate);
   say(`notifier: end-to-end capacity ${endToEnd.rate} events/s into the ${cfg.members}-member room`);
@@ -306,7 +330,13 @@ async function memoryScenario(lg, kind) {
     await sleep(2000);
     const after = rssKiB(pid);
     await lg.call("closeGroup", { group: "idle" });
-    const r = { connections: c.connected, connectMs: c.ms, rssBeforeKiB: before, rssAfterKiB: after, kibPerConnection: +((after - before) / c.connected).toFixed(2) };
+    const r = {
+      connections: c.connected,
+      connectMs: c.ms,
+      rssBeforeKiB: before,
+      rssAfterKiB: after,
+      kibPerConnection: +((after - before) / c.connected).toFixed(2),
+    };
     say(`  ${kind} memory: ${c.connected} idle connections in ${c.ms} ms, RSS ${before} → ${after} KiB = ${r.kibPerConnection} KiB/connection`);
     return r;
   } finally {
@@ -326,7 +356,10 @@ async function roomsScenario() {
   try {
     const { runManyRooms } = await import(pathToFileURL(file).href);
     const r = await runManyRooms({ quick: QUICK });
-    for (const row of r.rows ?? []) say(`  rooms ${row.mode}: ${row.cpuPerDeliveryUs} µs CPU/delivery, bus messages per pod ${JSON.stringify(row.busMessagesPerPod)}, delivered ${row.delivered}/${row.expected}`);
+    for (const row of r.rows ?? [])
+      say(
+        `  rooms ${row.mode}: ${row.cpuPerDeliveryUs} µs CPU/delivery, bus messages per pod ${JSON.stringify(row.busMessagesPerPod)}, delivered ${row.delivered}/${row.expected}`,
+      );
     return { ...r, seconds: Math.round((Date.now() - started) / 1000) };
   } catch (err) {
     say(`rooms: failed: ${err.stack ?? err}`);
@@ -367,7 +400,17 @@ async function profileRun(lg) {
   } finally {
     await env.teardown();
   }
-  const summary = { ...summarizeProfiles(dir, 30, window), whole: summarizeProfiles(dir, 15), rate, seconds, members: cfg.members, run: { latency: run.latency, deliveryRatio: run.deliveryRatio, serverCpuSeconds: run.serverCpuSeconds, otherCpuSeconds: run.otherCpuSeconds }, serverEnv, chatEnv, date: new Date().toISOString() };
+  const summary = {
+    ...summarizeProfiles(dir, 30, window),
+    whole: summarizeProfiles(dir, 15),
+    rate,
+    seconds,
+    members: cfg.members,
+    run: { latency: run.latency, deliveryRatio: run.deliveryRatio, serverCpuSeconds: run.serverCpuSeconds, otherCpuSeconds: run.otherCpuSeconds },
+    serverEnv,
+    chatEnv,
+    date: new Date().toISOString(),
+  };
   writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 2));
   if (!TAG && kind === "chat") writeFileSync(join(root, "bench/results/profile-latest.json"), JSON.stringify(summary, null, 2));
   console.log(`\nTop self time across the 3 chat pods during the measured run; profiles in ${dir}:`);
@@ -408,7 +451,15 @@ async function main() {
   const lg = await startLoadgen();
   try {
     if (PROFILE !== undefined) return await profileRun(lg);
-    const results = { mode: QUICK ? "quick" : "full", only: ONLY, machine: machine(), config: cfg, criteria: { p99LimitMs: P99_LIMIT_MS, delivery: 1 }, serverEnv, chatEnv };
+    const results = {
+      mode: QUICK ? "quick" : "full",
+      only: ONLY,
+      machine: machine(),
+      config: cfg,
+      criteria: { p99LimitMs: P99_LIMIT_MS, delivery: 1 },
+      serverEnv,
+      chatEnv,
+    };
     const sides = ["chat", "baseline"].filter((kind) => ONLY.includes(kind));
     const paired = sides.length === 2 ? await pairedScenarios(lg, sides) : {};
     for (const kind of sides) results[kind] = await serverScenarios(lg, kind, { paired: paired[kind] });

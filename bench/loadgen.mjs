@@ -387,7 +387,11 @@ async function fixedRate({ group, room, rate, durationMs, senders = 50, settleMs
         ackHist.add(now() - t0);
       } else ackErrors[code] = (ackErrors[code] ?? 0) + 1;
     };
-    if (notifier) postEvent({ ...notifier, room }, { type: "bench", data: text }, n).then((s) => done(s === 202, `http_${s}`), (err) => done(false, err.code ?? "post_failed"));
+    if (notifier)
+      postEvent({ ...notifier, room }, { type: "bench", data: text }, n).then(
+        (s) => done(s === 202, `http_${s}`),
+        (err) => done(false, err.code ?? "post_failed"),
+      );
     else clients[n % Math.min(senders, clients.length)].emit("message", { room, text }).then((a) => done(a.ok, a.error?.code));
   };
   await new Promise((resolve) => {

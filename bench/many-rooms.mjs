@@ -93,7 +93,7 @@ async function runMode(mode, { messages, layout }) {
     const total = cpu.reduce((a, b) => a + b, 0);
     return {
       mode,
-      cpuPerDeliveryUs: Math.round((total * 1e6) / delivered * 100) / 100,
+      cpuPerDeliveryUs: Math.round(((total * 1e6) / delivered) * 100) / 100,
       busMessagesPerPod: busAfter.map((after, i) => after - busBefore[i]),
       delivered,
       expected,

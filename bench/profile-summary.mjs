@@ -8,7 +8,10 @@ import { fileURLToPath } from "node:url";
 
 function where(url, line) {
   if (!url) return "";
-  const short = url.replace(/^file:\/\//, "").replace(/^.*?\/node_modules\//, "").replace(/^.*?\/services\//, "services/");
+  const short = url
+    .replace(/^file:\/\//, "")
+    .replace(/^.*?\/node_modules\//, "")
+    .replace(/^.*?\/services\//, "services/");
   return `${short}:${line + 1}`;
 }
 

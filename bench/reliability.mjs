@@ -25,10 +25,13 @@ export async function reliability(lg, what, cfg, say) {
       await victim.svc.kill("SIGKILL");
       result.killedAt = started;
       say(`  killed ${victim.name} (${result.podClients} clients) with SIGKILL`);
-      await waitFor(async () => {
-        const s = await lg.call("relStatus", { group: "rel" });
-        return s.connected === s.total && s.catchingUp === 0 && s.disconnects > 0;
-      }, { timeoutMs: 30_000, intervalMs: 50, what: "clients to reconnect" });
+      await waitFor(
+        async () => {
+          const s = await lg.call("relStatus", { group: "rel" });
+          return s.connected === s.total && s.catchingUp === 0 && s.disconnects > 0;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: "clients to reconnect" },
+      );
       result.allBackMs = Math.round(nowMs() - started);
     } else {
       await env.redis.stop({ kill: true });
@@ -39,10 +42,13 @@ export async function reliability(lg, what, cfg, say) {
       const up = nowMs();
       result.outageMs = Math.round(up - killed);
       result.redisUpAt = up;
-      await waitFor(async () => {
-        const s = await lg.call("relStatus", { group: "rel" });
-        return s.resyncs >= s.total && s.catchingUp === 0 && s.lastOk > up;
-      }, { timeoutMs: 30_000, intervalMs: 50, what: "clients to re-sync" });
+      await waitFor(
+        async () => {
+          const s = await lg.call("relStatus", { group: "rel" });
+          return s.resyncs >= s.total && s.catchingUp === 0 && s.lastOk > up;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: "clients to re-sync" },
+      );
       result.allBackMs = Math.round(nowMs() - up);
     }
     await sleep(cfg.relAfterMs);
@@ -50,13 +56,17 @@ export async function reliability(lg, what, cfg, say) {
     Object.assign(result, stats);
     if (what === "kill") {
       result.reconnectAllMs = stats.lastRejoinAt ? Math.round(stats.lastRejoinAt - started) : null;
-      say(`  pod kill: ${stats.reconnected} clients reconnected + caught up, p50 ${stats.reconnectMs.p50} ms, max ${stats.reconnectMs.max} ms after their disconnect;` +
-          ` lost ${stats.lostMessages} messages (${stats.lostPairs} client×message); ${stats.acked}/${stats.sent} acked, ${stats.retries} retries, ${stats.gaveUp} gave up`);
+      say(
+        `  pod kill: ${stats.reconnected} clients reconnected + caught up, p50 ${stats.reconnectMs.p50} ms, max ${stats.reconnectMs.max} ms after their disconnect;` +
+          ` lost ${stats.lostMessages} messages (${stats.lostPairs} client×message); ${stats.acked}/${stats.sent} acked, ${stats.retries} retries, ${stats.gaveUp} gave up`,
+      );
     } else {
       result.resyncAllMs = stats.lastResyncRejoin ? Math.round(stats.lastResyncRejoin - result.redisUpAt) : null;
       result.firstResyncMs = stats.firstResync ? Math.round(stats.firstResync - result.redisUpAt) : null;
-      say(`  redis restart: outage ${result.outageMs} ms; resync of all ${stats.resyncs} clients done ${result.resyncAllMs} ms after Redis was up;` +
-          ` lost ${stats.lostMessages} messages (${stats.lostPairs} client×message); ${stats.acked}/${stats.sent} acked, ${stats.unavailableAcks} unavailable acks, ${stats.retries} retries, ${stats.gaveUp} gave up`);
+      say(
+        `  redis restart: outage ${result.outageMs} ms; resync of all ${stats.resyncs} clients done ${result.resyncAllMs} ms after Redis was up;` +
+          ` lost ${stats.lostMessages} messages (${stats.lostPairs} client×message); ${stats.acked}/${stats.sent} acked, ${stats.unavailableAcks} unavailable acks, ${stats.retries} retries, ${stats.gaveUp} gave up`,
+      );
     }
     await lg.call("closeGroup", { group: "rel" });
     return result;

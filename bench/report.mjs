@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
-const num = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? "—" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
+const num = (v, d = 0) =>
+  v === null || v === undefined || Number.isNaN(v) ? "—" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const ratio = (x) => (Number.isFinite(x) && x > 0 ? `${x.toFixed(2)}×` : "—");
 
 /** Rows of the comparison: "chat advantage" > 1 means the chat is better. */
@@ -20,53 +21,125 @@ export function comparisonRows(r) {
   const lr = r.config.latencyRate;
   const er = r.config.efficiencyRate;
   if (c.capacity || b.capacity) {
-    rows.push({ scenario: `capacity: msg/s into ${members} members (p99 ≤ ${r.criteria.p99LimitMs} ms, 100% delivery)`, chat: num(c.capacity?.rate), baseline: num(b.capacity?.rate), ratio: ratio(higher(c.capacity?.rate, b.capacity?.rate)) });
-    rows.push({ scenario: "  = deliveries/s at capacity", chat: num(c.capacity?.deliveriesPerSecond), baseline: num(b.capacity?.deliveriesPerSecond), ratio: ratio(higher(c.capacity?.deliveriesPerSecond, b.capacity?.deliveriesPerSecond)) });
+    rows.push({
+      scenario: `capacity: msg/s into ${members} members (p99 ≤ ${r.criteria.p99LimitMs} ms, 100% delivery)`,
+      chat: num(c.capacity?.rate),
+      baseline: num(b.capacity?.rate),
+      ratio: ratio(higher(c.capacity?.rate, b.capacity?.rate)),
+    });
+    rows.push({
+      scenario: "  = deliveries/s at capacity",
+      chat: num(c.capacity?.deliveriesPerSecond),
+      baseline: num(b.capacity?.deliveriesPerSecond),
+      ratio: ratio(higher(c.capacity?.deliveriesPerSecond, b.capacity?.deliveriesPerSecond)),
+    });
   }
   if (c.efficiency || b.efficiency) {
-    rows.push({ scenario: `efficiency: deliveries per server CPU-s @ ${er} msg/s (pods + Redis)`, chat: num(c.efficiency?.deliveriesPerCpuSecond), baseline: num(b.efficiency?.deliveriesPerCpuSecond), ratio: ratio(higher(c.efficiency?.deliveriesPerCpuSecond, b.efficiency?.deliveriesPerCpuSecond)) });
+    rows.push({
+      scenario: `efficiency: deliveries per server CPU-s @ ${er} msg/s (pods + Redis)`,
+      chat: num(c.efficiency?.deliveriesPerCpuSecond),
+      baseline: num(b.efficiency?.deliveriesPerCpuSecond),
+      ratio: ratio(higher(c.efficiency?.deliveriesPerCpuSecond, b.efficiency?.deliveriesPerCpuSecond)),
+    });
     rows.push({ scenario: `  server CPU-s for the run (chat pods / Redis)`, chat: cpuSplit(c.efficiency), baseline: cpuSplit(b.efficiency), ratio: "" });
   }
   if (c.latency || b.latency) {
-    rows.push({ scenario: `latency p50 @ ${lr} msg/s × ${members} (ms)`, chat: num(c.latency?.latency.p50, 2), baseline: num(b.latency?.latency.p50, 2), ratio: ratio(lower(c.latency?.latency.p50, b.latency?.latency.p50)) });
-    rows.push({ scenario: `latency p99 @ ${lr} msg/s × ${members} (ms)`, chat: num(c.latency?.latency.p99, 2), baseline: num(b.latency?.latency.p99, 2), ratio: ratio(lower(c.latency?.latency.p99, b.latency?.latency.p99)) });
-    rows.push({ scenario: `latency p99 @ ${er} msg/s × ${members} (ms)`, chat: num(c.efficiency?.latency.p99, 2), baseline: num(b.efficiency?.latency.p99, 2), ratio: ratio(lower(c.efficiency?.latency.p99, b.efficiency?.latency.p99)) });
+    rows.push({
+      scenario: `latency p50 @ ${lr} msg/s × ${members} (ms)`,
+      chat: num(c.latency?.latency.p50, 2),
+      baseline: num(b.latency?.latency.p50, 2),
+      ratio: ratio(lower(c.latency?.latency.p50, b.latency?.latency.p50)),
+    });
+    rows.push({
+      scenario: `latency p99 @ ${lr} msg/s × ${members} (ms)`,
+      chat: num(c.latency?.latency.p99, 2),
+      baseline: num(b.latency?.latency.p99, 2),
+      ratio: ratio(lower(c.latency?.latency.p99, b.latency?.latency.p99)),
+    });
+    rows.push({
+      scenario: `latency p99 @ ${er} msg/s × ${members} (ms)`,
+      chat: num(c.efficiency?.latency.p99, 2),
+      baseline: num(b.efficiency?.latency.p99, 2),
+      ratio: ratio(lower(c.efficiency?.latency.p99, b.efficiency?.latency.p99)),
+    });
   }
   if (c.memory || b.memory) {
-    rows.push({ scenario: `memory: KiB RSS per idle connection (${num(c.memory?.connections ?? b.memory?.connections)} on one pod)`, chat: num(c.memory?.kibPerConnection, 1), baseline: num(b.memory?.kibPerConnection, 1), ratio: ratio(lower(c.memory?.kibPerConnection, b.memory?.kibPerConnection)) });
+    rows.push({
+      scenario: `memory: KiB RSS per idle connection (${num(c.memory?.connections ?? b.memory?.connections)} on one pod)`,
+      chat: num(c.memory?.kibPerConnection, 1),
+      baseline: num(b.memory?.kibPerConnection, 1),
+      ratio: ratio(lower(c.memory?.kibPerConnection, b.memory?.kibPerConnection)),
+    });
   }
   if (c.notifier) {
     rows.push({ scenario: "notifier: events/s accepted (HTTP 202, 32 in flight)", chat: num(c.notifier.accepted.acceptedPerSecond), baseline: "—", ratio: "" });
-    rows.push({ scenario: `notifier: events/s delivered end to end to ${members} (p99 ≤ ${r.criteria.p99LimitMs} ms)`, chat: num(c.notifier.endToEnd.rate), baseline: "—", ratio: "" });
+    rows.push({
+      scenario: `notifier: events/s delivered end to end to ${members} (p99 ≤ ${r.criteria.p99LimitMs} ms)`,
+      chat: num(c.notifier.endToEnd.rate),
+      baseline: "—",
+      ratio: "",
+    });
   }
   const jw = r.chatJwt;
   if (jw && c.latency) {
-    const row = (label, open, jwt, better, d = 0) => ({ scenario: `AUTH_MODE=jwt vs open (chat): ${label}`, chat: `${num(jwt, d)} (jwt)`, baseline: `${num(open, d)} (open)`, ratio: ratio(better(jwt, open)) });
+    const row = (label, open, jwt, better, d = 0) => ({
+      scenario: `AUTH_MODE=jwt vs open (chat): ${label}`,
+      chat: `${num(jwt, d)} (jwt)`,
+      baseline: `${num(open, d)} (open)`,
+      ratio: ratio(better(jwt, open)),
+    });
     rows.push(row(`latency p50 @ ${lr} msg/s (ms)`, c.latency.latency.p50, jw.latency?.latency.p50, lower, 2));
     rows.push(row(`latency p99 @ ${lr} msg/s (ms)`, c.latency.latency.p99, jw.latency?.latency.p99, lower, 2));
     rows.push(row(`deliveries per server CPU-s @ ${er} msg/s`, c.efficiency?.deliveriesPerCpuSecond, jw.efficiency?.deliveriesPerCpuSecond, higher));
     rows.push(row("server CPU per connection handshake (µs)", c.setup?.connectCpuUsPerConnection, jw.setup?.connectCpuUsPerConnection, lower));
   }
   for (const row of r.rooms?.rows ?? []) {
-    rows.push({ scenario: `many rooms (${row.mode}): CPU µs per delivery / delivered`, chat: `${num(row.cpuPerDeliveryUs, 2)} / ${row.delivered === row.expected ? "100%" : `${row.delivered}/${row.expected}`}`, baseline: "n/a", ratio: "" });
+    rows.push({
+      scenario: `many rooms (${row.mode}): CPU µs per delivery / delivered`,
+      chat: `${num(row.cpuPerDeliveryUs, 2)} / ${row.delivered === row.expected ? "100%" : `${row.delivered}/${row.expected}`}`,
+      baseline: "n/a",
+      ratio: "",
+    });
   }
   const k = r.reliability?.podKill;
   if (k) {
-    rows.push({ scenario: `pod kill: all ${num(k.disconnects)} dropped clients back + caught up (ms after kill)`, chat: num(k.reconnectAllMs), baseline: "n/a", ratio: "" });
-    rows.push({ scenario: "pod kill: per-client reconnect p50 / max (ms)", chat: `${num(k.reconnectMs.p50)} / ${num(k.reconnectMs.max)}`, baseline: "n/a", ratio: "" });
+    rows.push({
+      scenario: `pod kill: all ${num(k.disconnects)} dropped clients back + caught up (ms after kill)`,
+      chat: num(k.reconnectAllMs),
+      baseline: "n/a",
+      ratio: "",
+    });
+    rows.push({
+      scenario: "pod kill: per-client reconnect p50 / max (ms)",
+      chat: `${num(k.reconnectMs.p50)} / ${num(k.reconnectMs.max)}`,
+      baseline: "n/a",
+      ratio: "",
+    });
     rows.push({ scenario: "pod kill: acked messages lost after recovery (goal 0)", chat: `${k.lostMessages} (${k.acked} acked)`, baseline: "n/a", ratio: "" });
   }
   const rr = r.reliability?.redisRestart;
   if (rr) {
-    rows.push({ scenario: "redis restart: outage (kill → up) / all clients re-synced after up (ms)", chat: `${num(rr.outageMs)} / ${num(rr.resyncAllMs)}`, baseline: "n/a", ratio: "" });
-    rows.push({ scenario: "redis restart: acked messages lost after recovery (goal 0)", chat: `${rr.lostMessages} (${rr.acked} acked)`, baseline: "n/a", ratio: "" });
+    rows.push({
+      scenario: "redis restart: outage (kill → up) / all clients re-synced after up (ms)",
+      chat: `${num(rr.outageMs)} / ${num(rr.resyncAllMs)}`,
+      baseline: "n/a",
+      ratio: "",
+    });
+    rows.push({
+      scenario: "redis restart: acked messages lost after recovery (goal 0)",
+      chat: `${rr.lostMessages} (${rr.acked} acked)`,
+      baseline: "n/a",
+      ratio: "",
+    });
   }
   return rows;
 }
 
 function cpuSplit(run) {
   if (!run) return "—";
-  const pods = Object.entries(run.cpuPerProcess).filter(([k]) => k !== "redis").reduce((a, [, v]) => a + v, 0);
+  const pods = Object.entries(run.cpuPerProcess)
+    .filter(([k]) => k !== "redis")
+    .reduce((a, [, v]) => a + v, 0);
   return `${pods.toFixed(2)} / ${run.cpuPerProcess.redis.toFixed(2)}`;
 }
 
@@ -99,7 +172,9 @@ export function latencySvg(r) {
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${m.l}" y="22" font-size="14" font-weight="bold">Latency vs. message rate, one ${r.config.members}-member room, 3 processes + 1 Redis</text>`);
+  out.push(
+    `<text x="${m.l}" y="22" font-size="14" font-weight="bold">Latency vs. message rate, one ${r.config.members}-member room, 3 processes + 1 Redis</text>`,
+  );
   for (let e = Math.ceil(Math.log10(yMin)); 10 ** e <= yMax; e++) {
     for (const f of [1, 2, 5]) {
       const v = f * 10 ** e;
@@ -122,9 +197,12 @@ export function latencySvg(r) {
     if (!s.pts.length) return;
     const d = s.pts.map((p, j) => `${j ? "L" : "M"}${x(p.rate).toFixed(1)},${y(p[s.key]).toFixed(1)}`).join(" ");
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ""}/>`);
-    for (const p of s.pts) out.push(`<circle cx="${x(p.rate).toFixed(1)}" cy="${y(p[s.key]).toFixed(1)}" r="3.5" fill="${p.pass ? s.color : "white"}" stroke="${s.color}"/>`);
+    for (const p of s.pts)
+      out.push(`<circle cx="${x(p.rate).toFixed(1)}" cy="${y(p[s.key]).toFixed(1)}" r="3.5" fill="${p.pass ? s.color : "white"}" stroke="${s.color}"/>`);
     const ly = m.t + 10 + i * 20;
-    out.push(`<line x1="${W - m.r + 14}" x2="${W - m.r + 44}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ""}/>`);
+    out.push(
+      `<line x1="${W - m.r + 14}" x2="${W - m.r + 44}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ""}/>`,
+    );
     out.push(`<text x="${W - m.r + 50}" y="${ly + 4}">${s.name}</text>`);
   });
   const ly = m.t + 10 + 4 * 20;
@@ -141,7 +219,17 @@ function stepsTable(side) {
   const runs = side?.capacity?.steps ?? [];
   return mdTable(
     ["msg/s", "deliveries/s", "p50 ms", "p99 ms", "max ms", "delivered", "acked", "server CPU-s", "pass"],
-    runs.map((s) => [s.rate, num(s.rate * s.members), num(s.latency.p50, 2), num(s.latency.p99, 2), num(s.latency.max, 1), `${(100 * s.deliveryRatio).toFixed(3)}%`, `${s.acked}/${s.sent}`, num(s.serverCpuSeconds, 2), s.pass ? "yes" : "**no**"]),
+    runs.map((s) => [
+      s.rate,
+      num(s.rate * s.members),
+      num(s.latency.p50, 2),
+      num(s.latency.p99, 2),
+      num(s.latency.max, 1),
+      `${(100 * s.deliveryRatio).toFixed(3)}%`,
+      `${s.acked}/${s.sent}`,
+      num(s.serverCpuSeconds, 2),
+      s.pass ? "yes" : "**no**",
+    ]),
   );
 }
 
@@ -165,11 +253,17 @@ export function renderMarkdown(r) {
         ` (${num(p.busyMs)} ms busy, ${num(p.idleMs)} ms idle; the percentages are of the busy time)` +
         `${p.date ? `; profiled ${p.date.slice(0, 16).replace("T", " ")} UTC` : ""}${p.run ? `, p99 ${num(p.run.latency.p99, 1)} ms under the profiler` : ""}.`,
       "",
-      mdTable(["self %", "function", "where"], p.functions.slice(0, 15).map((f) => [`${f.pct.toFixed(1)}%`, `\`${f.name}\``, `\`${f.where}\``])),
+      mdTable(
+        ["self %", "function", "where"],
+        p.functions.slice(0, 15).map((f) => [`${f.pct.toFixed(1)}%`, `\`${f.name}\``, `\`${f.where}\``]),
+      ),
       "",
       "By package:",
       "",
-      mdTable(["self %", "package"], p.packages.slice(0, 10).map((f) => [`${f.pct.toFixed(1)}%`, f.name])),
+      mdTable(
+        ["self %", "package"],
+        p.packages.slice(0, 10).map((f) => [`${f.pct.toFixed(1)}%`, f.name]),
+      ),
     ].join("\n");
   }
   return `# Performance
@@ -204,7 +298,10 @@ ${limitsParagraph(r)}
 "chat advantage" is chat/baseline for rates and efficiency and baseline/chat for latency and memory,
 so **> 1 means the chat is better**; the issue's goal is ≥ 1.20, and ≥ 1.00 is the floor.
 
-${mdTable(["scenario", "chat", "baseline", "chat advantage"], rows.map((x) => [x.scenario.trim(), x.chat, x.baseline, x.ratio]))}
+${mdTable(
+  ["scenario", "chat", "baseline", "chat advantage"],
+  rows.map((x) => [x.scenario.trim(), x.chat, x.baseline, x.ratio]),
+)}
 
 ![latency against rate](performance-latency.svg)
 
@@ -217,14 +314,28 @@ ${stepsTable(r.chat)}
 ### Capacity steps: baseline
 
 ${stepsTable(r.baseline)}
-${n ? `
+${
+  n
+    ? `
 ### Notifier
 
 - **Accepted:** ${num(n.accepted.acceptedPerSecond)} events/s (HTTP 202) from a closed loop with ${n.accepted.concurrency} requests in flight for ${n.accepted.seconds} s into a room nobody is in (${JSON.stringify(n.accepted.statuses)}); the notifier process used ${n.accepted.notifierCpuSeconds} CPU-s.
 - **Delivered end to end:** ${num(n.endToEnd.rate)} events/s into the ${cfg.members}-member room with p99 ≤ ${r.criteria.p99LimitMs} ms and 100% delivery (= ${num(n.endToEnd.deliveriesPerSecond)} deliveries/s), stepped like the chat's capacity:
 
-${mdTable(["events/s", "p50 ms", "p99 ms", "delivered", "accepted", "pass"], n.endToEnd.steps.map((s) => [s.rate, num(s.latency.p50, 2), num(s.latency.p99, 2), `${(100 * s.deliveryRatio).toFixed(3)}%`, `${s.acked}/${s.sent}`, s.pass ? "yes" : "**no**"]))}
-` : ""}
+${mdTable(
+  ["events/s", "p50 ms", "p99 ms", "delivered", "accepted", "pass"],
+  n.endToEnd.steps.map((s) => [
+    s.rate,
+    num(s.latency.p50, 2),
+    num(s.latency.p99, 2),
+    `${(100 * s.deliveryRatio).toFixed(3)}%`,
+    `${s.acked}/${s.sent}`,
+    s.pass ? "yes" : "**no**",
+  ]),
+)}
+`
+    : ""
+}
 ${jwtSection(r)}${roomsSection(r)}## Reliability (chat only; the baseline has no recovery)
 
 ${cfg.relClients} clients behind a TCP round-robin balancer (\`startBalancer\` from \`@chat/testkit\`) over 3 pods, all in one room,
@@ -232,7 +343,9 @@ ${cfg.relRate} msg/s sent with a \`clientMsgId\` and retried on \`unavailable\`,
 (100 ms back-off doubling to 1 s, ±50% jitter), re-join with \`since\` = the last id they hold, re-join on \`resync\` and on a
 \`prev\` gap, and drop entries whose id is not greater than the last (live entries that arrive during a catch-up wait for it).
 "Lost" counts messages that were acked but that some client still did not hold after recovery.
-${k ? `
+${
+  k
+    ? `
 **Pod kill** (SIGKILL of 1 of the 3 pods, ${k.podClients ?? "?"} clients on it):
 
 | | |
@@ -244,7 +357,11 @@ ${k ? `
 | retries | ${k.retries} |
 | **acked messages lost after recovery** | **${k.lostMessages}** (${k.lostPairs} client×message pairs, ${k.clientsMissingSomething} clients) |
 | duplicates dropped by id / gaps detected by \`prev\` | ${k.duplicatesDropped} / ${k.gapsDetected} |
-` : ""}${rr ? `
+`
+    : ""
+}${
+    rr
+      ? `
 **Redis restart** (SIGKILL, restart after ${cfg.redisOutageMs} ms; AOF with \`appendfsync always\`):
 
 | | |
@@ -256,7 +373,9 @@ ${k ? `
 | \`unavailable\` acks during the outage / retries | ${rr.unavailableAcks} / ${rr.retries} |
 | **acked messages lost after recovery** | **${rr.lostMessages}** (${rr.lostPairs} client×message pairs) |
 | duplicates dropped by id / gaps detected by \`prev\` | ${rr.duplicatesDropped} / ${rr.gapsDetected} |
-` : ""}
+`
+      : ""
+  }
 ## Method
 
 - \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
@@ -335,13 +454,16 @@ function jwtSection(r) {
 The same ${num(r.config.members)}-member setup with \`AUTH_MODE=jwt\` (HS256, a 45-character \`JWT_SECRET\`; the load generator signs one token per
 member with \`jose\`). A token is verified once, at the handshake; nothing is checked per message.
 
-${mdTable(["", "open", "jwt"], [
-  row("server CPU per handshake (µs, 3 pods + Redis)", o.setup?.connectCpuUsPerConnection, j.setup?.connectCpuUsPerConnection),
-  row(`latency p50 @ ${r.config.latencyRate} msg/s (ms)`, o.latency?.latency.p50, j.latency?.latency.p50, 2),
-  row(`latency p99 @ ${r.config.latencyRate} msg/s (ms)`, o.latency?.latency.p99, j.latency?.latency.p99, 2),
-  row(`deliveries per server CPU-s @ ${r.config.efficiencyRate} msg/s`, o.efficiency?.deliveriesPerCpuSecond, j.efficiency?.deliveriesPerCpuSecond),
-  row(`latency p99 @ ${r.config.efficiencyRate} msg/s (ms)`, o.efficiency?.latency.p99, j.efficiency?.latency.p99, 2),
-])}
+${mdTable(
+  ["", "open", "jwt"],
+  [
+    row("server CPU per handshake (µs, 3 pods + Redis)", o.setup?.connectCpuUsPerConnection, j.setup?.connectCpuUsPerConnection),
+    row(`latency p50 @ ${r.config.latencyRate} msg/s (ms)`, o.latency?.latency.p50, j.latency?.latency.p50, 2),
+    row(`latency p99 @ ${r.config.latencyRate} msg/s (ms)`, o.latency?.latency.p99, j.latency?.latency.p99, 2),
+    row(`deliveries per server CPU-s @ ${r.config.efficiencyRate} msg/s`, o.efficiency?.deliveriesPerCpuSecond, j.efficiency?.deliveriesPerCpuSecond),
+    row(`latency p99 @ ${r.config.efficiencyRate} msg/s (ms)`, o.efficiency?.latency.p99, j.efficiency?.latency.p99, 2),
+  ],
+)}
 
 `;
 }
@@ -354,7 +476,19 @@ function roomsSection(r) {
 
 From \`bench/many-rooms.mjs\` (\`runManyRooms\`), ${rooms.seconds ?? "?"} s.${rooms.error ? ` **It failed:** \`${rooms.error}\`.` : ""}
 
-${rows.length ? mdTable(["mode", "CPU µs per delivery", "bus messages per pod", "delivered / expected"], rows.map((x) => [x.mode, num(x.cpuPerDeliveryUs, 2), (x.busMessagesPerPod ?? []).map((n) => num(n)).join(" / "), `${num(x.delivered)} / ${num(x.expected)}`])) : "(no rows)"}
+${
+  rows.length
+    ? mdTable(
+        ["mode", "CPU µs per delivery", "bus messages per pod", "delivered / expected"],
+        rows.map((x) => [
+          x.mode,
+          num(x.cpuPerDeliveryUs, 2),
+          (x.busMessagesPerPod ?? []).map((n) => num(n)).join(" / "),
+          `${num(x.delivered)} / ${num(x.expected)}`,
+        ]),
+      )
+    : "(no rows)"
+}
 ${rooms.notes ? `\n${rooms.notes}\n` : ""}
 `;
 }

@@ -42,15 +42,28 @@ function envOf(objects, container) {
 }
 
 function checkContract(where, objects, values) {
-  const find = (kind, component) =>
-    objects.filter((o) => o.kind === kind && o.metadata.labels?.["app.kubernetes.io/component"] === component);
+  const find = (kind, component) => objects.filter((o) => o.kind === kind && o.metadata.labels?.["app.kubernetes.io/component"] === component);
   const [chat] = find("Deployment", "chat");
   if (!chat) return problem(where, "no chat Deployment");
   const chatC = chat.spec.template.spec.containers.find((c) => c.name === "chat");
   const env = envOf(objects, chatC);
-  const need = ["PORT", "PROBE_PORT", "REDIS_URL", "LOG_LEVEL", "POD_NAME", "AUTH_MODE", "TRUST_PROXY", "BUS_MODE",
-    "SHUTDOWN_DELAY_SECONDS", "DRAIN_SECONDS", "RATE_LIMIT_MESSAGES_PER_SECOND", "RATE_LIMIT_CONNECTIONS_PER_IP",
-    "MAX_ROOMS_PER_CONNECTION", "MAX_CONNECTIONS_PER_USER", "HISTORY_MAX_ENTRIES"];
+  const need = [
+    "PORT",
+    "PROBE_PORT",
+    "REDIS_URL",
+    "LOG_LEVEL",
+    "POD_NAME",
+    "AUTH_MODE",
+    "TRUST_PROXY",
+    "BUS_MODE",
+    "SHUTDOWN_DELAY_SECONDS",
+    "DRAIN_SECONDS",
+    "RATE_LIMIT_MESSAGES_PER_SECOND",
+    "RATE_LIMIT_CONNECTIONS_PER_IP",
+    "MAX_ROOMS_PER_CONNECTION",
+    "MAX_CONNECTIONS_PER_USER",
+    "HISTORY_MAX_ENTRIES",
+  ];
   for (const name of need) if (!(name in env)) problem(`${where} chat`, `env ${name} is missing`);
   if (env.POD_NAME?.from?.fieldRef?.fieldPath !== "metadata.name") problem(`${where} chat`, "POD_NAME must come from metadata.name");
   if (/\/\/[^/]*@/.test(env.REDIS_URL ?? "")) problem(`${where} chat`, "REDIS_URL must not carry credentials");
@@ -79,7 +92,10 @@ function checkContract(where, objects, values) {
   const checkProbes = (c, id, portEnv) => {
     for (const kind of ["readinessProbe", "livenessProbe"]) {
       const probe = c[kind];
-      if (!probe?.httpGet) { problem(id, `${kind} (httpGet) is missing`); continue; }
+      if (!probe?.httpGet) {
+        problem(id, `${kind} (httpGet) is missing`);
+        continue;
+      }
       if (portNamed(c, probe.httpGet.port) !== portEnv) problem(id, `${kind} is not on the probe port ${portEnv}`);
     }
     if (c.readinessProbe?.httpGet?.path !== "/readyz") problem(id, "readinessProbe must GET /readyz");
@@ -106,17 +122,22 @@ function checkContract(where, objects, values) {
   // HPA xor replicas.
   const hpa = find("HorizontalPodAutoscaler", "chat")[0];
   if (hpa && chat.spec.replicas !== undefined) problem(where, "chat Deployment sets replicas while an HPA scales it");
-  if (values.chat?.autoscaling?.targetConnectionsPerPod &&
-      !hpa?.spec.metrics.some((m) => m.type === "Pods" && m.pods.metric.name === "chat_connected_clients"))
+  if (values.chat?.autoscaling?.targetConnectionsPerPod && !hpa?.spec.metrics.some((m) => m.type === "Pods" && m.pods.metric.name === "chat_connected_clients"))
     problem(where, "targetConnectionsPerPod set but no chat_connected_clients Pods metric");
-  if (values.chat?.autoscaling?.targetCPUUtilizationPercentage && values.chat?.autoscaling?.enabled &&
-      !hpa?.spec.metrics.some((m) => m.type === "Resource" && m.resource.name === "cpu"))
+  if (
+    values.chat?.autoscaling?.targetCPUUtilizationPercentage &&
+    values.chat?.autoscaling?.enabled &&
+    !hpa?.spec.metrics.some((m) => m.type === "Resource" && m.resource.name === "cpu")
+  )
     problem(where, "targetCPUUtilizationPercentage set but no cpu Resource metric");
   // prometheus.io/* annotations for plain Prometheus, on the probe port.
   for (const d of [chat, ...find("Deployment", "notifier")]) {
     const ann = d.spec.template.metadata.annotations ?? {};
     const probes = d.spec.template.spec.containers[0].ports.find((p) => p.name === "probes")?.containerPort;
-    if (values.metrics?.podAnnotations !== false && (ann["prometheus.io/scrape"] !== "true" || ann["prometheus.io/port"] !== String(probes) || ann["prometheus.io/path"] !== "/metrics"))
+    if (
+      values.metrics?.podAnnotations !== false &&
+      (ann["prometheus.io/scrape"] !== "true" || ann["prometheus.io/port"] !== String(probes) || ann["prometheus.io/path"] !== "/metrics")
+    )
       problem(`${where} ${d.metadata.name}`, "prometheus.io/scrape|port|path annotations missing or not on the probe port");
   }
   // Notifier.
@@ -126,8 +147,20 @@ function checkContract(where, objects, values) {
     if (!(notifier.spec.replicas >= 1)) problem(where, "notifier needs at least 1 replica");
     const nc = notifier.spec.template.spec.containers[0];
     const nenv = envOf(objects, nc);
-    for (const name of ["PORT", "PROBE_PORT", "REDIS_URL", "LOG_LEVEL", "POD_NAME", "NOTIFIER_API_KEYS", "NOTIFIER_STREAM", "BUS_MODE",
-      "RATE_LIMIT_NOTIFIER_PER_SECOND", "HISTORY_MAX_ENTRIES", "HISTORY_MAX_AGE_SECONDS", "SHUTDOWN_DELAY_SECONDS"])
+    for (const name of [
+      "PORT",
+      "PROBE_PORT",
+      "REDIS_URL",
+      "LOG_LEVEL",
+      "POD_NAME",
+      "NOTIFIER_API_KEYS",
+      "NOTIFIER_STREAM",
+      "BUS_MODE",
+      "RATE_LIMIT_NOTIFIER_PER_SECOND",
+      "HISTORY_MAX_ENTRIES",
+      "HISTORY_MAX_AGE_SECONDS",
+      "SHUTDOWN_DELAY_SECONDS",
+    ])
       if (!(name in nenv)) problem(`${where} notifier`, `env ${name} is missing`);
     if (!nenv.NOTIFIER_API_KEYS?.from?.secretKeyRef) problem(`${where} notifier`, "NOTIFIER_API_KEYS must come from a Secret");
     if (nenv.BUS_MODE !== env.BUS_MODE) problem(where, `BUS_MODE differs: chat ${env.BUS_MODE}, notifier ${nenv.BUS_MODE}`);
@@ -140,7 +173,8 @@ function checkContract(where, objects, values) {
       problem(`${where} notifier`, "terminationGracePeriodSeconds is not > preStop + SHUTDOWN_DELAY_SECONDS");
     checkProbes(nc, `${where} notifier`, Number(nenv.PROBE_PORT));
     if (!notifier.spec.template.metadata.annotations?.["checksum/config"]) problem(`${where} notifier`, "no checksum/config annotation");
-    for (const svc of find("Service", "notifier")) if (svc.spec.type !== "ClusterIP") problem(where, `notifier Service ${svc.metadata.name} is ${svc.spec.type}`);
+    for (const svc of find("Service", "notifier"))
+      if (svc.spec.type !== "ClusterIP") problem(where, `notifier Service ${svc.metadata.name} is ${svc.spec.type}`);
     if (!find("PodDisruptionBudget", "notifier").length) problem(where, "no notifier PodDisruptionBudget");
   }
   // Redis.
@@ -165,7 +199,11 @@ function checkContract(where, objects, values) {
     if (rpod.serviceAccountName === chat.spec.template.spec.serviceAccountName) problem(where, "Redis shares the services' ServiceAccount");
     if (!objects.some((o) => o.kind === "ServiceAccount" && o.metadata.name === rpod.serviceAccountName) && values.redis?.serviceAccount?.create !== false)
       problem(where, `Redis's ServiceAccount ${rpod.serviceAccountName} is not rendered`);
-    for (const [id, t] of [["redis", redis.spec.template], ["chat", chat.spec.template], ["notifier", notifier?.spec.template]]) {
+    for (const [id, t] of [
+      ["redis", redis.spec.template],
+      ["chat", chat.spec.template],
+      ["notifier", notifier?.spec.template],
+    ]) {
       if (!t) continue;
       for (const label of ["helm.sh/chart", "app.kubernetes.io/version"]) if (t.metadata.labels?.[label]) problem(where, `${id} pod template carries ${label}`);
       if (!t.metadata.annotations?.["checksum/secrets"]) problem(where, `${id} pod template has no checksum/secrets`);
@@ -174,9 +212,15 @@ function checkContract(where, objects, values) {
     if (values.redis?.acl?.enabled !== false) {
       const a = values.redis.acl;
       const cmd = (rc.args ?? []).join(" ");
-      const quoted = a.serviceRules.split(" ").filter(Boolean).map((r) => `'${r}'`).join(" ");
-      if (!cmd.includes(`--user ${a.serviceUser} on ">$REDIS_SERVICE_PASSWORD" ${quoted}`)) problem(where, "Redis args lack the services' ACL user with redis.acl.serviceRules");
-      if (!cmd.includes(`--user ${a.producerUser} on ">$REDIS_PRODUCER_PASSWORD" resetchannels -@all +xadd '~${values.notifier.stream}'`)) problem(where, "Redis args lack the producers' XADD-only ACL user");
+      const quoted = a.serviceRules
+        .split(" ")
+        .filter(Boolean)
+        .map((r) => `'${r}'`)
+        .join(" ");
+      if (!cmd.includes(`--user ${a.serviceUser} on ">$REDIS_SERVICE_PASSWORD" ${quoted}`))
+        problem(where, "Redis args lack the services' ACL user with redis.acl.serviceRules");
+      if (!cmd.includes(`--user ${a.producerUser} on ">$REDIS_PRODUCER_PASSWORD" resetchannels -@all +xadd '~${values.notifier.stream}'`))
+        problem(where, "Redis args lack the producers' XADD-only ACL user");
       if (!/-@dangerous/.test(a.serviceRules) || !/-@admin/.test(a.serviceRules)) problem(where, "redis.acl.serviceRules must refuse @dangerous and @admin");
       if (env.REDIS_USERNAME !== a.serviceUser) problem(`${where} chat`, `REDIS_USERNAME is ${env.REDIS_USERNAME}, not ${a.serviceUser}`);
       if (env.REDIS_PASSWORD?.from?.secretKeyRef?.key === rc.env.find((e) => e.name === "REDIS_PASSWORD")?.valueFrom.secretKeyRef.key)
@@ -189,25 +233,32 @@ function checkContract(where, objects, values) {
     if (values.redis?.enabled !== false) {
       const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "redis");
       const comps = np?.spec.ingress[0].from.map((f) => f.podSelector?.matchLabels?.["app.kubernetes.io/component"]).sort();
-      if (np && np.spec.ingress.length !== 1 + (values.networkPolicy?.redis?.extraFrom?.length ? 1 : 0)) problem(where, "Redis NetworkPolicy has rules beyond chat, notifier and networkPolicy.redis.extraFrom");
-      if (JSON.stringify(comps) !== JSON.stringify(["chat", "notifier"])) problem(where, `Redis NetworkPolicy must admit chat and notifier only, admits ${comps}`);
+      if (np && np.spec.ingress.length !== 1 + (values.networkPolicy?.redis?.extraFrom?.length ? 1 : 0))
+        problem(where, "Redis NetworkPolicy has rules beyond chat, notifier and networkPolicy.redis.extraFrom");
+      if (JSON.stringify(comps) !== JSON.stringify(["chat", "notifier"]))
+        problem(where, `Redis NetworkPolicy must admit chat and notifier only, admits ${comps}`);
     }
-    if (values.notifier?.enabled !== false &&
-        !nps.some((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "notifier"))
+    if (values.notifier?.enabled !== false && !nps.some((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "notifier"))
       problem(where, "no notifier NetworkPolicy");
     // The chat pods: the public port from anywhere, the probe port only from metricsFrom.
     if (values.networkPolicy?.chat?.enabled !== false) {
       const np = nps.find((o) => o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === "chat");
       if (!np) problem(where, "no chat NetworkPolicy: the probe port (/metrics, /debug) is open cluster-wide");
-      else for (const rule of np.spec.ingress) {
-        if (rule.ports?.some((p) => p.port === "probes") && !rule.from?.length) problem(where, "the chat NetworkPolicy admits the probe port from everywhere");
-        if (!rule.ports?.length) problem(where, "a chat NetworkPolicy rule admits every port");
-      }
+      else
+        for (const rule of np.spec.ingress) {
+          if (rule.ports?.some((p) => p.port === "probes") && !rule.from?.length)
+            problem(where, "the chat NetworkPolicy admits the probe port from everywhere");
+          if (!rule.ports?.length) problem(where, "a chat NetworkPolicy rule admits every port");
+        }
     }
   }
   // The Grafana dashboard ConfigMap carries valid JSON.
   for (const cm of objects.filter((o) => o.kind === "ConfigMap" && o.data?.["chat.json"])) {
-    try { JSON.parse(cm.data["chat.json"]); } catch (err) { problem(where, `dashboard ConfigMap ${cm.metadata.name}: ${err.message}`); }
+    try {
+      JSON.parse(cm.data["chat.json"]);
+    } catch (err) {
+      problem(where, `dashboard ConfigMap ${cm.metadata.name}: ${err.message}`);
+    }
   }
   if (values.grafanaDashboard?.enabled && !objects.some((o) => o.kind === "ConfigMap" && o.data?.["chat.json"]))
     problem(where, "grafanaDashboard.enabled but no dashboard ConfigMap");
@@ -219,9 +270,12 @@ function checkContract(where, objects, values) {
     const t = objects.find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
     if (!t) problem(where, "no helm test Pod");
     else {
-      if (!t.spec.containers[0].command?.join(" ").includes("scripts/helm-test-client.mjs")) problem(where, "helm test Pod does not run scripts/helm-test-client.mjs");
-      if (!/hook-succeeded/.test(t.metadata.annotations["helm.sh/hook-delete-policy"] ?? "")) problem(where, "the helm test Pod is left behind after it passed (hook-delete-policy)");
-      if (t.spec.containers[0].env?.some((e) => e.valueFrom?.secretKeyRef)) problem(where, "the helm test Pod takes a secret as an env var: mount it as a file");
+      if (!t.spec.containers[0].command?.join(" ").includes("scripts/helm-test-client.mjs"))
+        problem(where, "helm test Pod does not run scripts/helm-test-client.mjs");
+      if (!/hook-succeeded/.test(t.metadata.annotations["helm.sh/hook-delete-policy"] ?? ""))
+        problem(where, "the helm test Pod is left behind after it passed (hook-delete-policy)");
+      if (t.spec.containers[0].env?.some((e) => e.valueFrom?.secretKeyRef))
+        problem(where, "the helm test Pod takes a secret as an env var: mount it as a file");
     }
   }
 }
@@ -258,18 +312,30 @@ const merge = (a, b) => {
   for (const [k, v] of Object.entries(b)) out[k] = merge(out[k], v);
   return out;
 };
-const sets = [["default values", null], ...readdirSync(join(chartDir, "ci")).filter((f) => f.endsWith("-values.yaml")).sort().map((f) => [`ci/${f}`, join(chartDir, "ci", f)])];
+const sets = [
+  ["default values", null],
+  ...readdirSync(join(chartDir, "ci"))
+    .filter((f) => f.endsWith("-values.yaml"))
+    .sort()
+    .map((f) => [`ci/${f}`, join(chartDir, "ci", f)]),
+];
 if (sets.length < 3) problem("charts/chat/ci", "expected several ci/*-values.yaml files");
 let rendered = 0;
 for (const [name, file] of sets) {
   const fArgs = file ? ["-f", file] : [];
   const lint = helm(["lint", "--strict", chartDir, ...fArgs], { bin });
-  if (lint.status !== 0) { problem(name, `helm lint --strict failed:\n${lint.stdout}${lint.stderr}`); continue; }
+  if (lint.status !== 0) {
+    problem(name, `helm lint --strict failed:\n${lint.stdout}${lint.stderr}`);
+    continue;
+  }
   let objects;
   try {
     objects = render("chat", fArgs, { bin });
-  } catch (err) { problem(name, err.message); continue; }
-  const values = merge(defaults, file ? parse(readFileSync(file, "utf8")) ?? {} : {});
+  } catch (err) {
+    problem(name, err.message);
+    continue;
+  }
+  const values = merge(defaults, file ? (parse(readFileSync(file, "utf8")) ?? {}) : {});
   await checkRendered(name, objects, values);
   rendered += objects.length;
   console.log(`check-chart: ${name}: lint ok, ${objects.length} objects rendered and checked`);
@@ -290,12 +356,30 @@ const refused = [
   [["--set", "auth.jwt.jwksUrl=https://a.example/jwks", "--set", "auth.jwt.existingSecret=s"], "a JWT secret beside a JWKS URL"],
   [["--set", "auth.jwt.secret=short"], "an HS256 secret under 32 characters"],
   [["--set", "externalRedis.tlsCa.existingConfigMap=ca"], "a Redis CA with the in-cluster Redis (no TLS)"],
-  [["--set", "redis.enabled=false", "--set", "externalRedis.url=redis://h:6379/0", "--set", "externalRedis.tlsCa.existingSecret=ca"], "a Redis CA without rediss://"],
-  [["--set", "redis.enabled=false", "--set", "externalRedis.url=rediss://h:6379/0", "--set", "externalRedis.tlsCa.existingSecret=ca", "--set", "externalRedis.tlsCa.existingConfigMap=ca"], "two Redis CA sources"],
+  [
+    ["--set", "redis.enabled=false", "--set", "externalRedis.url=redis://h:6379/0", "--set", "externalRedis.tlsCa.existingSecret=ca"],
+    "a Redis CA without rediss://",
+  ],
+  [
+    [
+      "--set",
+      "redis.enabled=false",
+      "--set",
+      "externalRedis.url=rediss://h:6379/0",
+      "--set",
+      "externalRedis.tlsCa.existingSecret=ca",
+      "--set",
+      "externalRedis.tlsCa.existingConfigMap=ca",
+    ],
+    "two Redis CA sources",
+  ],
   [["--set", "notifier.terminationGracePeriodSeconds=5"], "a notifier grace period not above its readiness wait"],
   [["--set", "chat.unknownKey=1"], "a misspelt value"],
   [["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.targetCPUUtilizationPercentage=null"], "an HPA without a metric"],
-  [["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.minReplicas=5", "--set", "chat.autoscaling.maxReplicas=3"], "HPA minReplicas > maxReplicas"],
+  [
+    ["--set", "chat.autoscaling.enabled=true", "--set", "chat.autoscaling.minReplicas=5", "--set", "chat.autoscaling.maxReplicas=3"],
+    "HPA minReplicas > maxReplicas",
+  ],
   [["--set", "global.unknown=1"], "an unknown global value"],
   [["--set", "redis.resources.limits.memory=0.5Gi"], "a Redis memory limit maxmemory cannot be derived from"],
   [["--set", "redis.acl.serviceUser=Chat User"], "an ACL user name with a space"],
@@ -313,22 +397,37 @@ console.log(`check-chart: ${refused.length} bad value sets refused`);
 // The secrets generated once are kept (lookup) and the same value reaches every consumer.
 {
   const objs = render("chat", [], { bin });
-  const secretNames = objs.filter((o) => o.kind === "Secret").map((o) => o.metadata.name).sort();
-  if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"])) problem("secrets", `generated Secrets are ${secretNames.join(",")}`);
-  const redisKeys = Object.keys(objs.find((o) => o.kind === "Secret" && o.metadata.name === "chat-redis")?.data ?? {}).sort().join(",");
+  const secretNames = objs
+    .filter((o) => o.kind === "Secret")
+    .map((o) => o.metadata.name)
+    .sort();
+  if (JSON.stringify(secretNames) !== JSON.stringify(["chat-auth", "chat-notifier", "chat-redis"]))
+    problem("secrets", `generated Secrets are ${secretNames.join(",")}`);
+  const redisKeys = Object.keys(objs.find((o) => o.kind === "Secret" && o.metadata.name === "chat-redis")?.data ?? {})
+    .sort()
+    .join(",");
   if (redisKeys !== "producer-password,redis-password,service-password") problem("secrets", `chat-redis holds ${redisKeys}`);
   const tpl = readFileSync(join(chartDir, "templates/_helpers.tpl"), "utf8");
   if (!/lookup "v1" "Secret"/.test(tpl)) problem("secrets", "generated Secrets are not looked up (kept across upgrades)");
-  const ext = render("chat", ["--set", "redis.auth.existingSecret=mine", "--set", "auth.jwt.existingSecret=jwt", "--set", "notifier.apiKeys.existingSecret=keys"], { bin });
+  const ext = render(
+    "chat",
+    ["--set", "redis.auth.existingSecret=mine", "--set", "auth.jwt.existingSecret=jwt", "--set", "notifier.apiKeys.existingSecret=keys"],
+    { bin },
+  );
   if (ext.some((o) => o.kind === "Secret")) problem("secrets", "existingSecret values still render a Secret");
 }
 
 // Plain manifests rendered from the chart: validate them too.
 try {
   const objs = parseManifests(readFileSync(join(repoRoot, "k8s/manifests/chat.yaml"), "utf8"));
-  for (const obj of objs) { await validateObject("k8s/manifests", obj, problem); checkWorkload("k8s/manifests", obj, problem); }
+  for (const obj of objs) {
+    await validateObject("k8s/manifests", obj, problem);
+    checkWorkload("k8s/manifests", obj, problem);
+  }
   console.log(`check-chart: k8s/manifests/chat.yaml: ${objs.length} objects checked`);
-} catch (err) { problem("k8s/manifests/chat.yaml", `${err.message} (run npm run k8s:render)`); }
+} catch (err) {
+  problem("k8s/manifests/chat.yaml", `${err.message} (run npm run k8s:render)`);
+}
 
 // The Grafana dashboard: the chart ships docs/grafana-dashboard.json, byte for byte.
 try {
@@ -338,7 +437,9 @@ try {
     problem("charts/chat/dashboards/chat.json", "differs from docs/grafana-dashboard.json: cp docs/grafana-dashboard.json charts/chat/dashboards/chat.json");
   const cm = render("chat", ["--set", "grafanaDashboard.enabled=true"], { bin }).find((o) => o.kind === "ConfigMap" && o.data?.["chat.json"]);
   if (cm?.data["chat.json"].trim() !== dash.trim()) problem("grafanaDashboard", "the dashboard ConfigMap does not carry charts/chat/dashboards/chat.json");
-} catch (err) { problem("charts/chat/dashboards/chat.json", err.message); }
+} catch (err) {
+  problem("charts/chat/dashboards/chat.json", err.message);
+}
 
 // docs/deploy.md's values table: every value documented, the table up to date.
 {
@@ -347,7 +448,9 @@ try {
   try {
     if (docsWithTable() !== readFileSync(docsPath, "utf8")) problem("docs/deploy.md", "the values table is out of date: run node scripts/values-table.mjs");
     else console.log(`check-chart: docs/deploy.md values table: ${rows.length} values, up to date`);
-  } catch (err) { problem("docs/deploy.md", err.message); }
+  } catch (err) {
+    problem("docs/deploy.md", err.message);
+  }
 }
 
 for (const n of notices) console.log(`check-chart: NOTICE: ${n}`);

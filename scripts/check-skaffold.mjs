@@ -11,8 +11,11 @@ import { helmPath, render, repoRoot } from "./lib/helm.mjs";
 
 const problems = [];
 // SKAFFOLD_SCHEMA: another copy of the schema (the GitHub workflow downloads skaffold's own).
-const schemaPath = [process.env.SKAFFOLD_SCHEMA, join(repoRoot, "../shared/schemas/skaffold-v4beta14.json"),
-  "/work/shared/schemas/skaffold-v4beta14.json"].find((p) => p && existsSync(p));
+const schemaPath = [
+  process.env.SKAFFOLD_SCHEMA,
+  join(repoRoot, "../shared/schemas/skaffold-v4beta14.json"),
+  "/work/shared/schemas/skaffold-v4beta14.json",
+].find((p) => p && existsSync(p));
 if (!schemaPath) {
   console.error("check-skaffold: FAIL: shared/schemas/skaffold-v4beta14.json not found beside the repository (or set SKAFFOLD_SCHEMA)");
   process.exit(1);
@@ -26,8 +29,10 @@ if (!validate(config)) {
 }
 
 const { bin } = helmPath();
-const sections = [{ where: "", build: config.build, deploy: config.deploy },
-  ...(config.profiles ?? []).map((p) => ({ where: `profile ${p.name}: `, build: p.build, deploy: p.deploy }))];
+const sections = [
+  { where: "", build: config.build, deploy: config.deploy },
+  ...(config.profiles ?? []).map((p) => ({ where: `profile ${p.name}: `, build: p.build, deploy: p.deploy })),
+];
 const artifacts = config.build?.artifacts ?? [];
 const images = artifacts.map((a) => a.image).sort();
 if (JSON.stringify(images) !== JSON.stringify(["chat-platform/chat", "chat-platform/notifier"])) problems.push(`artifacts are ${images}`);
@@ -44,7 +49,8 @@ for (const { where, deploy } of sections) {
     const templates = r.setValueTemplates ?? {};
     for (const img of images) {
       const key = img.replace(/[^A-Za-z0-9]/g, "_");
-      if (!Object.values(templates).some((v) => String(v).includes(`IMAGE_REPO_${key}`))) problems.push(`${where}release ${r.name}: ${img} repository not wired`);
+      if (!Object.values(templates).some((v) => String(v).includes(`IMAGE_REPO_${key}`)))
+        problems.push(`${where}release ${r.name}: ${img} repository not wired`);
       if (!Object.values(templates).some((v) => String(v).includes(`IMAGE_TAG_${key}`))) problems.push(`${where}release ${r.name}: ${img} tag not wired`);
     }
     // Every key must exist in the chart: render with each template replaced by a dummy value.
@@ -61,7 +67,8 @@ for (const { where, deploy } of sections) {
     }
     const names = new Set(objects.map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}`));
     for (const pf of config.portForward ?? []) {
-      if (!names.has(`${pf.resourceType}/${pf.resourceName}`)) problems.push(`portForward ${pf.resourceType}/${pf.resourceName} is not rendered by release ${r.name}`);
+      if (!names.has(`${pf.resourceType}/${pf.resourceName}`))
+        problems.push(`portForward ${pf.resourceType}/${pf.resourceName} is not rendered by release ${r.name}`);
     }
   }
 }
@@ -73,4 +80,6 @@ if (problems.length) {
   console.error(`check-skaffold: FAILED:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   process.exit(1);
 }
-console.log(`check-skaffold: OK (valid skaffold/v4beta14 by ${schemaPath.replace(/.*\/shared\//, "shared/")}, ${artifacts.length} artifacts, ${releases} helm releases, ${config.portForward.length} port-forwards)`);
+console.log(
+  `check-skaffold: OK (valid skaffold/v4beta14 by ${schemaPath.replace(/.*\/shared\//, "shared/")}, ${artifacts.length} artifacts, ${releases} helm releases, ${config.portForward.length} port-forwards)`,
+);

@@ -38,8 +38,7 @@ function renderChart(dir, values, extra = []) {
 /** The pod templates by component: chat, notifier, redis. */
 function templates(objects) {
   const out = {};
-  for (const o of objects)
-    if (o.kind === "Deployment" || o.kind === "StatefulSet") out[o.metadata.labels["app.kubernetes.io/component"]] = o.spec.template;
+  for (const o of objects) if (o.kind === "Deployment" || o.kind === "StatefulSet") out[o.metadata.labels["app.kubernetes.io/component"]] = o.spec.template;
   return out;
 }
 
@@ -55,7 +54,10 @@ for (const [c, t] of Object.entries(base))
 // checksum/secrets agrees with the Secrets rendered in the same release.
 {
   const secretData = (suffix) => before.find((o) => o.kind === "Secret" && o.metadata.name === `chat${suffix}`)?.data ?? {};
-  const text = (data) => Object.entries(data).map(([k, v]) => `${k}: ${v}`).join("\n");
+  const text = (data) =>
+    Object.entries(data)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\n");
   const redis = secretData("-redis");
   const order = ["redis-password", "service-password", "producer-password"];
   const redisText = text(Object.fromEntries(order.filter((k) => k in redis).map((k) => [k, redis[k]])));
@@ -66,8 +68,7 @@ for (const [c, t] of Object.entries(base))
   };
   for (const [c, parts] of Object.entries(expect)) {
     const sum = createHash("sha256").update(parts.join("\n")).digest("hex");
-    if (base[c]?.metadata.annotations?.["checksum/secrets"] !== sum)
-      problem(`${c}: checksum/secrets does not match the Secrets rendered beside it`);
+    if (base[c]?.metadata.annotations?.["checksum/secrets"] !== sum) problem(`${c}: checksum/secrets does not match the Secrets rendered beside it`);
   }
 }
 
@@ -76,7 +77,8 @@ function expectRolls(what, after, rolls) {
   for (const c of ["chat", "notifier", "redis"]) {
     const changed = JSON.stringify(now[c]) !== JSON.stringify(base[c]);
     const want = rolls.includes(c);
-    if (changed !== want) problem(`${what}: the ${c} pod template ${changed ? "changes" : "stays the same"}, it must ${want ? "change (roll)" : "stay the same"}`);
+    if (changed !== want)
+      problem(`${what}: the ${c} pod template ${changed ? "changes" : "stays the same"}, it must ${want ? "change (roll)" : "stay the same"}`);
   }
   console.log(`check-upgrade: ${what}: rolls ${rolls.join(", ") || "nothing"}`);
 }
@@ -96,9 +98,21 @@ try {
 }
 
 expectRolls("rotated JWT secret", renderChart(chartDir, { ...secrets, "auth.jwt.secret": "rotated-jwt-secret-0123456789abcdef012345" }), ["chat"]);
-expectRolls("rotated Redis password", renderChart(chartDir, { ...secrets, "redis.auth.password": "rotated-default-password-0123456" }), ["chat", "notifier", "redis"]);
-expectRolls("rotated Redis service password", renderChart(chartDir, { ...secrets, "redis.auth.servicePassword": "rotated-service-password-0123456" }), ["chat", "notifier", "redis"]);
-expectRolls("rotated notifier API key", renderChart(chartDir, { ...secrets, "notifier.apiKeys.keys": "{notifier-key-0123456789abcdef,next-key-0123456789abcdef}" }), ["notifier"]);
+expectRolls("rotated Redis password", renderChart(chartDir, { ...secrets, "redis.auth.password": "rotated-default-password-0123456" }), [
+  "chat",
+  "notifier",
+  "redis",
+]);
+expectRolls("rotated Redis service password", renderChart(chartDir, { ...secrets, "redis.auth.servicePassword": "rotated-service-password-0123456" }), [
+  "chat",
+  "notifier",
+  "redis",
+]);
+expectRolls(
+  "rotated notifier API key",
+  renderChart(chartDir, { ...secrets, "notifier.apiKeys.keys": "{notifier-key-0123456789abcdef,next-key-0123456789abcdef}" }),
+  ["notifier"],
+);
 expectRolls("a chat setting", renderChart(chartDir, { ...secrets, "chat.maxTextLength": "2000" }), ["chat"]);
 expectRolls("a Redis setting", renderChart(chartDir, { ...secrets, "redis.appendfsync": "always" }), ["redis"]);
 
@@ -110,8 +124,23 @@ expectRolls("a Redis setting", renderChart(chartDir, { ...secrets, "redis.append
   else if (!/existingSecret/.test(res.stderr)) problem(`an upgrade without the generated Secrets fails without naming existingSecret: ${res.stderr.trim()}`);
   const given = helm(["template", "chat", chartDir, "--namespace", "chat", "--is-upgrade", ...setArgs(secrets)], { bin });
   if (given.status !== 0) problem(`an upgrade with every secret given fails: ${given.stderr.trim()}`);
-  const existing = helm(["template", "chat", chartDir, "--namespace", "chat", "--is-upgrade", "--set", "redis.auth.existingSecret=r",
-    "--set", "auth.jwt.existingSecret=j", "--set", "notifier.apiKeys.existingSecret=n"], { bin });
+  const existing = helm(
+    [
+      "template",
+      "chat",
+      chartDir,
+      "--namespace",
+      "chat",
+      "--is-upgrade",
+      "--set",
+      "redis.auth.existingSecret=r",
+      "--set",
+      "auth.jwt.existingSecret=j",
+      "--set",
+      "notifier.apiKeys.existingSecret=n",
+    ],
+    { bin },
+  );
   if (existing.status !== 0) problem(`an upgrade with existing Secrets fails: ${existing.stderr.trim()}`);
   console.log("check-upgrade: an upgrade that cannot see its generated Secrets fails; given values or existingSecrets render");
 }

@@ -35,18 +35,35 @@ for (const f of files) {
 }
 const ci = parse(readFileSync(join(dir, "ci.yml"), "utf8"));
 const runs = (job) => (ci.jobs?.[job]?.steps ?? []).map((st) => `${st.uses ?? ""} ${st.run ?? ""} ${JSON.stringify(st.with ?? {})}`);
-const promise = (what, ok) => { if (!ok) { findings++; console.error(`.github/workflows/ci.yml: ${what}`); } };
-const all = Object.keys(ci.jobs ?? {}).flatMap(runs).join("\n");
+const promise = (what, ok) => {
+  if (!ok) {
+    findings++;
+    console.error(`.github/workflows/ci.yml: ${what}`);
+  }
+};
+const all = Object.keys(ci.jobs ?? {})
+  .flatMap(runs)
+  .join("\n");
 promise("no typecheck", /npm run typecheck/.test(all));
 promise("no npm test", /npm test/.test(all));
-promise("no Redis service for the tests", Object.values(ci.jobs ?? {}).some((j) => j.services?.redis && j.steps.some((st) => /npm test/.test(st.run ?? ""))));
+promise(
+  "no Redis service for the tests",
+  Object.values(ci.jobs ?? {}).some((j) => j.services?.redis && j.steps.some((st) => /npm test/.test(st.run ?? ""))),
+);
 promise("no chart check / helm lint", /npm run chart:check/.test(all));
 promise("no manifests check", /npm run k8s:check\b/.test(all));
 promise("no image builds", /npm run images:check|docker build -f Dockerfile\.chat/.test(all));
 // The e2e job, step by step, in order.
 const e2e = runs("e2e");
-const order = [/kind-action|kind create cluster/, /kind load docker-image/, /helm install[\s\S]*--wait/, /helm test/,
-  /kubectl[\s\S]*scale[\s\S]*--replicas=3/, /e2e-cross-pod\.sh[^\n]* 3\b/, /helm test/];
+const order = [
+  /kind-action|kind create cluster/,
+  /kind load docker-image/,
+  /helm install[\s\S]*--wait/,
+  /helm test/,
+  /kubectl[\s\S]*scale[\s\S]*--replicas=3/,
+  /e2e-cross-pod\.sh[^\n]* 3\b/,
+  /helm test/,
+];
 let at = 0;
 for (const re of order) {
   const i = e2e.findIndex((st, k) => k >= at && re.test(st));
@@ -54,9 +71,15 @@ for (const re of order) {
   if (i >= 0) at = i + 1;
 }
 // Day two, after the steps above, in order.
-const dayTwo = [/pod-security\.kubernetes\.io\/enforce=restricted/, /e2e-day-two\.mjs send/, /version: 0\.1\.1[\s\S]*helm upgrade[\s\S]*redis-uid/,
-  /auth\.jwt\.secret=[\s\S]*redis\.auth\.password=/, /e2e-day-two\.mjs refused[\s\S]*e2e-day-two\.mjs history/, /e2e-day-two\.mjs notified[\s\S]*kubectl[\s\S]*exec/,
-  /np-probe[\s\S]*-redis/];
+const dayTwo = [
+  /pod-security\.kubernetes\.io\/enforce=restricted/,
+  /e2e-day-two\.mjs send/,
+  /version: 0\.1\.1[\s\S]*helm upgrade[\s\S]*redis-uid/,
+  /auth\.jwt\.secret=[\s\S]*redis\.auth\.password=/,
+  /e2e-day-two\.mjs refused[\s\S]*e2e-day-two\.mjs history/,
+  /e2e-day-two\.mjs notified[\s\S]*kubectl[\s\S]*exec/,
+  /np-probe[\s\S]*-redis/,
+];
 at = 0;
 for (const re of dayTwo) {
   const i = e2e.findIndex((st, k) => k >= at && re.test(st));

@@ -38,7 +38,10 @@ async function join(socket, body) {
 }
 
 if (mode === "refused") {
-  const outcome = await connect("e2e-old-token").then((s) => (s.close(), { code: "connected" }), (err) => ({ code: err.data?.code, message: err.message }));
+  const outcome = await connect("e2e-old-token").then(
+    (s) => (s.close(), { code: "connected" }),
+    (err) => ({ code: err.data?.code, message: err.message }),
+  );
   if (outcome.code === "connected") fail("a token signed with the old secret still connects");
   // Refused by the chat for its token, not a network error.
   if (outcome.code !== "unauthorized") fail(`expected an unauthorized refusal, got ${outcome.code ?? "no code"}: ${outcome.message}`);

@@ -138,9 +138,7 @@ async function exchange(label, clients, room) {
   await Promise.all(clients.map((c, i) => emitAck(c.socket, "message", { room, text: texts[i] })));
   const until = Date.now() + 15_000;
   for (;;) {
-    const missing = clients.flatMap((c) =>
-      texts.filter((t) => !c.seen.has(t)).map((t) => `${c.name} (${c.url}) lacks "${t}"`),
-    );
+    const missing = clients.flatMap((c) => texts.filter((t) => !c.seen.has(t)).map((t) => `${c.name} (${c.url}) lacks "${t}"`));
     if (missing.length === 0) break;
     if (Date.now() > until) throw new Error(`${label}: ${missing.length} deliveries missing: ${missing.slice(0, 5).join("; ")}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -151,19 +149,21 @@ async function exchange(label, clients, room) {
 /** chat_connected_clients of each pod (by pod URL), or undefined where /metrics does not answer. */
 async function connectedByPod(pods) {
   const port = env.CHAT_METRICS_PORT ?? "9100";
-  return Promise.all(pods.map(async (pod) => {
-    const url = new URL(pod);
-    url.protocol = "http:"; // the probe port is plain HTTP even when the public port serves TLS
-    url.port = port;
-    url.pathname = "/metrics";
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-      const m = /^chat_connected_clients(?:\{[^}]*\})? (\d+)/m.exec(await res.text());
-      return m ? Number(m[1]) : undefined;
-    } catch {
-      return undefined;
-    }
-  }));
+  return Promise.all(
+    pods.map(async (pod) => {
+      const url = new URL(pod);
+      url.protocol = "http:"; // the probe port is plain HTTP even when the public port serves TLS
+      url.port = port;
+      url.pathname = "/metrics";
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+        const m = /^chat_connected_clients(?:\{[^}]*\})? (\d+)/m.exec(await res.text());
+        return m ? Number(m[1]) : undefined;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
 }
 
 /** Clients through the Service until they sit on `minPods` different pods; then all-to-all. */
@@ -183,8 +183,7 @@ async function throughService(pods, room) {
       const after = await connectedByPod(pods);
       const rose = pods.filter((_, i) => before[i] !== undefined && after[i] !== undefined && after[i] > before[i]);
       // Exactly one pod went up: this client is there (other traffic would blur it; then skip).
-      if (rose.length === 1 && after[pods.indexOf(rose[0])] - before[pods.indexOf(rose[0])] === 1)
-        landed.set(rose[0], (landed.get(rose[0]) ?? 0) + 1);
+      if (rose.length === 1 && after[pods.indexOf(rose[0])] - before[pods.indexOf(rose[0])] === 1) landed.set(rose[0], (landed.get(rose[0]) ?? 0) + 1);
       before = after;
     }
     const spread = [...landed].map(([pod, n]) => `${pod}: ${n}`).join(", ");
@@ -199,7 +198,10 @@ async function throughService(pods, room) {
 }
 
 async function podUrls() {
-  if (env.CHAT_POD_URLS) return env.CHAT_POD_URLS.split(",").map((s) => s.trim()).filter(Boolean);
+  if (env.CHAT_POD_URLS)
+    return env.CHAT_POD_URLS.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
   if (!env.CHAT_HEADLESS_HOST) return [];
   const port = env.CHAT_POD_PORT ?? "3000";
   const v4 = await resolve4(env.CHAT_HEADLESS_HOST).catch(() => []);

@@ -36,15 +36,18 @@ const say = (msg) => console.log(`topology [${((Date.now() - t0) / 1000).toFixed
 
 // image.registry empty: the images are built here as chat-platform/{chat,notifier}:<tag>, not pulled.
 const objects = render("chat", ["--set", "chat.replicas=2", "--set", `image.tag=${tag}`, "--set", "image.registry="]);
-const byKind = (kind, component) =>
-  objects.filter((o) => o.kind === kind && (!component || o.metadata.labels?.["app.kubernetes.io/component"] === component));
+const byKind = (kind, component) => objects.filter((o) => o.kind === kind && (!component || o.metadata.labels?.["app.kubernetes.io/component"] === component));
 const topology = createTopology(prefix, objects);
 const { created, resolveEnv, start } = topology;
 const cleanup = () => {
   for (const c of clients) c.close();
   topology.cleanup();
 };
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => { cleanup(); process.exit(130); });
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"])
+  process.on(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
 process.on("exit", cleanup);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -63,9 +66,16 @@ async function waitUp(name, port) {
   await until(`${name} to log "is up at"`, () => {
     const state = docker(["inspect", "-f", "{{.State.Running}}", name]).stdout.trim();
     if (state !== "true") throw new Error(`${name} exited during start:\n${logsOf(name).slice(-3000)}`);
-    return logsOf(name).split("\n").some((l) => {
-      try { const j = JSON.parse(l); return /is up at http:\/\//.test(j.msg) && j.port === Number(port); } catch { return false; }
-    });
+    return logsOf(name)
+      .split("\n")
+      .some((l) => {
+        try {
+          const j = JSON.parse(l);
+          return /is up at http:\/\//.test(j.msg) && j.port === Number(port);
+        } catch {
+          return false;
+        }
+      });
   });
 }
 
@@ -102,8 +112,12 @@ function connect(url, name, env) {
 }
 const ack = (socket, event, payload) =>
   new Promise((resolve, reject) =>
-    socket.timeout(10_000).emit(event, payload, (err, res) =>
-      err ? reject(new Error(`no ack for ${event}`)) : res?.ok ? resolve(res) : reject(new Error(`${event}: ${JSON.stringify(res)}`))));
+    socket
+      .timeout(10_000)
+      .emit(event, payload, (err, res) =>
+        err ? reject(new Error(`no ack for ${event}`)) : res?.ok ? resolve(res) : reject(new Error(`${event}: ${JSON.stringify(res)}`)),
+      ),
+  );
 
 /**
  * A client in a process of its own that connects to `url`, joins `room`, says so on stdout, then
@@ -144,8 +158,7 @@ async function main() {
   // 1. Redis
   const redisName = `${prefix}-redis`;
   const redisEnv = start(redisSts, { name: redisName, podName: `${redisSts.metadata.name}-0`, aliases: [redisSvc] });
-  await until("Redis to answer PING with its password", () =>
-    docker(["exec", redisName, "redis-cli", "ping"], { allowFail: true }).stdout.includes("PONG"));
+  await until("Redis to answer PING with its password", () => docker(["exec", redisName, "redis-cli", "ping"], { allowFail: true }).stdout.includes("PONG"));
   const noauth = docker(["exec", "-e", "REDISCLI_AUTH=", redisName, "redis-cli", "ping"], { allowFail: true });
   if (noauth.stdout.includes("PONG")) throw new Error("Redis answers without a password");
   const aof = docker(["exec", redisName, "redis-cli", "config", "get", "appendonly"]).stdout;
@@ -167,7 +180,9 @@ async function main() {
   const nBase = resolveEnv(nC, "n");
   const notifierName = `${prefix}-notifier`;
   const nEnv = start(notifierDeploy, {
-    name: notifierName, podName: `${notifierDeploy.metadata.name}-0`, aliases: [notifierSvc],
+    name: notifierName,
+    podName: `${notifierDeploy.metadata.name}-0`,
+    aliases: [notifierSvc],
     publish: [Number(nBase.PORT), Number(nBase.PROBE_PORT)],
   });
   for (const c of chats) {
@@ -184,7 +199,10 @@ async function main() {
   const page = await fetch(`${chats[0].url}/`);
   if (!page.ok || !/<html/i.test(await page.text())) throw new Error(`the web page is not served: ${page.status}`);
   if (chats[0].env.AUTH_MODE === "jwt") {
-    const refused = await connect(chats[0].url, "mallory", { AUTH_MODE: "open" }).then((s) => (s.close(), false), () => true);
+    const refused = await connect(chats[0].url, "mallory", { AUTH_MODE: "open" }).then(
+      (s) => (s.close(), false),
+      () => true,
+    );
     if (!refused) throw new Error("AUTH_MODE=jwt, yet a client without a token was let in");
   }
   say(`web page served; auth ${chats[0].env.AUTH_MODE}${chats[0].env.AUTH_MODE === "jwt" ? ": a client without a token is refused" : ""}`);
@@ -202,8 +220,11 @@ async function main() {
   await ack(b, "join", { room });
   await ack(a, "message", { room, text: "hello from chat-a" });
   await ack(b, "message", { room, text: "hello from chat-b" });
-  await until("each client to get the other container's message", () =>
-    got.a.some((m) => m.text === "hello from chat-b") && got.b.some((m) => m.text === "hello from chat-a"), 10_000);
+  await until(
+    "each client to get the other container's message",
+    () => got.a.some((m) => m.text === "hello from chat-b") && got.b.some((m) => m.text === "hello from chat-a"),
+    10_000,
+  );
   say("chat-a ⇄ chat-b: each client got the other's message");
 
   const key = nEnv.NOTIFIER_API_KEYS.split(",")[0];
@@ -213,8 +234,11 @@ async function main() {
     body: JSON.stringify({ type: "topology.check", data: { run } }),
   });
   if (res.status !== 202) throw new Error(`notifier answered ${res.status}: ${await res.text()}`);
-  await until("both clients to get the notifier event", () =>
-    [got.na, got.nb].every((l) => l.some((n) => n.type === "topology.check" && n.data?.run === run)), 10_000);
+  await until(
+    "both clients to get the notifier event",
+    () => [got.na, got.nb].every((l) => l.some((n) => n.type === "topology.check" && n.data?.run === run)),
+    10_000,
+  );
   say("notifier: POST /v1/rooms/:room/events → 202, a notification reached the clients on both containers");
 
   // 4. the helm test script, inside the chat image, as the hook pod runs it
@@ -223,9 +247,26 @@ async function main() {
   // No kube-proxy here: the Service name resolves to the containers, on the container port.
   testEnv.CHAT_URL = `http://${chatSvc}:${chatPort}`;
   const t = testPod.spec.containers[0];
-  const testRun = docker(["run", "--rm", "--network", topology.net, "--user", `${t.securityContext.runAsUser}:${t.securityContext.runAsGroup}`,
-    "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", ...topology.secretMounts(testPod.spec, t),
-    ...Object.entries(testEnv).flatMap(([k, v]) => ["-e", `${k}=${v}`]), t.image, ...t.command], { allowFail: true });
+  const testRun = docker(
+    [
+      "run",
+      "--rm",
+      "--network",
+      topology.net,
+      "--user",
+      `${t.securityContext.runAsUser}:${t.securityContext.runAsGroup}`,
+      "--read-only",
+      "--cap-drop",
+      "ALL",
+      "--security-opt",
+      "no-new-privileges",
+      ...topology.secretMounts(testPod.spec, t),
+      ...Object.entries(testEnv).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+      t.image,
+      ...t.command,
+    ],
+    { allowFail: true },
+  );
   process.stdout.write(testRun.stdout.replace(/^/gm, "  | "));
   if (testRun.status !== 0) throw new Error(`the helm test script failed in the chat image:\n${testRun.stderr}`);
   say("helm test script: PASS inside the chat image");
@@ -249,7 +290,9 @@ async function main() {
   busy.kill("SIGKILL");
   const budget = Number(chats[1].env.SHUTDOWN_DELAY_SECONDS ?? 0) + Number(chats[1].env.DRAIN_SECONDS ?? 0) + 2;
   if (took > budget + 0.5)
-    throw new Error(`chat-b took ${took.toFixed(1)}s to stop with a busy client connected, more than SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS + 2s (${budget}s):\n${bLogs.slice(-1500)}`);
+    throw new Error(
+      `chat-b took ${took.toFixed(1)}s to stop with a busy client connected, more than SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS + 2s (${budget}s):\n${bLogs.slice(-1500)}`,
+    );
   await until("chat-b's client to be disconnected", () => bGone, 5000);
   await ack(a, "message", { room, text: "still here" });
   await until("chat-a to keep serving", () => got.a.some((m) => m.text === "still here"), 5000);
@@ -263,7 +306,11 @@ async function main() {
 }
 
 main().then(
-  () => { say("PASS"); cleanup(); process.exit(0); },
+  () => {
+    say("PASS");
+    cleanup();
+    process.exit(0);
+  },
   (err) => {
     console.error(`topology: FAIL: ${err.message}`);
     for (const c of created.containers) console.error(`--- last logs of ${c} ---\n${logsOf(c).slice(-1500)}`);

@@ -24,8 +24,18 @@ export function dockerAsync(args) {
   });
 }
 
-export const hostPort = (name, port) => Number(docker(["port", name, `${port}/tcp`]).stdout.trim().split("\n")[0].split(":").pop());
-export const logsOf = (name) => { const r = docker(["logs", name], { allowFail: true }); return r.stdout + r.stderr; };
+export const hostPort = (name, port) =>
+  Number(
+    docker(["port", name, `${port}/tcp`])
+      .stdout.trim()
+      .split("\n")[0]
+      .split(":")
+      .pop(),
+  );
+export const logsOf = (name) => {
+  const r = docker(["logs", name], { allowFail: true });
+  return r.stdout + r.stderr;
+};
 
 const memory = (q) => {
   const m = /^(\d+)(Mi|Gi)$/.exec(q ?? "");
@@ -80,7 +90,13 @@ export function createTopology(prefix, objects) {
     for (const p of publish) args.push("-p", `127.0.0.1::${p}`);
     const env = { ...resolveEnv(c, podName), ...overrides };
     const envFile = join(work, `${name}.env`);
-    writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
+    writeFileSync(
+      envFile,
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("\n") + "\n",
+      { mode: 0o600 },
+    );
     args.push("--env-file", envFile);
     for (const m of c.volumeMounts ?? []) {
       const vol = spec.volumes?.find((v) => v.name === m.name);
@@ -102,8 +118,20 @@ export function createTopology(prefix, objects) {
         // The kubelet applies the pod's fsGroup to the volume (group-owned, group-writable, setgid);
         // Docker does not, so do the same once, as root, in a throwaway container.
         if (psc.fsGroup) {
-          docker(["run", "--rm", "--user", "0", "-v", `${volume}:${m.mountPath}:nocopy`, "--entrypoint", "sh", c.image, "-c",
-            `chgrp ${psc.fsGroup} "$0" && chmod 2775 "$0"`, m.mountPath]);
+          docker([
+            "run",
+            "--rm",
+            "--user",
+            "0",
+            "-v",
+            `${volume}:${m.mountPath}:nocopy`,
+            "--entrypoint",
+            "sh",
+            c.image,
+            "-c",
+            `chgrp ${psc.fsGroup} "$0" && chmod 2775 "$0"`,
+            m.mountPath,
+          ]);
         }
         args.push("-v", `${volume}:${m.mountPath}:nocopy`);
       } else throw new Error(`${name}: cannot translate volume ${m.name}`);
@@ -139,13 +167,14 @@ export function createTopology(prefix, objects) {
     const args = [];
     for (const m of container.volumeMounts ?? []) {
       const vol = spec.volumes?.find((v) => v.name === m.name);
-      const sources = vol?.secret ? [{ secret: { name: vol.secret.secretName, items: vol.secret.items } }] : vol?.projected?.sources ?? [];
+      const sources = vol?.secret ? [{ secret: { name: vol.secret.secretName, items: vol.secret.items } }] : (vol?.projected?.sources ?? []);
       if (!sources.length || !sources.every((src) => src.secret)) continue;
       const dir = mkdtempSync(join(work, `secret-${m.name}-`));
       chmodSync(dir, 0o755);
-      for (const { secret } of sources) for (const item of secret.items ?? []) {
-        writeFileSync(join(dir, item.path), secretValue(secret.name, item.key), { mode: 0o644 });
-      }
+      for (const { secret } of sources)
+        for (const item of secret.items ?? []) {
+          writeFileSync(join(dir, item.path), secretValue(secret.name, item.key), { mode: 0o644 });
+        }
       args.push("-v", `${dir}:${m.mountPath}:ro`);
     }
     return args;

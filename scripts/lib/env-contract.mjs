@@ -26,39 +26,62 @@ const num = (v) => Number(v);
 const str = (v) => (v == null || String(v).trim() === "" ? undefined : String(v).trim());
 const list = (v) => (Array.isArray(v) && v.length ? v : undefined);
 // TRUST_PROXY: the chat parses a hop count into { hops } and a list of proxies into { proxies }.
-const trust = (v) => (/^\d+$/.test(String(v).trim()) ? { hops: Number(v) } : { proxies: String(v).split(",").map((p) => p.trim()).filter(Boolean) });
+const trust = (v) =>
+  /^\d+$/.test(String(v).trim())
+    ? { hops: Number(v) }
+    : {
+        proxies: String(v)
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean),
+      };
 
 /** Chart value → environment variable, per service, with how the service should see it. */
 export const VALUE_TO_ENV = {
   chat: [
-    ["chat.port", "PORT", num], ["chat.probePort", "PROBE_PORT", num], ["logLevel", "LOG_LEVEL", str],
-    ["busMode", "BUS_MODE", str], ["auth.mode", "AUTH_MODE", str],
+    ["chat.port", "PORT", num],
+    ["chat.probePort", "PROBE_PORT", num],
+    ["logLevel", "LOG_LEVEL", str],
+    ["busMode", "BUS_MODE", str],
+    ["auth.mode", "AUTH_MODE", str],
     ["auth.jwt.issuer", "JWT_ISSUER", str, (v) => v.auth.mode === "jwt"],
     ["auth.jwt.audience", "JWT_AUDIENCE", str, (v) => v.auth.mode === "jwt"],
     ["auth.jwt.jwksUrl", "JWT_JWKS_URL", str, (v) => v.auth.mode === "jwt"],
     ["auth.jwt.publicKey", "JWT_PUBLIC_KEY", str, (v) => v.auth.mode === "jwt"],
-    ["chat.corsOrigins", "CORS_ORIGINS", list], ["chat.trustProxy", "TRUST_PROXY", trust],
+    ["chat.corsOrigins", "CORS_ORIGINS", list],
+    ["chat.trustProxy", "TRUST_PROXY", trust],
     ["chat.rateLimits.messagesPerSecond", "RATE_LIMIT_MESSAGES_PER_SECOND", num],
     ["chat.rateLimits.messagesBurst", "RATE_LIMIT_MESSAGES_BURST", num],
     ["chat.rateLimits.joinsPerMinute", "RATE_LIMIT_JOINS_PER_MINUTE", num],
     ["chat.rateLimits.connectionsPerIp", "RATE_LIMIT_CONNECTIONS_PER_IP", num],
     ["chat.maxRoomsPerConnection", "MAX_ROOMS_PER_CONNECTION", num],
     ["chat.maxConnectionsPerUser", "MAX_CONNECTIONS_PER_USER", num],
-    ["chat.maxTextLength", "MAX_TEXT_LENGTH", num], ["chat.maxHttpBufferSize", "MAX_HTTP_BUFFER_SIZE", num],
-    ["chat.presenceTtlSeconds", "PRESENCE_TTL_SECONDS", num], ["chat.historyOnJoin", "HISTORY_ON_JOIN", num],
+    ["chat.maxTextLength", "MAX_TEXT_LENGTH", num],
+    ["chat.maxHttpBufferSize", "MAX_HTTP_BUFFER_SIZE", num],
+    ["chat.presenceTtlSeconds", "PRESENCE_TTL_SECONDS", num],
+    ["chat.historyOnJoin", "HISTORY_ON_JOIN", num],
     ["chat.clientMsgIdTtlSeconds", "CLIENT_MSG_ID_TTL_SECONDS", num],
-    ["chat.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num], ["chat.drainSeconds", "DRAIN_SECONDS", num],
-    ["history.maxEntries", "HISTORY_MAX_ENTRIES", num], ["history.maxAgeSeconds", "HISTORY_MAX_AGE_SECONDS", num],
+    ["chat.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num],
+    ["chat.drainSeconds", "DRAIN_SECONDS", num],
+    ["history.maxEntries", "HISTORY_MAX_ENTRIES", num],
+    ["history.maxAgeSeconds", "HISTORY_MAX_AGE_SECONDS", num],
   ],
   notifier: [
-    ["notifier.port", "PORT", num], ["notifier.probePort", "PROBE_PORT", num], ["logLevel", "LOG_LEVEL", str],
-    ["busMode", "BUS_MODE", str], ["notifier.stream", "NOTIFIER_STREAM", str], ["notifier.group", "NOTIFIER_GROUP", str],
+    ["notifier.port", "PORT", num],
+    ["notifier.probePort", "PROBE_PORT", num],
+    ["logLevel", "LOG_LEVEL", str],
+    ["busMode", "BUS_MODE", str],
+    ["notifier.stream", "NOTIFIER_STREAM", str],
+    ["notifier.group", "NOTIFIER_GROUP", str],
     ["notifier.rateLimitPerSecond", "RATE_LIMIT_NOTIFIER_PER_SECOND", num],
     ["notifier.maxDataBytes", "NOTIFIER_MAX_DATA_BYTES", num],
     ["notifier.dedupeWindowSeconds", "NOTIFIER_DEDUPE_WINDOW_SECONDS", num],
-    ["notifier.claimIdleMs", "NOTIFIER_CLAIM_IDLE_MS", num], ["notifier.batchSize", "NOTIFIER_BATCH_SIZE", num],
-    ["notifier.pollMs", "NOTIFIER_POLL_MS", num], ["notifier.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num],
-    ["history.maxEntries", "HISTORY_MAX_ENTRIES", num], ["history.maxAgeSeconds", "HISTORY_MAX_AGE_SECONDS", num],
+    ["notifier.claimIdleMs", "NOTIFIER_CLAIM_IDLE_MS", num],
+    ["notifier.batchSize", "NOTIFIER_BATCH_SIZE", num],
+    ["notifier.pollMs", "NOTIFIER_POLL_MS", num],
+    ["notifier.shutdownDelaySeconds", "SHUTDOWN_DELAY_SECONDS", num],
+    ["history.maxEntries", "HISTORY_MAX_ENTRIES", num],
+    ["history.maxAgeSeconds", "HISTORY_MAX_AGE_SECONDS", num],
   ],
 };
 
@@ -153,7 +176,8 @@ export async function checkEnvContract(where, objects, values, problem, notices)
       if (!known.has(name)) continue; // pending: reported above
       const want = as(dig(values, path));
       const got = config[name];
-      if (JSON.stringify(got) !== JSON.stringify(want)) problem(`${where} ${svc}`, `${path} = ${JSON.stringify(want)} reaches the service as ${name} = ${JSON.stringify(got)}`);
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        problem(`${where} ${svc}`, `${path} = ${JSON.stringify(want)} reaches the service as ${name} = ${JSON.stringify(got)}`);
       checked++;
     }
     if (env.REDIS_PASSWORD && config.REDIS_PASSWORD !== env.REDIS_PASSWORD) problem(`${where} ${svc}`, "REDIS_PASSWORD does not reach the service");

@@ -19,11 +19,20 @@ export function documentedValues(text = readFileSync(join(chartDir, "values.yaml
   let comment = null;
   for (const line of text.split("\n")) {
     const c = /^(\s*)# -- (.*)$/.exec(line);
-    if (c) { comment = [c[2]]; continue; }
+    if (c) {
+      comment = [c[2]];
+      continue;
+    }
     const more = /^\s*#\s?(.*)$/.exec(line);
-    if (more) { if (comment) comment.push(more[1]); continue; }
+    if (more) {
+      if (comment) comment.push(more[1]);
+      continue;
+    }
     const k = /^(\s*)([A-Za-z0-9_]+):(?:\s|$)/.exec(line);
-    if (!k) { if (!line.trim()) comment = null; continue; }
+    if (!k) {
+      if (!line.trim()) comment = null;
+      continue;
+    }
     const indent = k[1].length;
     while (stack.length && stack[stack.length - 1].indent >= indent) stack.pop();
     stack.push({ indent, key: k[2] });
@@ -53,13 +62,19 @@ function shortJson(v) {
 }
 
 export function renderTable(rows) {
-  return [START, "| value | default | meaning |", "| --- | --- | --- |",
-    ...rows.map((r) => `| \`${r.path}\` | \`${cell(shortJson(r.def))}\` | ${cell(r.text)} |`), END].join("\n");
+  return [
+    START,
+    "| value | default | meaning |",
+    "| --- | --- | --- |",
+    ...rows.map((r) => `| \`${r.path}\` | \`${cell(shortJson(r.def))}\` | ${cell(r.text)} |`),
+    END,
+  ].join("\n");
 }
 
 /** docs/deploy.md with its table regenerated; throws when the markers are missing. */
 export function docsWithTable(docs = readFileSync(docsPath, "utf8")) {
-  const a = docs.indexOf(START), b = docs.indexOf(END);
+  const a = docs.indexOf(START),
+    b = docs.indexOf(END);
   if (a < 0 || b < a) throw new Error(`docs/deploy.md lacks the markers ${START} … ${END}`);
   return docs.slice(0, a) + renderTable(documentedValues().rows) + docs.slice(b + END.length);
 }

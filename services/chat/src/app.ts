@@ -4,7 +4,16 @@ import express, { type Express } from "express";
 import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRateLimit, createRedisRoomLog, createStorageQuota, type Ack, type BusMode, type Logger, type PresenceEvent } from "@chat/shared";
+import {
+  createMemoryRoomLog,
+  createRateLimit,
+  createRedisRoomLog,
+  createStorageQuota,
+  type Ack,
+  type BusMode,
+  type Logger,
+  type PresenceEvent,
+} from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatContext } from "./context.js";
 import { drainClients } from "./drain.js";
@@ -118,9 +127,24 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
     // Per user and across pods: reconnecting (a new socket id) does not reset it.
     userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
-    connections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:conn", points: config.RATE_LIMIT_CONNECTIONS_PER_IP, durationSeconds: 60, blockInMemory: true }),
-    userConnections: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:uconn", points: config.RATE_LIMIT_CONNECTIONS_PER_USER, durationSeconds: 60, blockInMemory: true }),
-    members: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:members", points: config.RATE_LIMIT_MEMBERS_PER_MINUTE, durationSeconds: 60, blockInMemory: true }),
+    connections: createRateLimit(redis?.pub, {
+      keyPrefix: "chat:rl:conn",
+      points: config.RATE_LIMIT_CONNECTIONS_PER_IP,
+      durationSeconds: 60,
+      blockInMemory: true,
+    }),
+    userConnections: createRateLimit(redis?.pub, {
+      keyPrefix: "chat:rl:uconn",
+      points: config.RATE_LIMIT_CONNECTIONS_PER_USER,
+      durationSeconds: 60,
+      blockInMemory: true,
+    }),
+    members: createRateLimit(redis?.pub, {
+      keyPrefix: "chat:rl:members",
+      points: config.RATE_LIMIT_MEMBERS_PER_MINUTE,
+      durationSeconds: 60,
+      blockInMemory: true,
+    }),
     storage: createStorageQuota(redis?.pub, {
       userBytes: config.QUOTA_USER_BYTES,
       roomBytes: config.QUOTA_ROOM_BYTES,
@@ -208,7 +232,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
     },
     log,
-    { eventsPerSecond: config.RATE_LIMIT_EVENTS_PER_SECOND, eventsBurst: config.RATE_LIMIT_EVENTS_BURST, onLimited: () => metrics.rateLimited.inc({ kind: "event" }) },
+    {
+      eventsPerSecond: config.RATE_LIMIT_EVENTS_PER_SECOND,
+      eventsBurst: config.RATE_LIMIT_EVENTS_BURST,
+      onLimited: () => metrics.rateLimited.inc({ kind: "event" }),
+    },
   );
   // Shared listeners (`this` is the socket): nothing is allocated per connection but its entries.
   function onDisconnecting(this: Socket) {

@@ -98,7 +98,8 @@ function jwtRefusal(err: unknown, expected: Expected): HandshakeError {
   const refuse = (message: string) => new HandshakeError("unauthorized", message);
   if (err instanceof errors.JWTExpired) return refuse("the token has expired: get a new one and reconnect");
   if (err instanceof errors.JWTClaimValidationFailed) return refuse(describeClaim(err, expected));
-  if (err instanceof errors.JWSSignatureVerificationFailed) return refuse("the token's signature is not valid: it was not signed with this server's key, or was changed");
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return refuse("the token's signature is not valid: it was not signed with this server's key, or was changed");
   if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
     return refuse("the token is signed with an algorithm this server does not accept (HS256 with JWT_SECRET, RS256 or ES256 with a public key)");
   }

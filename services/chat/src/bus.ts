@@ -54,7 +54,8 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
   const subscriptions = (): string[] => {
     const channels = redisSubscriptions(sub);
     if (channels) return channels;
-    if (!unreadable) log.warn("cannot read the Redis subscriber's subscriptions (ioredis internals changed): /debug/bus and the repair after a reconnect are off");
+    if (!unreadable)
+      log.warn("cannot read the Redis subscriber's subscriptions (ioredis internals changed): /debug/bus and the repair after a reconnect are off");
     unreadable = true;
     return [];
   };

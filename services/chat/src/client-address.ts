@@ -32,7 +32,7 @@ export function isTrustedProxy(trust: TrustProxy, address: string | undefined): 
 export function requestAddress(trust: TrustProxy): (req: IncomingMessage) => string {
   const trusted = compileTrust(trust);
   const none = "hops" in trust && trust.hops === 0;
-  return (req) => (none ? req.socket.remoteAddress ?? "" : proxyaddr(req, trusted));
+  return (req) => (none ? (req.socket.remoteAddress ?? "") : proxyaddr(req, trusted));
 }
 
 export function createClientAddress(trust: TrustProxy): ClientAddress {

@@ -25,7 +25,10 @@ const trustProxy = z
       ctx.addIssue({ code: "custom", message: "a hop count must be at most 10; better, list the proxies' addresses or CIDRs" });
       return z.NEVER;
     }
-    const proxies = value.split(",").map((p) => p.trim()).filter(Boolean);
+    const proxies = value
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean);
     try {
       proxyaddr.compile(proxies);
     } catch (err) {
@@ -88,7 +91,12 @@ const schema = z.object({
   /** Browser origins allowed to connect, comma-separated; unset: same origin only. */
   CORS_ORIGINS: z
     .string()
-    .transform((value) => value.split(",").map((o) => o.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
     .pipe(
       z.array(
         z.string().superRefine((origin, ctx) => {

@@ -14,7 +14,15 @@ export interface ChatContext {
   /** Every room's log: messages are appended to it, and published by it, before they are acked. */
   history: RoomLog;
   /** Rate limits; a limit that is turned off is undefined. */
-  limits: { messages?: RateLimit; joins?: RateLimit; userReads?: RateLimit; connections?: RateLimit; userConnections?: RateLimit; members?: RateLimit; storage?: StorageQuota };
+  limits: {
+    messages?: RateLimit;
+    joins?: RateLimit;
+    userReads?: RateLimit;
+    connections?: RateLimit;
+    userConnections?: RateLimit;
+    members?: RateLimit;
+    storage?: StorageQuota;
+  };
   /** The Redis connections, when scaled out. */
   redis?: { pub: Redis; sub: Redis };
   /** Set once built; handlers count what they serve. */

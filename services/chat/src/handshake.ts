@@ -65,7 +65,10 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
     try {
       const { origin, host } = socket.handshake.headers;
       if (!originAllowed(config.CORS_ORIGINS, origin, host)) {
-        throw new HandshakeError("forbidden", `this page's origin (${String(origin).slice(0, 200)}) may not connect: only the chat's own origin and those in its CORS_ORIGINS may`);
+        throw new HandshakeError(
+          "forbidden",
+          `this page's origin (${String(origin).slice(0, 200)}) may not connect: only the chat's own origin and those in its CORS_ORIGINS may`,
+        );
       }
       if (options.draining()) throw new HandshakeError("unavailable", "this pod is shutting down: connect again (to another pod)", DRAINING_RETRY_MS);
       if (open) await charge(options.addressLimit, address, "new connections from this address");

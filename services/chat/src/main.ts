@@ -1,7 +1,17 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
-import { ConfigError, ProbeFailure, createLogger, describeListenError, createRedisClient, redisOptions, settleAuthMode, settleBusMode, startOperations } from "@chat/shared";
+import {
+  ConfigError,
+  ProbeFailure,
+  createLogger,
+  describeListenError,
+  createRedisClient,
+  redisOptions,
+  settleAuthMode,
+  settleBusMode,
+  startOperations,
+} from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig, type ChatConfig } from "./config.js";
 
@@ -26,7 +36,8 @@ const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
 const redisUrl = config.REDIS_URL;
-const redisSettings = redisUrl && redisOptions(redisUrl, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
+const redisSettings =
+  redisUrl && redisOptions(redisUrl, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
 const redis = redisUrl
   ? {
       pub: createRedisClient(redisUrl, { role: "pub", log, options: redisSettings || undefined }),

@@ -3,8 +3,7 @@ import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
 
-const unavailable = () =>
-  fail("unavailable", "the message could not be stored; it was not sent. Retry with the same clientMsgId");
+const unavailable = () => fail("unavailable", "the message could not be stored; it was not sent. Retry with the same clientMsgId");
 
 const QUOTA_OWNER: Record<QuotaScope, string> = {
   user: "you have",

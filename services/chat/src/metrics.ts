@@ -64,7 +64,13 @@ export function createChatMetrics(
     },
   });
   tally(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
-  tally(registry, "chat_coalesced_packets_total", "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.", undefined, coalesced);
+  tally(
+    registry,
+    "chat_coalesced_packets_total",
+    "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.",
+    undefined,
+    coalesced,
+  );
   tally(
     registry,
     "chat_fanout_writes_total",

@@ -279,7 +279,5 @@ export function createPresence(
 
 /** The users of a roster, sorted by name. */
 export function usersOf(roster: Map<string, RosterEntry>): User[] {
-  return [...roster.values()]
-    .map((entry) => entry.user)
-    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  return [...roster.values()].map((entry) => entry.user).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
 }

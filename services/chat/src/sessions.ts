@@ -77,6 +77,9 @@ export function clientAddress(socket: Socket, trustedProxies: number): string {
   const peer = socket.handshake.address;
   if (trustedProxies === 0) return peer;
   const header = socket.handshake.headers["x-forwarded-for"];
-  const hops = (Array.isArray(header) ? header.join(",") : header ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+  const hops = (Array.isArray(header) ? header.join(",") : (header ?? ""))
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
   return hops[hops.length - trustedProxies] ?? hops[0] ?? peer;
 }

@@ -48,7 +48,10 @@ export interface SlowConsumers {
  * `graceMs` of going over. The state for that lives in a WeakMap touched only over budget: per
  * delivery the check is otherwise one getter and a comparison.
  */
-export function guardSlowConsumers(io: Server, { maxBytes, log, onClose, sweepMs = 1000, graceMs = 250, lingerMs = 5000 }: SlowConsumerOptions): SlowConsumers | undefined {
+export function guardSlowConsumers(
+  io: Server,
+  { maxBytes, log, onClose, sweepMs = 1000, graceMs = 250, lingerMs = 5000 }: SlowConsumerOptions,
+): SlowConsumers | undefined {
   if (maxBytes <= 0) return undefined;
   const ceiling = maxBytes * 8;
   const progress = new WeakMap<NetSocket, { taken: number; at: number }>();

@@ -23,7 +23,11 @@ const now = () => Math.floor(Date.now() / 1000);
 
 /** A token as an identity provider would sign it; `claims` override the defaults. */
 function hsToken(claims: JWTPayload = {}, { alg = "HS256", key = hs256 }: { alg?: string; key?: Uint8Array } = {}): Promise<string> {
-  return new SignJWT({ name: "Alice", ...claims }).setProtectedHeader({ alg }).setSubject(String(claims.sub ?? "u-alice")).setExpirationTime(claims.exp ?? now() + 600).sign(key);
+  return new SignJWT({ name: "Alice", ...claims })
+    .setProtectedHeader({ alg })
+    .setSubject(String(claims.sub ?? "u-alice"))
+    .setExpirationTime(claims.exp ?? now() + 600)
+    .sign(key);
 }
 
 /** Resolves with the connect_error's message and code. */
@@ -74,14 +78,42 @@ describe("JWT auth with an HS256 secret", () => {
     ["no token", async () => undefined, /token is required/],
     ["an empty token", async () => ({ token: "" }), /token is required/],
     ["a token that is not a JWT", async () => ({ token: "not.a.jwt" }), /^the token is not a JWT: expected three base64url parts separated by dots$/],
-    ["a token signed with another secret", async () => ({ token: await hsToken({ iss: "https://id.example", aud: "chat" }, { key: new TextEncoder().encode("x".repeat(40)) }) }), /signature is not valid/],
+    [
+      "a token signed with another secret",
+      async () => ({ token: await hsToken({ iss: "https://id.example", aud: "chat" }, { key: new TextEncoder().encode("x".repeat(40)) }) }),
+      /signature is not valid/,
+    ],
     ["an expired token", async () => ({ token: await valid({ exp: now() - 60 }) }), /expired/],
-    ["a token without exp", async () => ({ token: await new SignJWT({ sub: "u", aud: "chat", iss: "https://id.example" }).setProtectedHeader({ alg: "HS256" }).sign(hs256) }), /exp/],
-    ["a token without sub", async () => ({ token: await new SignJWT({ aud: "chat", iss: "https://id.example" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("10m").sign(hs256) }), /sub/],
-    ["a token from another issuer", async () => ({ token: await valid({ iss: "https://evil.example" }) }), /^the token's iss claim is "https:\/\/evil.example"; this server expects "https:\/\/id.example"$/],
-    ["a token for another audience", async () => ({ token: await valid({ aud: "billing" }) }), /^the token's aud claim is "billing"; this server expects "chat"$/],
+    [
+      "a token without exp",
+      async () => ({ token: await new SignJWT({ sub: "u", aud: "chat", iss: "https://id.example" }).setProtectedHeader({ alg: "HS256" }).sign(hs256) }),
+      /exp/,
+    ],
+    [
+      "a token without sub",
+      async () => ({
+        token: await new SignJWT({ aud: "chat", iss: "https://id.example" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("10m").sign(hs256),
+      }),
+      /sub/,
+    ],
+    [
+      "a token from another issuer",
+      async () => ({ token: await valid({ iss: "https://evil.example" }) }),
+      /^the token's iss claim is "https:\/\/evil.example"; this server expects "https:\/\/id.example"$/,
+    ],
+    [
+      "a token for another audience",
+      async () => ({ token: await valid({ aud: "billing" }) }),
+      /^the token's aud claim is "billing"; this server expects "chat"$/,
+    ],
     ["an HS512 token", async () => ({ token: await hsToken({ iss: "https://id.example", aud: "chat" }, { alg: "HS512" }) }), /algorithm/],
-    ["an unsigned (alg none) token", async () => ({ token: `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(JSON.stringify({ sub: "u", exp: now() + 60, iss: "https://id.example", aud: "chat" })).toString("base64url")}.` }), /not valid|algorithm/],
+    [
+      "an unsigned (alg none) token",
+      async () => ({
+        token: `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(JSON.stringify({ sub: "u", exp: now() + 60, iss: "https://id.example", aud: "chat" })).toString("base64url")}.`,
+      }),
+      /not valid|algorithm/,
+    ],
     ["a name that is too long", async () => ({ token: await valid({ name: "x".repeat(40) }) }), /name claim/],
     ["a rooms claim that is not a list", async () => ({ token: await valid({ rooms: "lobby" }) }), /rooms claim/],
     ["a token of 30 KB", async () => ({ token: "x".repeat(30_000) }), /not a JWT/],
@@ -160,7 +192,11 @@ describe("JWT auth with public keys", () => {
   });
 
   const signed = (alg: string, key: CryptoKey | Uint8Array, kid?: string) =>
-    new SignJWT({ name: "Rita" }).setProtectedHeader({ alg, ...(kid ? { kid } : {}) }).setSubject("u-rita").setExpirationTime("10m").sign(key);
+    new SignJWT({ name: "Rita" })
+      .setProtectedHeader({ alg, ...(kid ? { kid } : {}) })
+      .setSubject("u-rita")
+      .setExpirationTime("10m")
+      .sign(key);
 
   it("accepts an RS256 token signed with the matching private key", async () => {
     const socket = await connectClient(rsPod.url, "", { auth: { token: await signed("RS256", rsa.privateKey) } });

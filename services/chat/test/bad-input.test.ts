@@ -25,11 +25,7 @@ describe("malformed input at a live pod", () => {
   beforeAll(async () => {
     redis = await startRedis();
     pod = await startService("chat", { env: { REDIS_URL: redis.url, MAX_HTTP_BUFFER_SIZE: String(MAX_FRAME) } });
-    [attacker, alice, bob] = await Promise.all([
-      connectClient(pod.url, "mallory"),
-      connectClient(pod.url, "alice"),
-      connectClient(pod.url, "bob"),
-    ]);
+    [attacker, alice, bob] = await Promise.all([connectClient(pod.url, "mallory"), connectClient(pod.url, "alice"), connectClient(pod.url, "bob")]);
     for (const c of [alice, bob]) expect(((await c.emitWithAck("join", { room: "safe" })) as Ack).ok).toBe(true);
   });
 

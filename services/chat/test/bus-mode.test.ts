@@ -71,7 +71,14 @@ describe("a chat pod and a notifier started before their Redis", () => {
     );
     for (const { service, probe } of services) {
       await service.waitForLog((line) => /waiting for Redis to learn the message bus mode/.test(line.msg));
-      await waitFor(async () => (await fetch(`${probe}/readyz`).then((r) => r.status, () => 0)) === 503, { what: "readyz to answer 503" });
+      await waitFor(
+        async () =>
+          (await fetch(`${probe}/readyz`).then(
+            (r) => r.status,
+            () => 0,
+          )) === 503,
+        { what: "readyz to answer 503" },
+      );
       expect((await fetch(`${probe}/livez`)).status).toBe(200);
     }
     await redis.start();

@@ -43,7 +43,10 @@ describe.each(["sharded", "classic"] as const)("3 chat processes on one Redis, %
   beforeAll(async () => {
     redis = await startRedis();
     pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url, BUS_MODE: mode } })));
-    clients = await connectMany(pods.map((p) => p.url), CLIENTS);
+    clients = await connectMany(
+      pods.map((p) => p.url),
+      CLIENTS,
+    );
   });
 
   afterAll(async () => {
@@ -78,7 +81,10 @@ describe("the same 3 processes without Redis", () => {
 
   beforeAll(async () => {
     pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `solo-${i}` })));
-    clients = await connectMany(pods.map((p) => p.url), CLIENTS);
+    clients = await connectMany(
+      pods.map((p) => p.url),
+      CLIENTS,
+    );
   });
 
   afterAll(async () => {
@@ -96,11 +102,19 @@ describe("the same 3 processes without Redis", () => {
     await waitForCounts(inboxes, PER_POD_SENDS);
     const marker: Ack = await clients[0]!.emitWithAck("message", { room: "town-square", text: "marker" });
     expect(marker.ok).toBe(true);
-    await waitForCounts(inboxes.filter((_, i) => i % 3 === 0), PER_POD_SENDS + 1);
+    await waitForCounts(
+      inboxes.filter((_, i) => i % 3 === 0),
+      PER_POD_SENDS + 1,
+    );
 
     for (const [i, inbox] of inboxes.entries()) {
       const own = ids.filter((_, k) => k % pods.length === i % pods.length);
-      expect(inbox.filter((m) => m.text !== "marker").map((m) => m.id).sort()).toEqual(own.sort());
+      expect(
+        inbox
+          .filter((m) => m.text !== "marker")
+          .map((m) => m.id)
+          .sort(),
+      ).toEqual(own.sort());
     }
     const delivered = inboxes.reduce((sum, inbox) => sum + inbox.filter((m) => m.text !== "marker").length, 0);
     expect(delivered / (CLIENTS * ids.length)).toBeCloseTo(1 / 3, 2);

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, metricValue, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  metricValue,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { Ack } from "@chat/shared";
 import { compareLogIds } from "@chat/shared";
 
@@ -30,9 +41,9 @@ describe("write coalescing", () => {
 
   it("delivers a burst that queued up behind a write complete and in order, in fewer writes", async () => {
     const inboxes = members.map((m) => record<{ id: string; text: string }>(m, "message"));
-    const acks = (await Promise.all(
-      Array.from({ length: BURST }, (_, i) => members[0]!.emitWithAck("message", { room: "burst", text: `m${i}` })),
-    )) as (Ack & { id: string })[];
+    const acks = (await Promise.all(Array.from({ length: BURST }, (_, i) => members[0]!.emitWithAck("message", { room: "burst", text: `m${i}` })))) as (Ack & {
+      id: string;
+    })[];
     expect(acks.every((a) => a.ok)).toBe(true);
     const order = acks.map((a) => a.id).sort(compareLogIds);
 

@@ -62,7 +62,10 @@ export function readExamples(relativePath: string): Example[] {
         code: body.join("\n"),
         steps: lang === "sh" ? shellSteps(body) : [],
         expect: lang === "sh" ? [] : body.flatMap((line) => (line.includes(`// ${ARROW} `) ? [line.slice(line.indexOf(`// ${ARROW} `) + 5).trim()] : [])),
-        skip: markers.find((m) => m.startsWith("skip:"))?.slice(5).trim(),
+        skip: markers
+          .find((m) => m.startsWith("skip:"))
+          ?.slice(5)
+          .trim(),
         listens: markers.includes("listens"),
         socket: markers.includes("socket"),
       });
@@ -141,7 +144,10 @@ export async function startScript(example: Example, source: string): Promise<{ o
   const dir = join(repoRoot, "node_modules", ".docs-test");
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${example.where.replace(/[^A-Za-z0-9]/g, "_")}.mjs`);
-  const js = example.lang === "ts" ? ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText : source;
+  const js =
+    example.lang === "ts"
+      ? ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText
+      : source;
   await writeFile(file, js);
   const child = spawn(process.execPath, [file], { cwd: repoRoot });
   let output = "";

@@ -32,10 +32,7 @@ describe("SIGTERM on a pod with 500 clients", () => {
   beforeAll(async () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url, SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS), DRAIN_SECONDS: String(DRAIN_SECONDS) };
-    [leaving, staying] = await Promise.all([
-      startService("chat", { pod: "leaving", env }),
-      startService("chat", { pod: "staying", env }),
-    ]);
+    [leaving, staying] = await Promise.all([startService("chat", { pod: "leaving", env }), startService("chat", { pod: "staying", env })]);
     // Everyone lands on the pod that will drain; the sender is on the other one.
     balancer = await startBalancer([leaving.port]);
     clients = [];
@@ -69,7 +66,10 @@ describe("SIGTERM on a pod with 500 clients", () => {
     const acked: string[] = [];
     const failed: unknown[] = [];
     const traffic = setInterval(() => {
-      sender.send("hall", `tick ${acked.length}`).then(({ id }) => acked.push(id), (err: unknown) => failed.push(err));
+      sender.send("hall", `tick ${acked.length}`).then(
+        ({ id }) => acked.push(id),
+        (err: unknown) => failed.push(err),
+      );
     }, 100);
 
     const termAt = Date.now();
@@ -126,10 +126,7 @@ describe("SIGTERM on a pod with 30 plain socket.io-client connections behind a r
   beforeAll(async () => {
     redis = await startRedis();
     const env = { REDIS_URL: redis.url, SHUTDOWN_DELAY_SECONDS: String(DELAY_SECONDS), DRAIN_SECONDS: String(DRAIN) };
-    [leaving, staying] = await Promise.all([
-      startService("chat", { pod: "plain-leaving", env }),
-      startService("chat", { pod: "plain-staying", env }),
-    ]);
+    [leaving, staying] = await Promise.all([startService("chat", { pod: "plain-leaving", env }), startService("chat", { pod: "plain-staying", env })]);
     balancer = await startBalancer([leaving.port]);
     // No app code at all: socket.io-client's own reconnection, nothing listening for `shutdown`.
     plain = await Promise.all(Array.from({ length: COUNT }, (_, i) => connectClient(balancer.url, `plain-${i}`, { reconnection: true })));

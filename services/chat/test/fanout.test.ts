@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import { compareLogIds, type Ack } from "@chat/shared";
 
 /** `chat_fanout_writes_total{path="..."}` of one pod. */
@@ -84,8 +94,20 @@ describe("room fan-out", () => {
     await waitFor(() => inboxes.every((inbox) => inbox.length === 5), { what: () => `5 messages each (got ${inboxes.map((i) => i.length)})` });
     expect(await writes(off, "direct")).toBe(0);
     expect(await writes(off, "engine")).toBeGreaterThanOrEqual(10);
-    const gauges = async (pod: ServiceProcess) => (await (await fetch(`${pod.probeUrl}/metrics`)).text()).split("\n").filter((l) => l.startsWith("chat_fast_path{")).sort();
-    expect(await gauges(off)).toEqual(['chat_fast_path{path="coalesce"} 0', 'chat_fast_path{path="direct_write"} 0', 'chat_fast_path{path="release_requests"} 0']);
-    expect(await gauges(pods[0]!)).toEqual(['chat_fast_path{path="coalesce"} 1', 'chat_fast_path{path="direct_write"} 1', 'chat_fast_path{path="release_requests"} 1']);
+    const gauges = async (pod: ServiceProcess) =>
+      (await (await fetch(`${pod.probeUrl}/metrics`)).text())
+        .split("\n")
+        .filter((l) => l.startsWith("chat_fast_path{"))
+        .sort();
+    expect(await gauges(off)).toEqual([
+      'chat_fast_path{path="coalesce"} 0',
+      'chat_fast_path{path="direct_write"} 0',
+      'chat_fast_path{path="release_requests"} 0',
+    ]);
+    expect(await gauges(pods[0]!)).toEqual([
+      'chat_fast_path{path="coalesce"} 1',
+      'chat_fast_path{path="direct_write"} 1',
+      'chat_fast_path{path="release_requests"} 1',
+    ]);
   });
 });

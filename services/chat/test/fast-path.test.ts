@@ -81,7 +81,11 @@ async function script(pod: Pod, slow?: () => { pause(): void; resume(): void }):
     pod.io.to("r").emit("text", { i, pad: "é".repeat((i * 37) % 1500) });
     if (i % 5 === 0) pod.io.to("r").emit("bin", Buffer.from([i, 0, 255, i]), { i });
     if (i % 3 === 0) for (const s of sockets) s.emit("own", i);
-    if (i % 11 === 0) pod.io.to("r").timeout(5000).emit("ask", i, () => undefined);
+    if (i % 11 === 0)
+      pod.io
+        .to("r")
+        .timeout(5000)
+        .emit("ask", i, () => undefined);
     if (i % 7 === 0) {
       // A volatile packet is dropped by design when a transport is busy (a write or compression
       // in flight, no long-poll waiting): emit it once every transport is idle, on both pods.
@@ -93,7 +97,11 @@ async function script(pod: Pod, slow?: () => { pause(): void; resume(): void }):
   await settle();
 }
 
-async function run(fast: boolean, kinds: Kind[], options: Partial<ServerOptions> = {}): Promise<{ official: unknown[][]; frames: (string | Buffer)[][]; direct: number }> {
+async function run(
+  fast: boolean,
+  kinds: Kind[],
+  options: Partial<ServerOptions> = {},
+): Promise<{ official: unknown[][]; frames: (string | Buffer)[][]; direct: number }> {
   const pod = await startPod(fast, options);
   const official = await Promise.all(kinds.map((kind) => officialClient(pod, kind)));
   const raw = await connectRawClient(pod.url, "raw");
@@ -123,15 +131,25 @@ async function compare(kinds: Kind[], options: Partial<ServerOptions> = {}): Pro
   expect(fast.frames).toEqual(plain.frames);
   // And none of it is empty or reordered: the texts arrive in the order they were emitted.
   for (const packets of fast.official) {
-    const texts = packets.filter((p): p is string => typeof p === "string" && p.startsWith('2["text"')).map((p) => (JSON.parse(p.slice(1)) as [string, { i: number }])[1].i);
+    const texts = packets
+      .filter((p): p is string => typeof p === "string" && p.startsWith('2["text"'))
+      .map((p) => (JSON.parse(p.slice(1)) as [string, { i: number }])[1].i);
     expect(texts).toEqual(Array.from({ length: 60 }, (_, i) => i));
   }
 }
 
 describe("the fast paths against the public path, byte for byte", () => {
   it("pass their start-up checks on the pinned library versions", () => {
-    expect(fastPaths("auto", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({ direct_write: true, coalesce: true, release_requests: true });
-    expect(fastPaths("off", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({ direct_write: false, coalesce: false, release_requests: false });
+    expect(fastPaths("auto", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({
+      direct_write: true,
+      coalesce: true,
+      release_requests: true,
+    });
+    expect(fastPaths("off", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({
+      direct_write: false,
+      coalesce: false,
+      release_requests: false,
+    });
   });
 
   it("give WebSocket recipients the same frames, in the same order, with text, binary, volatile and acknowledged broadcasts mixed with per-socket emits", async () => {

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 
 /** Fixed, so a failure reproduces; change it to explore further. */
@@ -9,9 +19,31 @@ const SEED = 20261123;
 
 /** Strings that have broken parsers and validators before. */
 const nasty = fc.constantFrom(
-  "__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "valueOf",
-  "", " ", "\u0000", "\u202e", "\ud800", "\udfff", "\ufeff", "💬".repeat(33), "a\u0301".repeat(40), "\r\n", "%00", "../../etc/passwd",
-  "<script>alert(1)</script>", "${7*7}", "{{7*7}}", "' OR 1=1 --", "lobby\u0000admin", "x".repeat(65), "x".repeat(4001),
+  "__proto__",
+  "constructor",
+  "prototype",
+  "toString",
+  "hasOwnProperty",
+  "valueOf",
+  "",
+  " ",
+  "\u0000",
+  "\u202e",
+  "\ud800",
+  "\udfff",
+  "\ufeff",
+  "💬".repeat(33),
+  "a\u0301".repeat(40),
+  "\r\n",
+  "%00",
+  "../../etc/passwd",
+  "<script>alert(1)</script>",
+  "${7*7}",
+  "{{7*7}}",
+  "' OR 1=1 --",
+  "lobby\u0000admin",
+  "x".repeat(65),
+  "x".repeat(4001),
 );
 const hugeString = fc.integer({ min: 10_000, max: 60_000 }).map((n) => "y".repeat(n));
 // A frame over maxHttpBufferSize closes its connection (and the acks in flight on it): rare here.
@@ -35,7 +67,29 @@ const emission = fc.tuple(events, fc.array(fc.oneof(objects, leaf), { maxLength:
 
 /** Raw Socket.IO frames: broken packets, reserved names, acks the server never asked for. */
 const rawFrames = fc.oneof(
-  fc.constantFrom("4", "42", "42[", "42{}", '42["join"', "42[1,2]", '42["connect",{}]', '42["disconnect"]', '42["disconnecting"]', '42["newListener","x"]', "43", "431[]", "4999", "45-[]", '451-["message",{"_placeholder":true,"num":9}]', "40", "41", "44", "4/admin,", "6", "2probe"),
+  fc.constantFrom(
+    "4",
+    "42",
+    "42[",
+    "42{}",
+    '42["join"',
+    "42[1,2]",
+    '42["connect",{}]',
+    '42["disconnect"]',
+    '42["disconnecting"]',
+    '42["newListener","x"]',
+    "43",
+    "431[]",
+    "4999",
+    "45-[]",
+    '451-["message",{"_placeholder":true,"num":9}]',
+    "40",
+    "41",
+    "44",
+    "4/admin,",
+    "6",
+    "2probe",
+  ),
   fc.string({ unit: "binary", maxLength: 200 }).map((s) => "42" + s),
   fc.json().map((json) => "42" + json),
 );
@@ -44,7 +98,9 @@ const isWellFormedAck = (ack: unknown): boolean => {
   if (typeof ack !== "object" || ack === null) return false;
   const a = ack as Ack;
   if (a.ok === true) return true;
-  return a.ok === false && typeof a.error?.code === "string" && typeof a.error.message === "string" && a.error.message.length > 0 && a.error.message.length < 500;
+  return (
+    a.ok === false && typeof a.error?.code === "string" && typeof a.error.message === "string" && a.error.message.length > 0 && a.error.message.length < 500
+  );
 };
 
 describe("a live pod under at least 1000 hostile payloads", () => {

@@ -63,7 +63,8 @@ describe("rate limits shared by every pod", () => {
         expect(ack.error.retryAfterMs).toBeGreaterThan(0);
       }
     }
-    const counted = (await metricValue(pods[0]!, 'chat_rate_limited_total{kind="message"}')) + (await metricValue(pods[1]!, 'chat_rate_limited_total{kind="message"}'));
+    const counted =
+      (await metricValue(pods[0]!, 'chat_rate_limited_total{kind="message"}')) + (await metricValue(pods[1]!, 'chat_rate_limited_total{kind="message"}'));
     expect(counted).toBe(20 - accepted);
   });
 
@@ -85,7 +86,12 @@ describe("rate limits shared by every pod", () => {
 
   it("limits new connections per client address across both pods, by X-Forwarded-For behind a trusted proxy", async () => {
     const from = { "x-forwarded-for": "203.0.113.7" };
-    const first = await Promise.all([attempt(pods[0]!.url, "c1", from), attempt(pods[1]!.url, "c2", from), attempt(pods[0]!.url, "c3", from), attempt(pods[1]!.url, "c4", from)]);
+    const first = await Promise.all([
+      attempt(pods[0]!.url, "c1", from),
+      attempt(pods[1]!.url, "c2", from),
+      attempt(pods[0]!.url, "c3", from),
+      attempt(pods[1]!.url, "c4", from),
+    ]);
     expect(first.every((s) => !(s instanceof Error))).toBe(true);
     const fifth = (await attempt(pods[1]!.url, "c5", from)) as Refusal;
     expect(fifth).toBeInstanceOf(Error);

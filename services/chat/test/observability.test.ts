@@ -38,9 +38,7 @@ describe("metrics scraped by a real Prometheus", () => {
       Promise.all([0, 1].map((i) => startService("chat", { pod: `chat-${i}`, env: i === 0 ? { ...env, DEBUG_ENDPOINTS: "1" } : env }))),
       startService("notifier", { pod: "notifier-0", env: { ...env, NOTIFIER_API_KEYS: API_KEY } }),
     ]);
-    prometheus = await startPrometheus(
-      [...pods, notifier].map((s) => ({ address: `127.0.0.1:${s.probePort}`, labels: { pod: s.pod, namespace: "test" } })),
-    );
+    prometheus = await startPrometheus([...pods, notifier].map((s) => ({ address: `127.0.0.1:${s.probePort}`, labels: { pod: s.pod, namespace: "test" } })));
     clients = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => connectClient(pods[i % 2]!.url, `member-${i}`)));
   });
 
@@ -130,7 +128,10 @@ describe("metrics scraped by a real Prometheus", () => {
     }
     const titles = dashboard.panels.map((p) => p.title);
     for (const wanted of [/connections/i, /deliver/i, /latency/i, /rate-limited/i, /redis/i, /lag/i]) {
-      expect(titles.some((t) => wanted.test(t)), `a panel for ${wanted}`).toBe(true);
+      expect(
+        titles.some((t) => wanted.test(t)),
+        `a panel for ${wanted}`,
+      ).toBe(true);
     }
     for (const panel of dashboard.panels) {
       for (const { expr } of panel.targets) {

@@ -120,9 +120,7 @@ describe("restarting Redis under load", () => {
   beforeAll(async () => {
     redis = await startRedis({ aof: true });
     pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url } })));
-    clients = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => connectChatClient(pods[i % 3]!.url, `user-${i}`, { sendAttempts: 1 })),
-    );
+    clients = await Promise.all(Array.from({ length: 60 }, (_, i) => connectChatClient(pods[i % 3]!.url, `user-${i}`, { sendAttempts: 1 })));
     inboxes = clients.map((client) => {
       const inbox: ChatMessage[] = [];
       client.on("message", (m) => inbox.push(m));

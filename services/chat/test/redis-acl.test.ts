@@ -4,7 +4,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { parse } from "yaml";
 import type { Ack, ChatMessage, Notification } from "@chat/shared";
-import { closeAllClients, connectClient, record, repoRoot, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  repoRoot,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 
 // The chart's ACL users (charts/chat/values.yaml redis.acl, rendered by templates/_secrets.tpl's
 // chat.redis.aclArgs into redis-server's --user arguments): the services' user with the chart's
@@ -32,9 +43,21 @@ describe("the chart's Redis ACL users", () => {
       password: ADMIN_PASSWORD,
       args: [
         // DEBUG on, so that it is the ACL, not the server's default, that refuses it below.
-        "--enable-debug-command", "yes",
-        "--user", serviceUser, "on", `>${SERVICE_PASSWORD}`, ...serviceRules.split(" ").filter(Boolean),
-        "--user", producerUser, "on", `>${PRODUCER_PASSWORD}`, "resetchannels", "-@all", "+xadd", `~${STREAM}`,
+        "--enable-debug-command",
+        "yes",
+        "--user",
+        serviceUser,
+        "on",
+        `>${SERVICE_PASSWORD}`,
+        ...serviceRules.split(" ").filter(Boolean),
+        "--user",
+        producerUser,
+        "on",
+        `>${PRODUCER_PASSWORD}`,
+        "resetchannels",
+        "-@all",
+        "+xadd",
+        `~${STREAM}`,
       ],
     });
     url = `redis://127.0.0.1:${redis.port}/0`;
@@ -86,8 +109,20 @@ describe("the chart's Redis ACL users", () => {
     const service = new Redis(url, { username: serviceUser, password: SERVICE_PASSWORD });
     try {
       const refused = async (...command: [string, ...string[]]) =>
-        service.call(...command).then(() => "accepted", (err: Error) => err.message);
-      for (const command of [["FLUSHALL"], ["FLUSHDB"], ["CONFIG", "SET", "maxmemory", "1"], ["CONFIG", "GET", "requirepass"], ["DEBUG", "SLEEP", "0"], ["KEYS", "*"], ["SHUTDOWN", "NOSAVE"], ["ACL", "LIST"]] as [string, ...string[]][])
+        service.call(...command).then(
+          () => "accepted",
+          (err: Error) => err.message,
+        );
+      for (const command of [
+        ["FLUSHALL"],
+        ["FLUSHDB"],
+        ["CONFIG", "SET", "maxmemory", "1"],
+        ["CONFIG", "GET", "requirepass"],
+        ["DEBUG", "SLEEP", "0"],
+        ["KEYS", "*"],
+        ["SHUTDOWN", "NOSAVE"],
+        ["ACL", "LIST"],
+      ] as [string, ...string[]][])
         expect(await refused(...command), command.join(" ")).toMatch(/^NOPERM/);
       expect(await service.dbsize()).toBeGreaterThan(0);
     } finally {
@@ -98,7 +133,11 @@ describe("the chart's Redis ACL users", () => {
   it("let the producers' user XADD to the intake stream only", async () => {
     const producer = new Redis(url, { username: producerUser, password: PRODUCER_PASSWORD, enableReadyCheck: false });
     try {
-      const attempt = (p: Promise<unknown>) => p.then(() => "accepted", (err: Error) => err.message);
+      const attempt = (p: Promise<unknown>) =>
+        p.then(
+          () => "accepted",
+          (err: Error) => err.message,
+        );
       expect(await attempt(producer.xadd(STREAM, "*", "broadcast", "1", "type", "t", "data", "null"))).toBe("accepted");
       // Forging a chat message means writing a room log or publishing on the bus: both refused.
       expect(await attempt(producer.xadd("chat:log:room", "*", "m", "forged"))).toMatch(/^NOPERM/);

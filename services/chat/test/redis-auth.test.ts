@@ -46,7 +46,14 @@ describe("a password-protected Redis", () => {
     const pod = await startService("chat", { env: { REDIS_URL: bare, REDIS_PASSWORD: "wrong-password", PROBE_PORT: String(probePort) }, wait: false });
     const line = await pod.waitForLog((l) => /WRONGPASS|NOAUTH|password/i.test(JSON.stringify(l)));
     expect(JSON.stringify(line)).not.toContain("wrong-password");
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`).then((r) => r.status, () => 0)) === 503, { what: "readyz to answer 503" });
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${probePort}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 503,
+      { what: "readyz to answer 503" },
+    );
   });
 });
 
@@ -62,11 +69,38 @@ describe("Redis over TLS", () => {
     writeFileSync(join(dir, "san.cnf"), "subjectAltName=IP:127.0.0.1\n");
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", "ca.key", "-out", "ca.pem");
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr");
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", "server.pem", "-extfile", "san.cnf");
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-out",
+      "server.pem",
+      "-extfile",
+      "san.cnf",
+    );
     tlsPort = await freePort();
     redis = await startRedis({
       password: PASSWORD,
-      args: ["--tls-port", String(tlsPort), "--tls-cert-file", join(dir, "server.pem"), "--tls-key-file", join(dir, "server.key"), "--tls-ca-cert-file", join(dir, "ca.pem"), "--tls-auth-clients", "no"],
+      args: [
+        "--tls-port",
+        String(tlsPort),
+        "--tls-cert-file",
+        join(dir, "server.pem"),
+        "--tls-key-file",
+        join(dir, "server.key"),
+        "--tls-ca-cert-file",
+        join(dir, "ca.pem"),
+        "--tls-auth-clients",
+        "no",
+      ],
     });
   });
 
@@ -92,6 +126,13 @@ describe("Redis over TLS", () => {
       wait: false,
     });
     await pod.waitForLog((l) => /certificate/i.test(JSON.stringify(l)));
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`).then((r) => r.status, () => 0)) === 503, { what: "readyz to answer 503" });
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${probePort}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 503,
+      { what: "readyz to answer 503" },
+    );
   });
 });

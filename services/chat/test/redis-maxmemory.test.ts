@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Ack, ChatMessage } from "@chat/shared";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 
 // The chart runs Redis with maxmemory below its container limit and maxmemory-policy noeviction
 // (charts/chat/templates/_secrets.tpl): a full Redis refuses writes instead of being OOMKilled.
@@ -34,7 +44,10 @@ describe("a Redis full to its maxmemory (noeviction)", () => {
     for (const size of [256 * 1024, 16 * 1024, 1024, 64]) {
       const chunk = "x".repeat(size);
       for (;;) {
-        const err = await admin.set(`filler:${written}`, chunk).then(() => undefined, (e: Error) => e);
+        const err = await admin.set(`filler:${written}`, chunk).then(
+          () => undefined,
+          (e: Error) => e,
+        );
         if (err) {
           expect(err.message).toMatch(/^OOM/);
           break;

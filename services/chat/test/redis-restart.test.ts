@@ -1,16 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
-import {
-  closeAllClients,
-  connectMany,
-  record,
-  startRedis,
-  startService,
-  stopAllServices,
-  waitFor,
-  type RedisServer,
-  type ServiceProcess,
-} from "@chat/testkit";
+import { closeAllClients, connectMany, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 
 describe("a Redis restart", () => {
@@ -21,7 +11,10 @@ describe("a Redis restart", () => {
   beforeAll(async () => {
     redis = await startRedis();
     pods = await Promise.all([0, 1].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url } })));
-    clients = await connectMany(pods.map((p) => p.url), 20);
+    clients = await connectMany(
+      pods.map((p) => p.url),
+      20,
+    );
     const acks: Ack[] = await Promise.all(clients.map((c) => c.emitWithAck("join", { room: "ops" })));
     expect(acks.every((a) => a.ok)).toBe(true);
   });
@@ -55,7 +48,7 @@ describe("a Redis restart", () => {
       const probeLines = pod.logs.filter((l) => l.probe === "ready").map((l) => [l.level, l.msg]);
       expect(probeLines).toContainEqual([40, "not ready: Redis is unreachable"]);
       probeLines.forEach((line, i) => i > 0 && expect(line).not.toEqual(probeLines[i - 1]));
-      expect(pod.logs.filter((l) => l.msg === "healthcheck failed" || l.err !== undefined && /stack/.test(JSON.stringify(l.err)))).toEqual([]);
+      expect(pod.logs.filter((l) => l.msg === "healthcheck failed" || (l.err !== undefined && /stack/.test(JSON.stringify(l.err))))).toEqual([]);
     }
   });
 

@@ -13,7 +13,10 @@ const now = () => Math.floor(Date.now() / 1000);
 const JWT_ENV = { AUTH_MODE: "jwt", JWT_SECRET: SECRET };
 
 function token(sub: string, claims: JWTPayload = {}, { iat = true }: { iat?: boolean } = {}): Promise<string> {
-  const jwt = new SignJWT({ name: sub, ...claims }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime(claims.exp ?? now() + 600);
+  const jwt = new SignJWT({ name: sub, ...claims })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setExpirationTime(claims.exp ?? now() + 600);
   if (iat) jwt.setIssuedAt(claims.iat ?? now());
   return jwt.sign(key);
 }
@@ -115,10 +118,9 @@ describe("issue 24 #5: a handshake aborted by a TCP reset does not leak the user
     const auth = { token: await token("u-victim") };
     for (let i = 0; i < 21; i++) await connectAndReset(pod.url, auth);
     // Every aborted handshake is uncounted: the user's count in Redis returns to zero.
-    await waitFor(
-      async () => Object.values(await db.hgetall("chat:presence:connections:{u-victim}")).every((n) => Number(n) === 0),
-      { what: "the aborted handshakes to be uncounted" },
-    );
+    await waitFor(async () => Object.values(await db.hgetall("chat:presence:connections:{u-victim}")).every((n) => Number(n) === 0), {
+      what: "the aborted handshakes to be uncounted",
+    });
     const sockets = [];
     for (let i = 0; i < 20; i++) sockets.push(await connectClient(pod.url, "", { auth }));
     expect(sockets.every((socket) => socket.connected)).toBe(true);

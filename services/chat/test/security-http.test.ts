@@ -3,14 +3,29 @@
 import { connect, type Socket as TcpSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT, type JWTPayload } from "jose";
-import { closeAllClients, connectClient, metricValue, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  metricValue,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 
 const SECRET = "a-test-secret-that-is-long-enough-0123456789";
 const key = new TextEncoder().encode(SECRET);
 const now = () => Math.floor(Date.now() / 1000);
 
 function token(sub: string, claims: JWTPayload = {}): Promise<string> {
-  return new SignJWT({ name: sub, ...claims }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(now() + 600).sign(key);
+  return new SignJWT({ name: sub, ...claims })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(now() + 600)
+    .sign(key);
 }
 
 async function members(pod: ServiceProcess, room: string, bearer?: string): Promise<{ status: number; body: any; headers: Headers }> {

@@ -1,14 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import {
-  closeAllClients,
-  connectMany,
-  startRedis,
-  stopAllServices,
-  waitFor,
-  type RedisServer,
-  type ServiceProcess,
-} from "@chat/testkit";
+import { closeAllClients, connectMany, startRedis, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import { BUS_MAIN_CHANNEL, busRoomChannel, userRoom, type Ack } from "@chat/shared";
 import { baseChannels, busState, channelsFor, shardChannels, shardSubscribers, startPods } from "./bus-helpers.js";
 import { Member, seeded } from "./membership.js";
@@ -32,14 +24,17 @@ describe("200 clients joining and leaving random rooms on 3 sharded pods", () =>
    * The rooms each pod has a member in, from the test's own bookkeeping, with the per-user room
    * of each of its clients: those are named rooms too, with channels of their own.
    */
-  const roomsByPod = () =>
-    pods.map((_, pod) => new Set(members.filter((m) => m.pod === pod).flatMap((m) => [...m.rooms(), userRoom(m.user)])));
+  const roomsByPod = () => pods.map((_, pod) => new Set(members.filter((m) => m.pod === pod).flatMap((m) => [...m.rooms(), userRoom(m.user)])));
 
   beforeAll(async () => {
     redis = await startRedis();
     db = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     pods = await startPods(3, redis.url, "sharded", "churn");
-    const sockets = await connectMany(pods.map((pod) => pod.url), CLIENTS, "churner");
+    const sockets = await connectMany(
+      pods.map((pod) => pod.url),
+      CLIENTS,
+      "churner",
+    );
     // connectMany names them churner-<i> and spreads them round-robin.
     members = sockets.map((socket, i) => new Member(socket, `churner-${i}`, i % pods.length));
   });

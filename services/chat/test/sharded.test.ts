@@ -1,16 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
-import {
-  closeAllClients,
-  connectClient,
-  record,
-  startRedis,
-  stopAllServices,
-  waitFor,
-  type RedisServer,
-  type ServiceProcess,
-} from "@chat/testkit";
+import { closeAllClients, connectClient, record, startRedis, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
 import { BUS_MODE_KEY, busRoomChannel, type ChatMessage } from "@chat/shared";
 import { baseChannels, busMessagesReceived, busState, channelsFor, join, send, shardChannels, startPods } from "./bus-helpers.js";
 
@@ -48,9 +39,7 @@ describe.each(["sharded", "classic"] as const)("30 rooms over 3 pods, each room 
     redis = await startRedis();
     pods = await startPods(3, redis.url, mode);
     for (let room = 0; room < ROOMS; room++) {
-      const sockets = await Promise.all(
-        Array.from({ length: MEMBERS }, (_, i) => connectClient(pods[podOf(room)]!.url, `member-${room}-${i}`)),
-      );
+      const sockets = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => connectClient(pods[podOf(room)]!.url, `member-${room}-${i}`)));
       for (const socket of sockets) inboxes.set(socket, record<ChatMessage>(socket, "message"));
       await Promise.all(sockets.map((socket) => join(socket, `room-${room}`)));
       members.push(sockets);

@@ -55,7 +55,15 @@ describe("clients that stop reading", () => {
     redis = await startRedis();
     pod = await startService("chat", {
       // One sender at 200 msg/s of 4 KB: above the per-connection event limit and the storage quotas.
-      env: { REDIS_URL: redis.url, RATE_LIMIT_MESSAGES_PER_SECOND: "0", RATE_LIMIT_EVENTS_PER_SECOND: "0", QUOTA_USER_BYTES: "0", QUOTA_ROOM_BYTES: "0", RATE_LIMIT_CONNECTIONS_PER_IP: "0", HISTORY_MAX_ENTRIES: "10000" },
+      env: {
+        REDIS_URL: redis.url,
+        RATE_LIMIT_MESSAGES_PER_SECOND: "0",
+        RATE_LIMIT_EVENTS_PER_SECOND: "0",
+        QUOTA_USER_BYTES: "0",
+        QUOTA_ROOM_BYTES: "0",
+        RATE_LIMIT_CONNECTIONS_PER_IP: "0",
+        HISTORY_MAX_ENTRIES: "10000",
+      },
     });
     stalled = await Promise.all(Array.from({ length: STALLED }, (_, i) => connectRawClient(pod.url, `stalled-${i}`)));
     for (const client of stalled) await client.join("busy");
@@ -95,13 +103,18 @@ describe("clients that stop reading", () => {
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
         const due = Math.min(RATE * SECONDS, Math.floor(((Date.now() - started) / 1000) * RATE));
-        for (; sent < due; sent++) sender.send("busy", `${sent} ${TEXT}`).then(({ id }) => acked.push(id), (err: unknown) => failed.push(err));
+        for (; sent < due; sent++)
+          sender.send("busy", `${sent} ${TEXT}`).then(
+            ({ id }) => acked.push(id),
+            (err: unknown) => failed.push(err),
+          );
         if (sent === RATE * SECONDS) {
           clearInterval(tick);
           resolve();
         }
         // Once every stalled client is closed, the lagging one reads again.
-        if (toldSlow === 0 && Date.now() - started > 3000) void counter(pod, "chat_slow_consumer_disconnects_total").then((n) => n > STALLED && laggingWs.resume());
+        if (toldSlow === 0 && Date.now() - started > 3000)
+          void counter(pod, "chat_slow_consumer_disconnects_total").then((n) => n > STALLED && laggingWs.resume());
       }, 10);
     });
     await waitFor(() => acked.length + failed.length === RATE * SECONDS, { timeoutMs: 30_000, what: () => `every send answered (${acked.length} acked)` });

@@ -15,7 +15,23 @@ const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir,
 function issue(name: string): void {
   writeFileSync(join(dir, "san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
   openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-  openssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", `${name}.pem`, "-extfile", "san.cnf");
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-out",
+    `${name}.pem`,
+    "-extfile",
+    "san.cnf",
+  );
 }
 
 /**
@@ -58,7 +74,14 @@ describe("TLS in the chat pod (TLS_CERT_FILE, TLS_KEY_FILE)", () => {
 
   /** A Socket.IO client over wss://; `trustCa: false` leaves it with the system's CAs only. */
   function wss(name: string, { trustCa = true } = {}): Promise<Socket> {
-    const socket = io(`wss://localhost:${chat.port}`, { auth: { name }, transports: ["websocket"], ca: trustCa ? ca.toString() : undefined, reconnection: false, forceNew: true, timeout: 5000 });
+    const socket = io(`wss://localhost:${chat.port}`, {
+      auth: { name },
+      transports: ["websocket"],
+      ca: trustCa ? ca.toString() : undefined,
+      reconnection: false,
+      forceNew: true,
+      timeout: 5000,
+    });
     sockets.push(socket);
     return new Promise((resolve, reject) => {
       socket.once("connect", () => resolve(socket));

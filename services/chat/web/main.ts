@@ -58,7 +58,10 @@ const LOOKALIKES = new Map(
 
 /** What a name looks like: compatibility forms folded, look-alike letters mapped to Latin, any case. */
 function looks(name: string): string {
-  return [...name.normalize("NFKC")].map((c) => LOOKALIKES.get(c) ?? c).join("").toLowerCase();
+  return [...name.normalize("NFKC")]
+    .map((c) => LOOKALIKES.get(c) ?? c)
+    .join("")
+    .toLowerCase();
 }
 
 /** Ids seen under each look of a display name in the current room (members and authors). */
@@ -87,9 +90,7 @@ function nameOf<T extends HTMLElement>(element: T, user: User): T {
 function renderMembers(): void {
   for (const user of members.values()) seen(user);
   ui.members.replaceChildren(
-    ...[...members.values()]
-      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
-      .map((user) => nameOf(document.createElement("li"), user)),
+    ...[...members.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id)).map((user) => nameOf(document.createElement("li"), user)),
   );
 }
 

@@ -33,7 +33,6 @@ function closedBy(details: unknown): number | undefined {
 /** Answers worth another try: the server (or its Redis) will come back. */
 const RETRYABLE = new Set(["unavailable", "timeout", "rate_limited"]);
 
-
 /**
  * A chat connection that loses nothing it was told about: it remembers the last id of every
  * room, re-joins with `since` after every reconnect (to any pod) and when the server asks it to

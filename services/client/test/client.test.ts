@@ -121,13 +121,7 @@ describe("@chat/client against 1 chat pod and the notifier on Redis", () => {
     await notify(notifier, "mixed", "order-1236-shipped");
     cat.reconnect();
     await waitFor(() => seen.length === 5, { what: "the 3 entries missed while away" });
-    expect(seen.map((e) => ("eventId" in e ? e.eventId : (e).text))).toEqual([
-      "one",
-      "order-1234-shipped",
-      "order-1235-shipped",
-      "two",
-      "order-1236-shipped",
-    ]);
+    expect(seen.map((e) => ("eventId" in e ? e.eventId : e.text))).toEqual(["one", "order-1234-shipped", "order-1235-shipped", "two", "order-1236-shipped"]);
     expect(seen[3]!.id).toBe(m2);
     // One unbroken chain of ids, whatever the kind of entry.
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.prev).toBe(seen[i - 1]!.id);

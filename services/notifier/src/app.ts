@@ -59,7 +59,10 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
       // Headers hold the API key: log the method, route and status only.
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+      serializers: {
+        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
     }),
   );
 
@@ -118,12 +121,8 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
   const v1 = express.Router();
   v1.use(metrics.routePrefix);
   v1.use(authenticate);
-  v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) =>
-    accept(res, checkTarget("room", req.params.room as string), req.body),
-  );
-  v1.post("/users/:userId/events", requireJson, parseJson, (req, res) =>
-    accept(res, checkTarget("user", req.params.userId as string), req.body),
-  );
+  v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("room", req.params.room as string), req.body));
+  v1.post("/users/:userId/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("user", req.params.userId as string), req.body));
   v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
   v1.post("/tokens/revoke", requireJson, parseJson, async (req, res) => {
     // The same formatter as the events routes and the chat: every 400 names its field.

@@ -6,12 +6,13 @@ const MIN_KEY_LENGTH = 16;
 
 const apiKeys = z
   .string()
-  .transform((value) => value.split(",").map((key) => key.trim()).filter((key) => key !== ""))
-  .pipe(
-    z
-      .array(z.string().min(MIN_KEY_LENGTH, `every key must be at least ${MIN_KEY_LENGTH} characters`))
-      .min(1, "must hold at least one key"),
-  );
+  .transform((value) =>
+    value
+      .split(",")
+      .map((key) => key.trim())
+      .filter((key) => key !== ""),
+  )
+  .pipe(z.array(z.string().min(MIN_KEY_LENGTH, `every key must be at least ${MIN_KEY_LENGTH} characters`)).min(1, "must hold at least one key"));
 
 /**
  * The notifier's configuration: the only place that reads `process.env`. Every variable is
@@ -23,9 +24,7 @@ const schema = z.object({
   /** Address to listen on. */
   HOST: z.string().default("0.0.0.0"),
   /** Required: the notifier only ever talks to chat pods through Redis, it has no embedded mode. */
-  REDIS_URL: z
-    .string({ error: "is required: the notifier reaches chat pods only through Redis, e.g. redis://redis:6379/0" })
-    .pipe(env.redisUrl().unwrap()),
+  REDIS_URL: z.string({ error: "is required: the notifier reaches chat pods only through Redis, e.g. redis://redis:6379/0" }).pipe(env.redisUrl().unwrap()),
   /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
   REDIS_PASSWORD: z.string().optional(),
   /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */

@@ -32,10 +32,7 @@ const failed = (reason: string, tooLarge = false): { ok: false; reason: string; 
 });
 
 /** The payload clients receive; its shape says which kind of target it came through. */
-export function toNotification(
-  event: NotifierEvent,
-  ts: number,
-): RoomNotification | UserNotification | BroadcastNotification {
+export function toNotification(event: NotifierEvent, ts: number): RoomNotification | UserNotification | BroadcastNotification {
   const { id, type, data, target } = event;
   switch (target.kind) {
     case "room":
@@ -99,10 +96,7 @@ function checkDepth(data: unknown, { maxDepth }: DataLimits): Checked<unknown> {
  * The body of `POST …/events`. `data` is any JSON value (null included) but must be present, so a
  * misspelt field never turns into an event without its payload.
  */
-export function checkHttpBody(
-  body: unknown,
-  limits: DataLimits,
-): Checked<{ type: string; data: unknown; id?: string | undefined }> {
+export function checkHttpBody(body: unknown, limits: DataLimits): Checked<{ type: string; data: unknown; id?: string | undefined }> {
   const result = validate(httpBody, body);
   if (!result.ok) return failed(result.error.message);
   // Depth first: measuring the size serialises `data`, and serialising recurses.

@@ -23,17 +23,35 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
   const registry = new Registry();
   const counters = {
     accepted: new Counter({ name: "notifier_events_accepted_total", help: "Valid events taken in, by intake.", labelNames: ["intake"], registers: [registry] }),
-    delivered: new Counter({ name: "notifier_events_delivered_total", help: "Events published to the chat pods, by intake.", labelNames: ["intake"], registers: [registry] }),
+    delivered: new Counter({
+      name: "notifier_events_delivered_total",
+      help: "Events published to the chat pods, by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
     duplicate: new Counter({
       name: "notifier_events_duplicate_total",
       help: "Events whose id was already delivered within the window, by intake.",
       labelNames: ["intake"],
       registers: [registry],
     }),
-    failed: new Counter({ name: "notifier_events_failed_total", help: "Events that could not be published (Redis unavailable), by intake.", labelNames: ["intake"], registers: [registry] }),
+    failed: new Counter({
+      name: "notifier_events_failed_total",
+      help: "Events that could not be published (Redis unavailable), by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
   };
-  const rateLimited = new Counter({ name: "notifier_rate_limited_total", help: "HTTP API calls refused with 429 by the per-key rate limit.", registers: [registry] });
-  const deadLetters = new Counter({ name: "notifier_dead_letters_total", help: "Malformed stream entries, and entries the encoder refuses, moved to the dead-letter stream.", registers: [registry] });
+  const rateLimited = new Counter({
+    name: "notifier_rate_limited_total",
+    help: "HTTP API calls refused with 429 by the per-key rate limit.",
+    registers: [registry],
+  });
+  const deadLetters = new Counter({
+    name: "notifier_dead_letters_total",
+    help: "Malformed stream entries, and entries the encoder refuses, moved to the dead-letter stream.",
+    registers: [registry],
+  });
 
   // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
   const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };

@@ -63,8 +63,7 @@ function deadLetterFields({ fields, sizes }: ReadEntry): [string, string][] {
   return pairs;
 }
 
-const delay = (ms: number, cancel: Promise<void>) =>
-  Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), cancel]);
+const delay = (ms: number, cancel: Promise<void>) => Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), cancel]);
 
 /**
  * Reads the stream through a consumer group: each entry goes to one replica, is published, then

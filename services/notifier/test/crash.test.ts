@@ -1,15 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
-import {
-  closeAllClients,
-  connectClient,
-  record,
-  startRedis,
-  startService,
-  stopAllServices,
-  waitFor,
-  type RedisServer,
-} from "@chat/testkit";
+import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer } from "@chat/testkit";
 import type { Notification } from "@chat/shared";
 import { joinRoom, pendingCount, redisClient, startNotifier, waitForNoPending, xadd } from "./helpers.js";
 

@@ -135,7 +135,8 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
       // have no log, and their `id` is the event id.
       const logged = "room" in c.shape ? ["logId", "prev"] : [];
       expect(Object.keys(notification).sort()).toEqual(["data", "eventId", "id", "ts", "type", ...logged, ...Object.keys(c.shape)].sort());
-      if ("room" in c.shape) expect([notification.id, (notification as { logId?: string }).logId]).toEqual([expect.stringMatching(/^\d+-\d+$/), notification.id]);
+      if ("room" in c.shape)
+        expect([notification.id, (notification as { logId?: string }).logId]).toEqual([expect.stringMatching(/^\d+-\d+$/), notification.id]);
       else expect(notification.id).toBe(id);
       expect(notification).toMatchObject(c.shape);
       expect(typeof notification.ts).toBe("number");
@@ -165,7 +166,13 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     await waitFor(() => ALL.every((key) => inboxes[key].some((n) => n.eventId === "marker")), { what: "the marker everywhere" });
     for (const key of ALL) {
       const expected = [...sent].filter(([, c]) => c.to.includes(key)).map(([id]) => id);
-      expect(inboxes[key].map((n) => n.eventId).filter((id) => id !== "marker").sort(), key).toEqual(expected.sort());
+      expect(
+        inboxes[key]
+          .map((n) => n.eventId)
+          .filter((id) => id !== "marker")
+          .sort(),
+        key,
+      ).toEqual(expected.sort());
     }
   });
 

@@ -31,11 +31,29 @@ const cases: Case[] = [
 
   // 415: anything but JSON.
   { name: "text/plain", headers: { ...AUTH, "content-type": "text/plain" }, body: good, status: 415, code: "unsupported_media_type" },
-  { name: "a form", headers: { ...AUTH, "content-type": "application/x-www-form-urlencoded" }, body: "type=t&data=1", status: 415, code: "unsupported_media_type" },
+  {
+    name: "a form",
+    headers: { ...AUTH, "content-type": "application/x-www-form-urlencoded" },
+    body: "type=t&data=1",
+    status: 415,
+    code: "unsupported_media_type",
+  },
   // A Blob without a type, because fetch labels a string body text/plain on its own.
   { name: "no content type", headers: AUTH, body: new Blob([good]), status: 415, code: "unsupported_media_type" },
-  { name: "an unsupported charset", headers: { ...AUTH, "content-type": "application/json; charset=latin1" }, body: good, status: 415, code: "unsupported_media_type" },
-  { name: "an unknown content encoding", headers: { ...AUTH, ...JSON_TYPE, "content-encoding": "zip9" }, body: good, status: 415, code: "unsupported_media_type" },
+  {
+    name: "an unsupported charset",
+    headers: { ...AUTH, "content-type": "application/json; charset=latin1" },
+    body: good,
+    status: 415,
+    code: "unsupported_media_type",
+  },
+  {
+    name: "an unknown content encoding",
+    headers: { ...AUTH, ...JSON_TYPE, "content-encoding": "zip9" },
+    body: good,
+    status: 415,
+    code: "unsupported_media_type",
+  },
 
   // 400: JSON that breaks a rule, or is not JSON at all.
   { name: "invalid JSON", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t",', status: 400, code: "bad_request" },
@@ -50,7 +68,13 @@ const cases: Case[] = [
   { name: "a type that is a number", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":5,"data":1}', status: 400, code: "bad_request" },
   { name: "no data", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t"}', status: 400, code: "bad_request" },
   { name: "an id with a slash", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t","data":1,"id":"a/b"}', status: 400, code: "bad_request" },
-  { name: "an id too long", headers: { ...AUTH, ...JSON_TYPE }, body: JSON.stringify({ type: "t", data: 1, id: "i".repeat(129) }), status: 400, code: "bad_request" },
+  {
+    name: "an id too long",
+    headers: { ...AUTH, ...JSON_TYPE },
+    body: JSON.stringify({ type: "t", data: 1, id: "i".repeat(129) }),
+    status: 400,
+    code: "bad_request",
+  },
   { name: "an empty id", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t","data":1,"id":""}', status: 400, code: "bad_request" },
   { name: "an unknown field", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t","data":1,"room":"x"}', status: 400, code: "bad_request" },
   { name: "a __proto__ field", headers: { ...AUTH, ...JSON_TYPE }, body: '{"type":"t","data":1,"__proto__":{"x":1}}', status: 400, code: "bad_request" },
@@ -63,8 +87,20 @@ const cases: Case[] = [
   { name: "a malformed percent-encoding", path: "/v1/users/%E0%A4%A/events", headers: { ...AUTH, ...JSON_TYPE }, body: good, status: 400, code: "bad_request" },
 
   // 413: too large, whether the body or only its data.
-  { name: "data over the limit", headers: { ...AUTH, ...JSON_TYPE }, body: JSON.stringify({ type: "t", data: "x".repeat(MAX_DATA) }), status: 413, code: "payload_too_large" },
-  { name: "a body far over the limit", headers: { ...AUTH, ...JSON_TYPE }, body: JSON.stringify({ type: "t", data: "x".repeat(200 * 1024) }), status: 413, code: "payload_too_large" },
+  {
+    name: "data over the limit",
+    headers: { ...AUTH, ...JSON_TYPE },
+    body: JSON.stringify({ type: "t", data: "x".repeat(MAX_DATA) }),
+    status: 413,
+    code: "payload_too_large",
+  },
+  {
+    name: "a body far over the limit",
+    headers: { ...AUTH, ...JSON_TYPE },
+    body: JSON.stringify({ type: "t", data: "x".repeat(200 * 1024) }),
+    status: 413,
+    code: "payload_too_large",
+  },
 
   // 404: routes that do not exist.
   { name: "an unknown route", path: "/v1/nope", headers: { ...AUTH, ...JSON_TYPE }, body: good, status: 404, code: "not_found" },
@@ -147,8 +183,7 @@ describe("Redis down", () => {
     const redis = await startRedis();
     try {
       const notifier = await startNotifier(redis.url);
-      const send = () =>
-        fetch(`${notifier.url}/v1/broadcast`, { method: "POST", headers: { ...JSON_TYPE, ...AUTH }, body: good });
+      const send = () => fetch(`${notifier.url}/v1/broadcast`, { method: "POST", headers: { ...JSON_TYPE, ...AUTH }, body: good });
       await redis.stop();
       await notifier.waitForLog((l) => /redis connection lost/.test(l.msg));
       const down = await send();

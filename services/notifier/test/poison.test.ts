@@ -76,8 +76,7 @@ describe("a poison stream entry", () => {
     await redis?.dispose();
   });
 
-  const delivered = (ids: string[]) =>
-    waitFor(() => ids.every((id) => inbox.some((n) => n.eventId === id)), { what: () => `delivery of ${ids.join(", ")}` });
+  const delivered = (ids: string[]) => waitFor(() => ids.every((id) => inbox.some((n) => n.eventId === id)), { what: () => `delivery of ${ids.join(", ")}` });
 
   it("dead-letters data nested 3000 deep, and delivers the entries behind it", async () => {
     const stream = "notifier:events";

@@ -1,17 +1,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
-import {
-  closeAllClients,
-  connectClient,
-  record,
-  repoRoot,
-  startRedis,
-  startService,
-  stopAllServices,
-  waitFor,
-  type RedisServer,
-} from "@chat/testkit";
+import { closeAllClients, connectClient, record, repoRoot, startRedis, startService, stopAllServices, waitFor, type RedisServer } from "@chat/testkit";
 import type { Notification } from "@chat/shared";
 import { joinRoom, startNotifier } from "./helpers.js";
 
@@ -40,7 +30,14 @@ describe("a producer's ACL user", () => {
     expect(await admin.call(command!, ...args)).toBe("OK");
     admin.disconnect();
     const url = new URL(redis.url);
-    producer = new Redis({ host: url.hostname, port: Number(url.port), username: "notifier-producer", password: PASSWORD, enableReadyCheck: false, maxRetriesPerRequest: 1 });
+    producer = new Redis({
+      host: url.hostname,
+      port: Number(url.port),
+      username: "notifier-producer",
+      password: PASSWORD,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 1,
+    });
   });
 
   afterAll(async () => {

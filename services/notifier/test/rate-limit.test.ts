@@ -18,9 +18,7 @@ describe("the notifier's per-key rate limit", () => {
   });
 
   it("is shared by every replica, and answers the excess with 429, Retry-After and retryAfterMs", async () => {
-    const replies = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => post(replicas[i % 2]!.url, "/v1/rooms/lobby/events", { type: "ping", data: i })),
-    );
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => post(replicas[i % 2]!.url, "/v1/rooms/lobby/events", { type: "ping", data: i })));
     const accepted = replies.filter((r) => r.status === 202).length;
     // 10 per second for the key, on both replicas together (11-20 if the burst straddles a second).
     expect(accepted).toBeGreaterThanOrEqual(10);

@@ -1,6 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
-import { closeAllClients, connectClient, record, startBalancer, startRedis, startService, stopAllServices, waitFor, type Balancer, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startBalancer,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type Balancer,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { SessionEnded } from "@chat/shared";
 import { post, startNotifier } from "./helpers.js";
 
@@ -8,7 +20,12 @@ const SECRET = "a-test-secret-that-is-long-enough-0123456789";
 const now = () => Math.floor(Date.now() / 1000);
 
 function token(sub: string, jti: string, exp = now() + 600): Promise<string> {
-  return new SignJWT({ name: sub }).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setJti(jti).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+  return new SignJWT({ name: sub })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setJti(jti)
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(SECRET));
 }
 
 describe("token revocation", () => {

@@ -20,23 +20,161 @@ const MAX_DATA = 1024;
 
 /** Fields as pairs, in order, so a case can repeat one. */
 const cases: [name: string, fields: [string, string][], reason: RegExp][] = [
-  ["missing type", [["room", "ok"], ["data", "{}"]], /^type: is required/],
-  ["a type with a space", [["room", "ok"], ["type", "a b"], ["data", "{}"]], /^type: must be 1-64/],
-  ["missing data", [["room", "ok"], ["type", "t"]], /^data: is required/],
-  ["data that is not JSON", [["room", "ok"], ["type", "t"], ["data", "{oops"]], /^data: is not valid JSON/],
-  ["data as bare text", [["room", "ok"], ["type", "t"], ["data", "hello"]], /^data: is not valid JSON/],
-  ["oversized data", [["room", "ok"], ["type", "t"], ["data", JSON.stringify("x".repeat(MAX_DATA))]], /^data: is \d+ bytes, more than the 1024/],
-  ["no target", [["type", "t"], ["data", "{}"]], /^no target/],
-  ["two targets", [["room", "ok"], ["user", "ann"], ["type", "t"], ["data", "{}"]], /^several targets \(room, user\)/],
-  ["a room and a broadcast", [["room", "ok"], ["broadcast", "1"], ["type", "t"], ["data", "{}"]], /^several targets/],
-  ["a bad room name", [["room", "no spaces"], ["type", "t"], ["data", "{}"]], /^room: must be 1-64/],
-  ["a per-user room as a room", [["room", "@user:ann"], ["type", "t"], ["data", "{}"]], /^room: must be 1-64/],
-  ["a user with a control character", [["user", "a\u0007b"], ["type", "t"], ["data", "{}"]], /^user: must be 1-128 printable/],
-  ["an empty user", [["user", ""], ["type", "t"], ["data", "{}"]], /^user: must be 1-128 printable/],
-  ["broadcast set to no", [["broadcast", "no"], ["type", "t"], ["data", "{}"]], /^broadcast: must be 1 or true/],
-  ["a bad id", [["room", "ok"], ["type", "t"], ["data", "{}"], ["id", "has space"]], /^id: must be 1-128/],
-  ["an unknown field", [["room", "ok"], ["type", "t"], ["data", "{}"], ["colour", "red"]], /^unknown field\(s\): colour/],
-  ["a field given twice", [["room", "ok"], ["room", "other"], ["type", "t"], ["data", "{}"]], /^field room is given twice/],
+  [
+    "missing type",
+    [
+      ["room", "ok"],
+      ["data", "{}"],
+    ],
+    /^type: is required/,
+  ],
+  [
+    "a type with a space",
+    [
+      ["room", "ok"],
+      ["type", "a b"],
+      ["data", "{}"],
+    ],
+    /^type: must be 1-64/,
+  ],
+  [
+    "missing data",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+    ],
+    /^data: is required/,
+  ],
+  [
+    "data that is not JSON",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+      ["data", "{oops"],
+    ],
+    /^data: is not valid JSON/,
+  ],
+  [
+    "data as bare text",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+      ["data", "hello"],
+    ],
+    /^data: is not valid JSON/,
+  ],
+  [
+    "oversized data",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+      ["data", JSON.stringify("x".repeat(MAX_DATA))],
+    ],
+    /^data: is \d+ bytes, more than the 1024/,
+  ],
+  [
+    "no target",
+    [
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^no target/,
+  ],
+  [
+    "two targets",
+    [
+      ["room", "ok"],
+      ["user", "ann"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^several targets \(room, user\)/,
+  ],
+  [
+    "a room and a broadcast",
+    [
+      ["room", "ok"],
+      ["broadcast", "1"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^several targets/,
+  ],
+  [
+    "a bad room name",
+    [
+      ["room", "no spaces"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^room: must be 1-64/,
+  ],
+  [
+    "a per-user room as a room",
+    [
+      ["room", "@user:ann"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^room: must be 1-64/,
+  ],
+  [
+    "a user with a control character",
+    [
+      ["user", "a\u0007b"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^user: must be 1-128 printable/,
+  ],
+  [
+    "an empty user",
+    [
+      ["user", ""],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^user: must be 1-128 printable/,
+  ],
+  [
+    "broadcast set to no",
+    [
+      ["broadcast", "no"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^broadcast: must be 1 or true/,
+  ],
+  [
+    "a bad id",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+      ["data", "{}"],
+      ["id", "has space"],
+    ],
+    /^id: must be 1-128/,
+  ],
+  [
+    "an unknown field",
+    [
+      ["room", "ok"],
+      ["type", "t"],
+      ["data", "{}"],
+      ["colour", "red"],
+    ],
+    /^unknown field\(s\): colour/,
+  ],
+  [
+    "a field given twice",
+    [
+      ["room", "ok"],
+      ["room", "other"],
+      ["type", "t"],
+      ["data", "{}"],
+    ],
+    /^field room is given twice/,
+  ],
 ];
 
 interface DeadLetter {

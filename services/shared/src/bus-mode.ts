@@ -101,7 +101,8 @@ async function reassert(redis: RedisLike, mode: BusMode, log: Logger): Promise<v
   try {
     await redis.set(BUS_MODE_KEY, mode, "NX");
     const stored = await redis.get(BUS_MODE_KEY);
-    if (stored !== mode) log.error({ busMode: mode, stored }, `${BUS_MODE_KEY} says ${stored}, but this process runs in ${mode} mode: restart the processes of one of the two`);
+    if (stored !== mode)
+      log.error({ busMode: mode, stored }, `${BUS_MODE_KEY} says ${stored}, but this process runs in ${mode} mode: restart the processes of one of the two`);
   } catch (err) {
     log.debug({ err: (err as Error).message }, "could not write the bus mode back");
   }

@@ -134,13 +134,16 @@ export const env = {
    * `BUS_MODE`: classic or sharded pub/sub between the pods, or `auto` (the deployment's mode,
    * else sharded when Redis supports it). Chat and notifier read it with this one rule.
    */
-  busMode: () =>
-    z.enum(["auto", "classic", "sharded"], { message: "must be auto, classic or sharded" }).default("auto"),
+  busMode: () => z.enum(["auto", "classic", "sharded"], { message: "must be auto, classic or sharded" }).default("auto"),
   podName: () =>
     z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,253}$/, "must be 1-253 characters of A-Z a-z 0-9 _ . -")
-      .default(hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 253) || "local"),
+      .default(
+        hostname()
+          .replace(/[^A-Za-z0-9_.-]/g, "-")
+          .slice(0, 253) || "local",
+      ),
 };
 
 /** Why `path` is not a usable PEM bundle of CA certificates, or undefined when it is. */

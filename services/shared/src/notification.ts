@@ -12,24 +12,18 @@ export const NOTIFICATION_EVENT = "notification";
 /** Event ids: 1–128 characters of `[A-Za-z0-9_.:-]`, so they are safe inside a Redis key. */
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-export const eventId = z
-  .string({ error: "must be a string" })
-  .regex(EVENT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -");
+export const eventId = z.string({ error: "must be a string" }).regex(EVENT_ID_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 _ . : -");
 
 /** Event types, e.g. `order.shipped`: 1–64 characters of `[A-Za-z0-9_.:-]`, like room names. */
 export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export const eventType = z
-  .string({ error: "must be a string" })
-  .regex(EVENT_TYPE_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+export const eventType = z.string({ error: "must be a string" }).regex(EVENT_TYPE_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
 /**
  * User ids: 1–128 printable characters (code points). In open mode the id is the display name, so
  * spaces and any script are allowed; control, format and line-separator characters never are.
  */
-export const userId = z
-  .string({ error: "must be a string" })
-  .regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,128}$/u, "must be 1-128 printable characters");
+export const userId = z.string({ error: "must be a string" }).regex(/^[^\p{C}\p{Zl}\p{Zp}]{1,128}$/u, "must be 1-128 printable characters");
 
 /**
  * The per-user room every chat socket joins. `@` is not allowed in room names, so no client can

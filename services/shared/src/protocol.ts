@@ -11,15 +11,7 @@ export const PROTOCOL_VERSION = 1;
 
 /** Error codes a client can act on. Never renamed: clients switch on them. */
 export type ErrorCode =
-  | "bad_request"
-  | "not_in_room"
-  | "unknown_event"
-  | "unavailable"
-  | "unauthorized"
-  | "forbidden"
-  | "rate_limited"
-  | "limit_exceeded"
-  | "internal";
+  "bad_request" | "not_in_room" | "unknown_event" | "unavailable" | "unauthorized" | "forbidden" | "rate_limited" | "limit_exceeded" | "internal";
 
 export interface ProtocolError {
   code: ErrorCode;
@@ -46,9 +38,7 @@ export function rateLimited(what: string, retryAfterMs: number): { ok: false; er
 /** Room names: 1–64 characters of `[A-Za-z0-9_.:-]`. */
 export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export const roomName = z
-  .string({ error: "must be a string" })
-  .regex(ROOM_NAME_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+export const roomName = z.string({ error: "must be a string" }).regex(ROOM_NAME_PATTERN, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
 export const logId = z.string({ error: "must be a string" }).regex(LOG_ID_PATTERN, "must be a message id like 1700000000000-0");
 
@@ -94,31 +84,25 @@ const STRIPPED = /[\u0000\u202A-\u202E\u2066-\u2069]/g;
 
 /** Message text: 1 to `max` characters (Unicode code points), with NUL and bidi controls removed. */
 export function messageText(max: number) {
-  return z
-    .string({ error: "must be a string" })
-    .min(1, "must not be empty")
-    .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`)
-    .transform((text) => text.replace(STRIPPED, ""))
-    // A message nobody can see is a mistake, not a message.
-    .refine((text) => text.length > 0, "must not be empty once NUL and bidi controls are removed")
-    .refine((text) => text.length === 0 || text.trim().length > 0, "must not be blank (only whitespace)");
+  return (
+    z
+      .string({ error: "must be a string" })
+      .min(1, "must not be empty")
+      .refine((text) => withinCodePoints(text, max), `must be at most ${max} characters`)
+      .transform((text) => text.replace(STRIPPED, ""))
+      // A message nobody can see is a mistake, not a message.
+      .refine((text) => text.length > 0, "must not be empty once NUL and bidi controls are removed")
+      .refine((text) => text.length === 0 || text.trim().length > 0, "must not be blank (only whitespace)")
+  );
 }
 
 /** Handshake `auth` in open mode. Unknown keys are ignored so newer clients still connect. */
-export const openAuth = z.object(
-  { name: displayName },
-  { error: "auth must be an object with a name" },
-);
+export const openAuth = z.object({ name: displayName }, { error: "auth must be an object with a name" });
 
 /** A sender's own id for a message, so that a retry is recognised: 1–64 of `[A-Za-z0-9_.:-]`. */
-export const clientMsgId = z
-  .string({ error: "must be a string" })
-  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+export const clientMsgId = z.string({ error: "must be a string" }).regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
 
-export const joinRequest = z.strictObject(
-  { room: roomName, since: logId.optional() },
-  { error: "payload must be an object" },
-);
+export const joinRequest = z.strictObject({ room: roomName, since: logId.optional() }, { error: "payload must be an object" });
 /** Most entries one `history` page holds, and how many it holds without `limit`. */
 export const HISTORY_PAGE_MAX = 100;
 export const HISTORY_PAGE_DEFAULT = 50;
@@ -142,10 +126,7 @@ export const historyRequest = z
   .refine((r) => r.before === undefined || r.after === undefined, "give before or after, not both");
 export const leaveRequest = z.strictObject({ room: roomName }, { error: "payload must be an object" });
 export function messageRequest(maxText: number) {
-  return z.strictObject(
-    { room: roomName, text: messageText(maxText), clientMsgId: clientMsgId.optional() },
-    { error: "payload must be an object" },
-  );
+  return z.strictObject({ room: roomName, text: messageText(maxText), clientMsgId: clientMsgId.optional() }, { error: "payload must be an object" });
 }
 
 export type JoinRequest = z.infer<typeof joinRequest>;
@@ -211,7 +192,10 @@ export function describeIssues(error: z.ZodError): string {
     .slice(0, 5)
     .map((issue) => {
       if (issue.code === "unrecognized_keys") return `unknown field(s): ${issue.keys.slice(0, 5).map(quoted).join(", ")}`;
-      const path = issue.path.slice(0, 4).map((key) => quoted(String(key))).join(".");
+      const path = issue.path
+        .slice(0, 4)
+        .map((key) => quoted(String(key)))
+        .join(".");
       return path ? `${path}: ${messageOf(issue)}` : issue.message;
     })
     .join("; ");
@@ -238,10 +222,7 @@ function quoted(key: string): string {
 }
 
 /** Validates a payload; the error is ready to be sent as an ack. */
-export function validate<T>(
-  schema: z.ZodType<T>,
-  payload: unknown,
-): { ok: true; data: T } | { ok: false; error: ProtocolError } {
+export function validate<T>(schema: z.ZodType<T>, payload: unknown): { ok: true; data: T } | { ok: false; error: ProtocolError } {
   // `reportInput` lets describeIssues tell a missing field from one of the wrong type.
   const result = schema.safeParse(payload, { reportInput: true });
   if (result.success) return { ok: true, data: result.data };
@@ -253,4 +234,3 @@ export function validate<T>(
  * must agree on it, so it lives here once.
  */
 export const BUS_KEY = "socket.io";
-

@@ -58,9 +58,8 @@ export function createRateLimit(redis: Redis | undefined, options: RateLimitOpti
     });
   };
   const base = limiter(options.points, options.durationSeconds, options.keyPrefix);
-  const burst = options.burst && options.burst.points > 0
-    ? limiter(options.burst.points, options.burst.durationSeconds, `${options.keyPrefix}:burst`)
-    : undefined;
+  const burst =
+    options.burst && options.burst.points > 0 ? limiter(options.burst.points, options.burst.durationSeconds, `${options.keyPrefix}:burst`) : undefined;
   const consumer = burst ? new BurstyRateLimiter(base, burst) : base;
 
   return {

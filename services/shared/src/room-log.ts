@@ -2,7 +2,18 @@ import type { Cluster, Redis } from "ioredis";
 import { createBusEmitter, shardedChannelOf, type BusMode } from "./bus.js";
 import { encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
 import { LOG_START } from "./log-id.js";
-import { READ_SCRIPT, fromScript, rawSize, readArgs, readArray, toReadResult, tsOf, type RawEntry, type ReadOptions, type ReadResult } from "./room-log-read.js";
+import {
+  READ_SCRIPT,
+  fromScript,
+  rawSize,
+  readArgs,
+  readArray,
+  toReadResult,
+  tsOf,
+  type RawEntry,
+  type ReadOptions,
+  type ReadResult,
+} from "./room-log-read.js";
 
 export { tsOf, type ReadOptions, type ReadResult } from "./room-log-read.js";
 import { rateLimitKeys, type RateLimit } from "./rate-limit.js";
@@ -65,7 +76,6 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-
 /**
  * The per-room log: every room event gets a per-room, monotonically increasing id, is stored,
  * and is published to every pod, in one step.
@@ -81,7 +91,6 @@ export interface RoomLog {
   /** A catch-up (`after`) or a page back (`before`, or the newest entries); see `ReadOptions`. */
   read(room: string, options: ReadOptions): Promise<ReadResult>;
 }
-
 
 /*
  * One script appends to the room's stream and publishes the Socket.IO packet, so that:

@@ -12,15 +12,21 @@ describe("the room log's body encoding", () => {
   const viaJson = (body: unknown) => JSON.parse(JSON.stringify(body)) as unknown;
 
   it("gives back every body it stores as JSON would, for generated bodies full of characters JSON escapes", () => {
-    fc.assert(fc.property(bodies, (body) => {
-      expect(decodeStoredBody(encodeStoredBody(body))).toEqual(viaJson(body));
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(bodies, (body) => {
+        expect(decodeStoredBody(encodeStoredBody(body))).toEqual(viaJson(body));
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("reads bodies stored as plain JSON before it, unchanged", () => {
-    fc.assert(fc.property(bodies, (body) => {
-      expect(decodeStoredBody(JSON.stringify(body))).toEqual(viaJson(body));
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(bodies, (body) => {
+        expect(decodeStoredBody(JSON.stringify(body))).toEqual(viaJson(body));
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("stores a control character in one byte, and never more than JSON would", () => {

@@ -2,12 +2,7 @@ import { describe, expect, it } from "vitest";
 import { displayName, historyRequest, joinRequest, leaveRequest, messageRequest, openAuth, roomName, validate } from "../src/protocol.js";
 
 describe("room names", () => {
-  it.each([
-    ["a"],
-    ["lobby"],
-    ["team.dev:backend_2-x"],
-    ["x".repeat(64)],
-  ])("accepts %j", (room) => {
+  it.each([["a"], ["lobby"], ["team.dev:backend_2-x"], ["x".repeat(64)]])("accepts %j", (room) => {
     expect(roomName.safeParse(room).success).toBe(true);
   });
 

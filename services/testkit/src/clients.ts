@@ -69,11 +69,7 @@ export async function waitForCounts(lists: unknown[][], count: number, timeoutMs
 }
 
 /** Connects a `ChatClient` (the client helper users get) and resolves once connected. */
-export async function connectChatClient(
-  url: string,
-  name: string,
-  options: Partial<ChatClientOptions> = {},
-): Promise<ChatClient> {
+export async function connectChatClient(url: string, name: string, options: Partial<ChatClientOptions> = {}): Promise<ChatClient> {
   const client = new ChatClient(url, {
     auth: { name },
     ...options,

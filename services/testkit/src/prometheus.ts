@@ -36,11 +36,7 @@ export async function startPrometheus(targets: ScrapeTarget[]): Promise<Promethe
   writeFileSync(join(dir, "prometheus.yml"), JSON.stringify(config)); // JSON is YAML
   const child: ChildProcess = spawn(
     "prometheus",
-    [
-      `--config.file=${join(dir, "prometheus.yml")}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
+    [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let output = "";

@@ -31,11 +31,16 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "chat-redis-"));
   const argv = [
-    "--port", String(port),
-    "--bind", "127.0.0.1",
-    "--dir", dir,
-    "--save", "",
-    "--appendonly", aof ? "yes" : "no",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    aof ? "yes" : "no",
     ...(aof ? ["--appendfsync", "always"] : []),
     ...(password ? ["--requirepass", password] : []),
     ...args,
@@ -53,10 +58,7 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
     const failed = new Promise<never>((_, reject) =>
       proc.once("error", (err) => reject(new Error(`cannot start redis-server (is it on PATH?): ${err.message}`))),
     );
-    await Promise.race([
-      failed,
-      waitFor(() => ping(port, password), { timeoutMs: 10_000, what: () => `redis-server on port ${port}\n${output}` }),
-    ]);
+    await Promise.race([failed, waitFor(() => ping(port, password), { timeoutMs: 10_000, what: () => `redis-server on port ${port}\n${output}` })]);
   }
 
   async function stop({ kill = false } = {}): Promise<void> {

@@ -89,9 +89,7 @@ export async function startService(
     }
   });
   child.stderr.on("data", (chunk: Buffer) => (raw += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) =>
-    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
+  const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
 
   const service: ServiceProcess = {
     name,
