@@ -163,10 +163,15 @@ describe("hardening: events per connection are limited in memory, before any Red
     // A full bucket again, whatever the join above took from it.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const before = await scriptCalls(db);
+    const started = Date.now();
     const acks = await Promise.all(Array.from({ length: 30 }, (_, i) => send(socket, { room: "flood", text: `m${i}` })));
+    const elapsedSeconds = (Date.now() - started) / 1000;
     const accepted = acks.filter((ack) => ack.ok).length;
+    // The burst of 5, plus what the bucket refilled (5/s) while the 30 were read: on a loaded
+    // machine reading them can take a while, so the bound is computed, not fixed.
     expect(accepted).toBeGreaterThanOrEqual(5);
-    expect(accepted).toBeLessThanOrEqual(6);
+    expect(accepted).toBeLessThanOrEqual(5 + Math.ceil(5 * elapsedSeconds) + 1);
+    expect(accepted).toBeLessThan(30);
     for (const ack of acks.filter((a) => !a.ok)) {
       expect(ack).toMatchObject({ ok: false, error: { code: "rate_limited", message: expect.stringMatching(/too many events on this connection/) } });
     }
