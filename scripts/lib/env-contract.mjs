@@ -7,6 +7,7 @@
 //  3. each chart value must arrive as the variable it documents, with the value it was given
 //     (VALUE_TO_ENV below), so a value wired to the wrong variable fails too.
 // Env names the helm test Pod gets must be read by scripts/helm-test-client.mjs.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,8 +134,12 @@ export function resolvedEnv(objects, container) {
   for (const name of ["TLS_CERT_FILE", "TLS_KEY_FILE"]) if (env[name]) env[name] = standInTls()[name];
   if (env.REDIS_TLS_CA_FILE) {
     // The service reads the file at start; stand in for the mounted bundle.
-    caFile ??= join(mkdtempSync(join(tmpdir(), "chart-ca-")), "ca.crt");
-    writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n");
+    // The service parses the bundle at start, so the stand-in is a real (throwaway) certificate.
+    if (!caFile) {
+      const dir = mkdtempSync(join(tmpdir(), "chart-ca-"));
+      caFile = join(dir, "ca.crt");
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=stand-in-ca", "-keyout", join(dir, "ca.key"), "-out", caFile], { stdio: "ignore" });
+    }
     env.REDIS_TLS_CA_FILE = caFile;
   }
   return env;
