@@ -115,7 +115,8 @@ function checkContract(where, objects, values) {
     if (publicSvc.spec.type !== (values.chat?.service?.type ?? "LoadBalancer")) problem(where, `chat Service type is ${publicSvc.spec.type}`);
     // Issue 24 #1: under `Cluster` every client shares the node addresses, so per-address limits lock everyone out.
     const policy = values.chat?.service?.externalTrafficPolicy ?? "Local";
-    if (publicSvc.spec.type === "LoadBalancer" && publicSvc.spec.externalTrafficPolicy !== policy) problem(where, `chat Service externalTrafficPolicy is ${publicSvc.spec.externalTrafficPolicy}, not ${policy}`);
+    if (publicSvc.spec.type === "LoadBalancer" && publicSvc.spec.externalTrafficPolicy !== policy)
+      problem(where, `chat Service externalTrafficPolicy is ${publicSvc.spec.externalTrafficPolicy}, not ${policy}`);
     for (const p of publicSvc.spec.ports) {
       if (p.targetPort === "probes" || p.targetPort === probePort || p.port === probePort) problem(where, "the public Service exposes the probe port");
     }

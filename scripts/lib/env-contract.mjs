@@ -138,7 +138,27 @@ export function resolvedEnv(objects, container) {
     if (!caFile) {
       const dir = mkdtempSync(join(tmpdir(), "chart-ca-"));
       caFile = join(dir, "ca.crt");
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=stand-in-ca", "-keyout", join(dir, "ca.key"), "-out", caFile], { stdio: "ignore" });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=stand-in-ca",
+          "-keyout",
+          join(dir, "ca.key"),
+          "-out",
+          caFile,
+        ],
+        { stdio: "ignore" },
+      );
     }
     env.REDIS_TLS_CA_FILE = caFile;
   }

@@ -3,7 +3,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  record,
+  startRedis,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 import { busState } from "./bus-helpers.js";
 
@@ -151,7 +161,9 @@ describe("hardening: events per connection are limited in memory, before any Red
   beforeAll(async () => {
     redis = await startRedis();
     db = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-    pod = await startService("chat", { env: { REDIS_URL: redis.url, RATE_LIMIT_EVENTS_PER_SECOND: "5", RATE_LIMIT_EVENTS_BURST: "5", RATE_LIMIT_MESSAGES_PER_SECOND: "1000", ...NO_QUOTAS } });
+    pod = await startService("chat", {
+      env: { REDIS_URL: redis.url, RATE_LIMIT_EVENTS_PER_SECOND: "5", RATE_LIMIT_EVENTS_BURST: "5", RATE_LIMIT_MESSAGES_PER_SECOND: "1000", ...NO_QUOTAS },
+    });
   });
 
   afterAll(async () => {
