@@ -61,6 +61,9 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
       if (countedUser !== undefined) void presence.disconnect(countedUser).catch(() => undefined);
     };
     socket.conn.once("close", release);
+    // Under load the client may already be gone when this middleware starts: its `close` fired
+    // before the listener above, and only the connection's state tells.
+    const closedNow = () => gone || socket.conn.readyState === "closing" || socket.conn.readyState === "closed";
     const address = options.clientAddress(socket);
     try {
       const { origin, host } = socket.handshake.headers;
@@ -82,12 +85,12 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
       }
       if (!open) await charge(options.userLimit, session.user.id, "new connections for this user");
       if (config.MAX_CONNECTIONS_PER_USER > 0) {
-        if (gone) throw closed();
+        if (closedNow()) throw closed();
         // Set before the await, so that `release` uncounts whatever happens next. Should the
         // transport close meanwhile, its uncount reaches Redis after this count, on the same connection.
         countedUser = session.user.id;
         const connections = await presence.connect(countedUser);
-        if (gone) throw closed();
+        if (closedNow()) throw closed();
         if (connections > config.MAX_CONNECTIONS_PER_USER) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }

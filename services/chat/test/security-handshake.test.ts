@@ -128,7 +128,7 @@ describe("issue 24 #5: a handshake aborted by a TCP reset does not leak the user
         sockets.splice(0, sockets.length, ...connected);
         return sockets.length === 20;
       },
-      { what: "the user to hold 20 connections again" },
+      { what: "the user to hold 20 connections again", timeoutMs: 40_000 },
     );
     // Every aborted handshake was uncounted: the count in Redis is the 20 live connections.
     const counts = Object.values(await db.hgetall("chat:connections:{u-victim}")).map(Number);
