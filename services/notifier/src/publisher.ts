@@ -98,13 +98,29 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
 
   async function publishMany(events: NotifierEvent[]): Promise<(boolean | Error)[]> {
     if (events.length === 0) return [];
-    // Commands go out in order on one connection, so a room's events keep their order.
+    // Commands go out in order on one connection, so events keep the order they were given in,
+    // across targets too: a room event (its own script) flushes the user and broadcast events
+    // queued before it, so a stream's entries reach a client in stream order.
     const results: Promise<boolean | Error>[] = [];
-    const pipeline = redis.pipeline();
-    const piped: number[] = [];
     const ts = Date.now();
+    let pipeline = redis.pipeline();
+    let piped: number[] = [];
+    const flush = () => {
+      if (!piped.length) return;
+      const indexes = piped;
+      const replies = pipeline.exec().catch((err: Error) => indexes.map((): [Error, null] => [err, null]));
+      for (const [k, i] of indexes.entries()) {
+        results[i] = replies.then((all) => {
+          const [err, value] = all?.[k] ?? [new Error("no reply from Redis"), undefined];
+          return err ?? value === 1;
+        });
+      }
+      pipeline = redis.pipeline();
+      piped = [];
+    };
     for (const [i, event] of events.entries()) {
       if (event.target.kind === "room") {
+        flush();
         results[i] = publishToRoom(event, event.target.room);
         continue;
       }
@@ -119,15 +135,7 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
       pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message, publishCommand);
       piped.push(i);
     }
-    if (piped.length) {
-      const replies = pipeline.exec().catch((err: Error) => piped.map((): [Error, null] => [err, null]));
-      for (const [k, i] of piped.entries()) {
-        results[i] = replies.then((all) => {
-          const [err, value] = all?.[k] ?? [new Error("no reply from Redis"), undefined];
-          return err ?? value === 1;
-        });
-      }
-    }
+    flush();
     return Promise.all(results);
   }
 

@@ -181,4 +181,15 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     expect(inboxes.x0.find((n) => n.eventId === "stream-user")).toMatchObject({ type: "t", data: [1, 2] });
     expect(inboxes.n1.find((n) => n.eventId === "stream-all")).toMatchObject({ data: true });
   });
+
+  it("keeps a stream's order across targets: a member sees room, user and broadcast entries in the order they were added", async () => {
+    // One MULTI, so the notifier reads them in one batch, where room events take their own path.
+    const targets = [{ user: "ann" }, { room: "room-a" }, { broadcast: "1" }];
+    const ids = Array.from({ length: 30 }, (_, i) => `order-${i}`);
+    const tx = db.multi();
+    for (const [i, id] of ids.entries()) tx.xadd(STREAM, "*", ...Object.entries({ ...targets[i % 3]!, type: "t", data: String(i), id }).flat());
+    await tx.exec();
+    await waitFor(() => ids.every((id) => inboxes.a0.some((n) => n.eventId === id)), { what: "the 30 entries at a0" });
+    expect(inboxes.a0.map((n) => n.eventId).filter((id) => id.startsWith("order-"))).toEqual(ids);
+  });
 });
