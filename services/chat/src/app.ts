@@ -5,6 +5,7 @@ import { Server, type Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import {
+  LIMIT_PREFIXES,
   createMemoryRoomLog,
   createRateLimit,
   createRedisRoomLog,
@@ -118,29 +119,29 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
   const limits = {
     messages: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:msg",
+      keyPrefix: LIMIT_PREFIXES.messages,
       points: config.RATE_LIMIT_MESSAGES_PER_SECOND,
       durationSeconds: 1,
       burst: { points: config.RATE_LIMIT_MESSAGES_BURST, durationSeconds: 10 },
     }),
     // A connection lives on one pod, so its join limit needs no Redis round trip.
-    joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
+    joins: createRateLimit(undefined, { keyPrefix: LIMIT_PREFIXES.joins, points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
     // Per user and across pods: reconnecting (a new socket id) does not reset it.
-    userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
+    userReads: createRateLimit(redis?.pub, { keyPrefix: LIMIT_PREFIXES.userReads, points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
     connections: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:conn",
+      keyPrefix: LIMIT_PREFIXES.connections,
       points: config.RATE_LIMIT_CONNECTIONS_PER_IP,
       durationSeconds: 60,
       blockInMemory: true,
     }),
     userConnections: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:uconn",
+      keyPrefix: LIMIT_PREFIXES.userConnections,
       points: config.RATE_LIMIT_CONNECTIONS_PER_USER,
       durationSeconds: 60,
       blockInMemory: true,
     }),
     members: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:members",
+      keyPrefix: LIMIT_PREFIXES.members,
       points: config.RATE_LIMIT_MEMBERS_PER_MINUTE,
       durationSeconds: 60,
       blockInMemory: true,

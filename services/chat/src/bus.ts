@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
 import type { Namespace, Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
-import { BUS_KEY, BUS_MAIN_CHANNEL, busRoomChannel, type BusMode, type Logger } from "@chat/shared";
+import { BUS_KEY, BUS_MAIN_CHANNEL, busRoomChannel, scrapeCounter, type BusMode, type Logger } from "@chat/shared";
 import { quietCommands, redisSubscriptions, wrapAddAll } from "./compat/index.js";
 
 /** The Socket.IO adapter between the pods, in either bus mode, and what it is subscribed to. */
@@ -114,8 +114,8 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
   }
 
   // Messages this pod reads from Redis, whatever the channel: what sharding saves shows here.
-  let received = 0;
-  const count = () => void received++;
+  const received = { total: 0 };
+  const count = () => void received.total++;
   for (const event of ["smessageBuffer", "messageBuffer", "pmessageBuffer"]) sub.on(event, count);
 
   return {
@@ -124,16 +124,13 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
     onSettled: (listener) => void listeners.push(listener),
     describe: () => ({ mode, ready: settled && sub.status === "ready", subscriptions: subscriptions().sort(), expected: expected().sort() }),
     register(registry) {
-      let reported = 0;
-      new Counter({
-        name: "chat_bus_messages_received_total",
-        help: "Messages this pod read from the Redis bus (every channel and pattern).",
-        registers: [registry],
-        collect() {
-          this.inc(received - reported);
-          reported = received;
-        },
-      });
+      scrapeCounter(
+        registry,
+        "chat_bus_messages_received_total",
+        "Messages this pod read from the Redis bus (every channel and pattern).",
+        undefined,
+        received,
+      );
       new Gauge({
         name: "chat_bus_subscribed_channels",
         help: "Channels and patterns the pod's Redis subscriber is on (sharded: 2 + one per room with a local member).",

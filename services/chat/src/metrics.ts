@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { scrapeCounter } from "@chat/shared";
 import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
 import type { Presence } from "./presence.js";
@@ -63,22 +64,22 @@ export function createChatMetrics(
       this.set({ connection: "sub" }, redis.sub.status === "ready" ? 1 : 0);
     },
   });
-  tally(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
-  tally(
+  scrapeCounter(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
+  scrapeCounter(
     registry,
     "chat_coalesced_packets_total",
     "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.",
     undefined,
     coalesced,
   );
-  tally(
+  scrapeCounter(
     registry,
     "chat_fanout_writes_total",
     "Broadcast deliveries by path: direct (the shared frame written to the TCP socket) or engine (through Engine.IO, when something was queued before it).",
     "path",
     writes,
   );
-  tally(
+  scrapeCounter(
     registry,
     "chat_slow_consumer_disconnects_total",
     "Connections closed (slow_consumer) because more than MAX_CLIENT_BUFFER_BYTES was queued for them unread.",
@@ -131,25 +132,4 @@ export function createChatMetrics(
     },
     slowConsumer: () => void slow.total++,
   };
-}
-
-/**
- * A counter read from plain numbers at scrape time: the hot path adds to `counts` (a field per
- * label value, or `total` without a label) and never calls prom-client.
- */
-function tally(registry: Registry, name: string, help: string, label: string | undefined, counts: Record<string, number>): void {
-  let reported = { ...counts };
-  new Counter({
-    name,
-    help,
-    labelNames: label ? [label] : [],
-    registers: [registry],
-    collect() {
-      for (const [key, value] of Object.entries(counts)) {
-        if (label) this.inc({ [label]: key }, value - reported[key]!);
-        else this.inc(value - reported[key]!);
-      }
-      reported = { ...counts };
-    },
-  });
 }

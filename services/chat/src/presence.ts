@@ -1,7 +1,6 @@
-import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { Logger, User } from "@chat/shared";
-import { parseUser, reapDeadInstances, type PresenceKeys } from "./presence-reaper.js";
+import { luaScript, pairsOf, presenceKeys, type Logger, type User } from "@chat/shared";
+import { parseUser, reapDeadInstances } from "./presence-reaper.js";
 
 export interface PresenceOptions {
   /**
@@ -58,7 +57,8 @@ const REGISTRY_TTL_SECONDS = 86_400;
  * non-zero counts as `[here, id, n, id, n, ...]`: one round trip instead of a MULTI and its replies.
  * It touches only KEYS[1], so it runs on a Redis Cluster too.
  */
-const CONNECT_SCRIPT = `
+const connectScript = luaScript<[number, ...(string | number)[]]>(
+  `
 local here = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local out = { here }
@@ -69,26 +69,9 @@ for i = 1, #all, 2 do
     out[#out + 1] = all[i + 1]
   end
 end
-return out`;
-
-const CONNECT_SHA = createHash("sha1").update(CONNECT_SCRIPT).digest("hex");
-
-/**
- * Runs CONNECT_SCRIPT: EVALSHA, or EVAL when Redis does not know the script (after a restart).
- *
- * Why not ioredis' `defineCommand`, which does the same: it wraps every call in more objects and
- * promises. Under a flood of new connections those are still waiting for Redis when the young
- * generation is collected, get promoted and stay until a full GC: measured at about 1.7 KiB of RSS
- * per connection over 10 000 (docs/performance.md). This runs on every handshake.
- */
-async function countConnection(redis: Redis, key: string, instanceId: string): Promise<[number, ...(string | number)[]]> {
-  try {
-    return (await redis.evalsha(CONNECT_SHA, 1, key, instanceId, CONNECTIONS_TTL_SECONDS)) as [number, ...(string | number)[]];
-  } catch (err) {
-    if (!(err as Error).message.startsWith("NOSCRIPT")) throw err;
-    return (await redis.eval(CONNECT_SCRIPT, 1, key, instanceId, CONNECTIONS_TTL_SECONDS)) as [number, ...(string | number)[]];
-  }
-}
+return out`,
+  1,
+);
 
 interface LocalEntry {
   user: User;
@@ -108,16 +91,11 @@ export function createPresence(
   { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined }: PresenceOptions = {},
 ): Presence {
   const local = new Map<string, Map<string, LocalEntry>>();
-  const keys: PresenceKeys = {
-    room: (room) => `${prefix}:presence:{${room}}`,
-    instance: (id) => `${prefix}:instance:${id}`,
-    instances: `${prefix}:instances`,
-    roomsOf: (id) => `${prefix}:instance-rooms:${id}`,
-  };
+  const keys = presenceKeys(prefix);
   const roomKey = keys.room;
   const instanceKey = keys.instance;
   const myRooms = keys.roomsOf(instanceId);
-  const connectionsKey = (userId: string) => `${prefix}:connections:{${userId}}`;
+  const connectionsKey = keys.connections;
   const localConnections = new Map<string, number>();
   const field = (userId: string) => `${instanceId}|${userId}`;
   const roomTtl = ttlSeconds * 2;
@@ -243,12 +221,12 @@ export function createPresence(
       const mine = (localConnections.get(userId) ?? 0) + 1;
       localConnections.set(userId, mine);
       if (!redis) return mine;
-      const [here, ...others] = await countConnection(redis, connectionsKey(userId), instanceId);
+      const [here, ...others] = await connectScript.run(redis, connectionsKey(userId), instanceId, CONNECTIONS_TTL_SECONDS);
       // Usually the user is on this pod only: one round trip. Otherwise the other pods must be alive.
       if (others.length === 0) return here;
-      const ids = others.filter((_, i) => i % 2 === 0) as string[];
-      const live = await liveInstances(ids);
-      return ids.reduce((sum, id, i) => sum + (live.has(id) ? Number(others[2 * i + 1]) : 0), here);
+      const counts = pairsOf(others);
+      const live = await liveInstances(counts.map(([id]) => String(id)));
+      return counts.reduce((sum, [id, n]) => sum + (live.has(String(id)) ? Number(n) : 0), here);
     },
 
     async disconnect(userId) {
