@@ -29,8 +29,17 @@ export interface LuaScript<T> {
  */
 export function luaScript<T>(source: string, numberOfKeys: number): LuaScript<T> {
   const sha = createHash("sha1").update(source).digest("hex");
+  // The first run on each TCP connection is an EVAL, as ioredis does: after a Redis restart a
+  // burst of EVALSHAs would all fail with NOSCRIPT, and their EVAL retries could interleave with
+  // newer runs that found the script, so a sender's back-to-back appends could swap places.
+  const loadedOn = new WeakMap<object, unknown>();
   return {
     async run(redis, ...keysAndArgs) {
+      const socket = (redis as { stream?: unknown }).stream;
+      if (socket !== undefined && loadedOn.get(redis) !== socket) {
+        loadedOn.set(redis, socket);
+        return (await redis.eval(source, numberOfKeys, ...keysAndArgs)) as T;
+      }
       try {
         return (await redis.evalsha(sha, numberOfKeys, ...keysAndArgs)) as T;
       } catch (err) {
