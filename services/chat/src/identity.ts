@@ -1,16 +1,8 @@
-import type { Socket } from "socket.io";
-import { describeIssues, openAuth, type ErrorCode, type User } from "@chat/shared";
+import { describeIssues, openAuth, type User } from "@chat/shared";
+import { HandshakeError } from "./handshake-error.js";
+import type { ChatSocket } from "./socket-types.js";
 
 export { userRoom } from "@chat/shared";
-
-/** A `connect_error` the client can read: `err.message` for people, `err.data.code` for code. */
-export class HandshakeError extends Error {
-  readonly data: { code: ErrorCode; retryAfterMs?: number };
-  constructor(code: ErrorCode, message: string, retryAfterMs?: number) {
-    super(message);
-    this.data = retryAfterMs === undefined ? { code } : { code, retryAfterMs };
-  }
-}
 
 /**
  * Open mode: the handshake's `auth.name` is the identity, and the user id is the name. Anyone can
@@ -25,10 +17,6 @@ export function openIdentity(auth: unknown): User {
   return { id: result.data.name, name: result.data.name };
 }
 
-export function userOf(socket: Socket): User {
-  return (socket.data as { user: User }).user;
-}
-
 /** The sharded adapter's uid: 8 random bytes in hex. Its response channel is a room's channel of that name. */
 const ADAPTER_UID = /^[0-9a-f]{16}$/;
 
@@ -39,7 +27,7 @@ const ADAPTER_UID = /^[0-9a-f]{16}$/;
  * response channel (a member leaving it would unsubscribe the pod). Room names of 16 lowercase hex
  * digits are therefore reserved whatever pod they would belong to.
  */
-export function reservedRoom(socket: Socket, room: string): string | undefined {
+export function reservedRoom(socket: ChatSocket, room: string): string | undefined {
   if (room === socket.id || socket.nsp.sockets.has(room)) return `${room} is a connection's own room; pick another name`;
   if (ADAPTER_UID.test(room)) return `${room} is reserved (16 hex digits name the server's internal channels); pick another name`;
   return undefined;

@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
+import type { BroadcastObserver } from "./fanout.js";
 import type { Presence } from "./presence.js";
-import { attachFanout, type FanoutOptions } from "./fanout.js";
+import type { ChatServerIo } from "./socket-types.js";
+import { tally } from "./tally.js";
 
 /**
  * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
@@ -19,17 +20,15 @@ export interface ChatMetrics {
   coalesced(packets: number): void;
   /** Counts a connection closed for being over its outbound budget (see slow-consumer.ts). */
   slowConsumer(): void;
+  /** Counts each broadcast delivered to this pod's sockets: pass it to `attachFanout` as `observe`. */
+  observeBroadcast: BroadcastObserver;
 }
 
-/** How broadcasts are written (fanout.ts): `direct` and `overBudget` as there. */
-export type DeliveryOptions = Pick<FanoutOptions, "direct" | "overBudget">;
-
 export function createChatMetrics(
-  io: Server,
-  presence: Presence,
+  io: Pick<ChatServerIo, "of">,
+  presence: Pick<Presence, "localRooms">,
   redis?: { pub: Redis; sub: Redis },
   registry = new Registry(),
-  delivery: DeliveryOptions = {},
 ): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
   const writes = { direct: 0, engine: 0 };
@@ -92,22 +91,19 @@ export function createChatMetrics(
     registers: [registry],
   });
 
-  // Counted once per broadcast (fanout.ts), so the fan-out latency is observed once per message
+  // Called once per broadcast (fanout.ts), so the fan-out latency is observed once per message
   // per pod, and nothing runs per recipient.
-  attachFanout(io.of("/").adapter, {
-    ...delivery,
-    observe(event, payload, recipients, direct) {
-      writes.direct += direct;
-      writes.engine += recipients - direct;
-      if (event === "message") {
-        deliveries.message += recipients;
-        const ts = (payload as { ts?: unknown } | undefined)?.ts;
-        if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
-      } else if (event === "notification") {
-        deliveries.notification += recipients;
-      }
-    },
-  });
+  const observeBroadcast: BroadcastObserver = (event, payload, recipients, direct) => {
+    writes.direct += direct;
+    writes.engine += recipients - direct;
+    if (event === "message") {
+      deliveries.message += recipients;
+      const ts = (payload as { ts?: unknown } | undefined)?.ts;
+      if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
+    } else if (event === "notification") {
+      deliveries.notification += recipients;
+    }
+  };
 
   return {
     registry,
@@ -130,26 +126,6 @@ export function createChatMetrics(
       coalesced.total += packets;
     },
     slowConsumer: () => void slow.total++,
+    observeBroadcast,
   };
-}
-
-/**
- * A counter read from plain numbers at scrape time: the hot path adds to `counts` (a field per
- * label value, or `total` without a label) and never calls prom-client.
- */
-function tally(registry: Registry, name: string, help: string, label: string | undefined, counts: Record<string, number>): void {
-  let reported = { ...counts };
-  new Counter({
-    name,
-    help,
-    labelNames: label ? [label] : [],
-    registers: [registry],
-    collect() {
-      for (const [key, value] of Object.entries(counts)) {
-        if (label) this.inc({ [label]: key }, value - reported[key]!);
-        else this.inc(value - reported[key]!);
-      }
-      reported = { ...counts };
-    },
-  });
 }
