@@ -28,21 +28,28 @@ export interface BinderOptions {
   onLimited?(): void;
 }
 
+/** A token bucket's state, kept on the socket itself (`socket.data`). */
+export interface EventBucket {
+  eventTokens?: number;
+  eventAt?: number;
+}
+
 /**
- * A token bucket per connection, kept on the socket itself: a refused event costs no Redis work,
- * no promise and no map entry (rate-limiter-flexible's memory limiter would add all three to every
- * event, and a map to clean up). Returns 0 when the event may go on, else the ms until it could.
+ * Takes one token from a bucket of `burst` tokens refilled at `perSecond`, at time `now` (ms).
+ * Returns 0 when the event may go on, else the ms until a token will be there (at least 1).
+ *
+ * Kept on the socket itself: a refused event costs no Redis work, no promise and no map entry
+ * (rate-limiter-flexible's memory limiter would add all three to every event, and a map to clean
+ * up). A new bucket starts full.
  */
-function take(socket: ChatSocket, perSecond: number, burst: number): number {
-  const now = Date.now();
-  const data = socket.data;
-  const tokens = data.eventTokens === undefined ? burst : Math.min(burst, data.eventTokens + ((now - data.eventAt!) * perSecond) / 1000);
-  data.eventAt = now;
+export function takeToken(bucket: EventBucket, now: number, perSecond: number, burst: number): number {
+  const tokens = bucket.eventTokens === undefined ? burst : Math.min(burst, bucket.eventTokens + ((now - bucket.eventAt!) * perSecond) / 1000);
+  bucket.eventAt = now;
   if (tokens >= 1) {
-    data.eventTokens = tokens - 1;
+    bucket.eventTokens = tokens - 1;
     return 0;
   }
-  data.eventTokens = tokens;
+  bucket.eventTokens = tokens;
   return Math.max(1, Math.ceil(((1 - tokens) * 1000) / perSecond));
 }
 
@@ -55,7 +62,7 @@ export function createBinder(handlers: Handlers, log: Logger, options: BinderOpt
   /** Zero when the event may go on, else how long to wait. */
   const limited = (socket: ChatSocket): number => {
     if (perSecond <= 0) return 0;
-    const wait = take(socket, perSecond, burst);
+    const wait = takeToken(socket.data, Date.now(), perSecond, burst);
     if (wait > 0) options.onLimited?.();
     return wait;
   };

@@ -1,6 +1,5 @@
 import { describeIssues, openAuth, type User } from "@chat/shared";
 import { HandshakeError } from "./handshake-error.js";
-import type { ChatSocket } from "./socket-types.js";
 
 export { userRoom } from "@chat/shared";
 
@@ -25,10 +24,11 @@ const ADAPTER_UID = /^[0-9a-f]{16}$/;
  * named like these (issue 24 #12): a socket's own id room (joining another socket's would receive
  * what is sent to it) and, in sharded mode, a pod's adapter uid, whose channel is that pod's
  * response channel (a member leaving it would unsubscribe the pod). Room names of 16 lowercase hex
- * digits are therefore reserved whatever pod they would belong to.
+ * digits are therefore reserved whatever pod they would belong to. `connections` holds the ids of
+ * this pod's connections (the namespace's sockets, the asking one among them).
  */
-export function reservedRoom(socket: ChatSocket, room: string): string | undefined {
-  if (room === socket.id || socket.nsp.sockets.has(room)) return `${room} is a connection's own room; pick another name`;
+export function reservedRoom(room: string, connections: { has(id: string): boolean }): string | undefined {
+  if (connections.has(room)) return `${room} is a connection's own room; pick another name`;
   if (ADAPTER_UID.test(room)) return `${room} is reserved (16 hex digits name the server's internal channels); pick another name`;
   return undefined;
 }

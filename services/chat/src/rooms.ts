@@ -164,7 +164,7 @@ export function roomHandlers(deps: RoomDeps): { join: Handler; leave: Handler; h
       const request = validate(joinRequest, payload);
       if (!request.ok) return request;
       const { room, since } = request.data;
-      const reserved = reservedRoom(socket, room);
+      const reserved = reservedRoom(room, socket.nsp.sockets);
       if (reserved) return fail("bad_request", `room: ${reserved}`);
       if (!mayJoin(socket.data.session, room)) return fail("forbidden", `your token does not allow room ${room}`);
       const joining = joiningRooms(socket);
