@@ -16,7 +16,7 @@ export interface ChatMetrics {
   rateLimited: Counter<"kind">;
   catchUps: Counter;
   replayed: Counter;
-  /** Counts packets that left in one write with others (see coalesce.ts). */
+  /** Counts one write that carried `packets` packets at once (see coalesce.ts). */
   coalesced(packets: number): void;
   /** Counts a connection closed for being over its outbound budget (see slow-consumer.ts). */
   slowConsumer(): void;
@@ -33,6 +33,7 @@ export function createChatMetrics(
   const deliveries = { message: 0, notification: 0 };
   const writes = { direct: 0, engine: 0 };
   const coalesced = { total: 0 };
+  const coalescedWrites = { total: 0 };
   const slow = { total: 0 };
 
   new Gauge({
@@ -70,6 +71,7 @@ export function createChatMetrics(
     undefined,
     coalesced,
   );
+  tally(registry, "chat_coalesced_writes_total", "Writes that carried several packets at once (see chat_coalesced_packets_total).", undefined, coalescedWrites);
   tally(
     registry,
     "chat_fanout_writes_total",
@@ -124,6 +126,7 @@ export function createChatMetrics(
     replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
     coalesced: (packets) => {
       coalesced.total += packets;
+      coalescedWrites.total++;
     },
     slowConsumer: () => void slow.total++,
     observeBroadcast,
