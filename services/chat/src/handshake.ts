@@ -46,6 +46,8 @@ const DRAINING_RETRY_MS = 1000;
  * NAT, or every node address behind `externalTrafficPolicy: Cluster`) never spend a real user's
  * budget. In open mode anyone can claim any name, so the address pays for every connection.
  */
+// Over 60 lines with its middleware: the checks run in order, and the per-connection `release`
+// must see every step's state (issue 24 #5), so they stay in one closure.
 export function handshake(options: HandshakeOptions) {
   const { config, connections } = options;
   const open = config.AUTH_MODE === "open";
