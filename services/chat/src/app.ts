@@ -8,6 +8,7 @@ import {
   createMemoryRoomLog,
   createRateLimit,
   createRedisRoomLog,
+  withReplicaWait,
   createStorageQuota,
   type Ack,
   type BusMode,
@@ -114,7 +115,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   });
   const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
   const history = redis
-    ? createRedisRoomLog(redis.pub, logOptions)
+    ? withReplicaWait(createRedisRoomLog(redis.pub, logOptions), redis.pub, { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS })
     : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
   const limits = {
     messages: createRateLimit(redis?.pub, {

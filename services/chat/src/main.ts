@@ -6,8 +6,8 @@ import {
   ProbeFailure,
   createLogger,
   describeListenError,
-  createRedisClient,
-  redisOptions,
+  connectRedis,
+  redisTarget,
   settleAuthMode,
   settleBusMode,
   startOperations,
@@ -35,15 +35,16 @@ const log = createLogger({ service: "chat", pod: config.POD_NAME, level: config.
 // is logged, never allowed to take every client of this pod down.
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
-const redisUrl = config.REDIS_URL;
-const redisSettings =
-  redisUrl && redisOptions(redisUrl, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
-const redis = redisUrl
-  ? {
-      pub: createRedisClient(redisUrl, { role: "pub", log, options: redisSettings || undefined }),
-      sub: createRedisClient(redisUrl, { role: "sub", log, options: redisSettings || undefined }),
-    }
-  : undefined;
+const target = redisTarget(config);
+if (target?.kind === "cluster") {
+  console.error("chat: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the chat yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS");
+  process.exit(1);
+}
+const redisSettings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
+const redis = target && {
+  pub: connectRedis(target, redisSettings, { role: "pub", log }),
+  sub: connectRedis(target, redisSettings, { role: "sub", log }),
+};
 if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");
 
 const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;

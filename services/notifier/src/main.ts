@@ -5,11 +5,12 @@ import {
   ConfigError,
   ProbeFailure,
   createLogger,
-  createRedisClient,
+  connectRedis,
   createRateLimit,
   createRedisRoomLog,
+  withReplicaWait,
   isRedisReady,
-  redisOptions,
+  redisTarget,
   settleBusMode,
   startOperations,
 } from "@chat/shared";
@@ -39,9 +40,16 @@ const log = createLogger({ service: "notifier", pod: config.POD_NAME, level: con
 process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
 
 // Two connections: the stream loop's batches would otherwise queue in front of HTTP publishes.
-const options = redisOptions(config.REDIS_URL, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
-const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
-const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
+const target = redisTarget(config)!; // the configuration requires one
+if (target.kind === "cluster") {
+  console.error(
+    "notifier: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the notifier yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS",
+  );
+  process.exit(1);
+}
+const settings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
+const httpRedis = connectRedis(target, settings, { role: "http", log });
+const streamRedis = connectRedis(target, settings, { role: "stream", log });
 const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
 // Built once the bus mode is known, which Redis keeps: meanwhile the probes run and say why the
 // notifier is not ready yet.
@@ -76,7 +84,7 @@ const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: conf
 const publisherFor = (redis: Redis) =>
   createPublisher(redis, {
     dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
-    roomLog: createRedisRoomLog(redis, logOptions),
+    roomLog: withReplicaWait(createRedisRoomLog(redis, logOptions), redis, { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS }),
     busMode,
   });
 
