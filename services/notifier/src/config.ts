@@ -28,7 +28,14 @@ const schema = z.object({
    * through Redis, it has no embedded mode.
    */
   REDIS_URL: env.redisUrl(),
-  ...redisTopologyEnv,
+  /** Or Redis through Sentinel, or a Redis Cluster, and the REDIS_WAIT_* acks: the same rules for both services (shared redis-config.ts). */
+  REDIS_SENTINELS: redisTopologyEnv.REDIS_SENTINELS,
+  REDIS_SENTINEL_MASTER: redisTopologyEnv.REDIS_SENTINEL_MASTER,
+  REDIS_SENTINEL_PASSWORD: redisTopologyEnv.REDIS_SENTINEL_PASSWORD,
+  REDIS_CLUSTER_NODES: redisTopologyEnv.REDIS_CLUSTER_NODES,
+  REDIS_TLS: redisTopologyEnv.REDIS_TLS,
+  REDIS_WAIT_REPLICAS: redisTopologyEnv.REDIS_WAIT_REPLICAS,
+  REDIS_WAIT_TIMEOUT_MS: redisTopologyEnv.REDIS_WAIT_TIMEOUT_MS,
   /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
   REDIS_PASSWORD: z.string().optional(),
   /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
