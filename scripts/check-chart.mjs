@@ -65,7 +65,7 @@ function checkContract(where, objects, values) {
   ];
   for (const name of need) if (!(name in env)) problem(`${where} chat`, `env ${name} is missing`);
   // Redis one way: a URL, or sentinels with their master's name (the services refuse both).
-  if (("REDIS_URL" in env) === ("REDIS_SENTINELS" in env)) problem(`${where} chat`, "needs exactly one of REDIS_URL and REDIS_SENTINELS");
+  if ("REDIS_URL" in env === "REDIS_SENTINELS" in env) problem(`${where} chat`, "needs exactly one of REDIS_URL and REDIS_SENTINELS");
   if ("REDIS_SENTINELS" in env && !env.REDIS_SENTINEL_MASTER) problem(`${where} chat`, "REDIS_SENTINELS without REDIS_SENTINEL_MASTER");
   if (env.POD_NAME?.from?.fieldRef?.fieldPath !== "metadata.name") problem(`${where} chat`, "POD_NAME must come from metadata.name");
   if (/\/\/[^/]*@/.test(env.REDIS_URL ?? "")) problem(`${where} chat`, "REDIS_URL must not carry credentials");
@@ -169,10 +169,20 @@ function checkContract(where, objects, values) {
       if (!(name in nenv)) problem(`${where} notifier`, `env ${name} is missing`);
     if (!nenv.NOTIFIER_API_KEYS?.from?.secretKeyRef) problem(`${where} notifier`, "NOTIFIER_API_KEYS must come from a Secret");
     if (nenv.BUS_MODE !== env.BUS_MODE) problem(where, `BUS_MODE differs: chat ${env.BUS_MODE}, notifier ${nenv.BUS_MODE}`);
-    for (const name of ["REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_TLS", "REDIS_WAIT_REPLICAS", "REDIS_TLS_CA_FILE", "HISTORY_MAX_ENTRIES", "HISTORY_MAX_AGE_SECONDS"])
+    for (const name of [
+      "REDIS_URL",
+      "REDIS_SENTINELS",
+      "REDIS_SENTINEL_MASTER",
+      "REDIS_TLS",
+      "REDIS_WAIT_REPLICAS",
+      "REDIS_TLS_CA_FILE",
+      "HISTORY_MAX_ENTRIES",
+      "HISTORY_MAX_AGE_SECONDS",
+    ])
       if (nenv[name] !== env[name]) problem(where, `chat and notifier get different ${name}s`);
     if (env.REDIS_PASSWORD && !nenv.REDIS_PASSWORD?.from?.secretKeyRef) problem(`${where} notifier`, "REDIS_PASSWORD must come from a Secret");
-    if (env.REDIS_SENTINEL_PASSWORD && !nenv.REDIS_SENTINEL_PASSWORD?.from?.secretKeyRef) problem(`${where} notifier`, "REDIS_SENTINEL_PASSWORD must come from a Secret");
+    if (env.REDIS_SENTINEL_PASSWORD && !nenv.REDIS_SENTINEL_PASSWORD?.from?.secretKeyRef)
+      problem(`${where} notifier`, "REDIS_SENTINEL_PASSWORD must come from a Secret");
     checkCa(notifier, nenv, `${where} notifier`);
     const nPreStop = Number(nc.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
     if (!(notifier.spec.template.spec.terminationGracePeriodSeconds > nPreStop + seconds(nenv.SHUTDOWN_DELAY_SECONDS)))
@@ -394,7 +404,10 @@ const refused = [
   [["--set", "chat.tls.enabled=true"], "TLS in the pod without a Secret"],
   [["--set", "chat.service.externalTrafficPolicy=Sometimes"], "an unknown externalTrafficPolicy"],
   [["--set", "redis.enabled=false", "--set", "externalRedis.mode=sentinel"], "mode sentinel without sentinels"],
-  [["--set", "redis.enabled=false", "--set", "externalRedis.mode=cluster", "--set", "externalRedis.cluster.nodes={r:6379}"], "mode cluster (not supported yet)"],
+  [
+    ["--set", "redis.enabled=false", "--set", "externalRedis.mode=cluster", "--set", "externalRedis.cluster.nodes={r:6379}"],
+    "mode cluster (not supported yet)",
+  ],
   [["--set", "redis.enabled=false", "--set", "externalRedis.url=redis://h:6379/0", "--set", "externalRedis.tls=true"], "REDIS_TLS with a URL"],
 ];
 for (const [args, what] of refused) {
