@@ -79,10 +79,14 @@ describe("a Sentinel failover under steady traffic, with REDIS_WAIT_REPLICAS=1",
   beforeAll(async () => {
     // Two replicas: after the failover one is left to confirm the WAITs.
     sentinel = await startRedisSentinel({ replicas: 2 });
-    const env = { ...sentinel.env, ...NO_LIMITS, REDIS_WAIT_REPLICAS: "1", PRESENCE_TTL_SECONDS: "30" };
+    // A log long enough to keep every entry of the run: the check below reads them all back.
+    const keepAll = { HISTORY_MAX_ENTRIES: "1000000", HISTORY_MAX_AGE_SECONDS: "0" };
+    const env = { ...sentinel.env, ...NO_LIMITS, ...keepAll, REDIS_WAIT_REPLICAS: "1", PRESENCE_TTL_SECONDS: "30" };
     pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env })));
     noWaitPod = await startService("chat", { pod: "chat-nowait", env: { ...env, REDIS_WAIT_REPLICAS: "0" } });
-    notifier = await startService("notifier", { env: { ...sentinel.env, REDIS_WAIT_REPLICAS: "1", NOTIFIER_API_KEYS: API_KEY, NOTIFIER_POLL_MS: "50" } });
+    notifier = await startService("notifier", {
+      env: { ...sentinel.env, ...keepAll, REDIS_WAIT_REPLICAS: "1", NOTIFIER_API_KEYS: API_KEY, NOTIFIER_POLL_MS: "50" },
+    });
     clients = await Promise.all(Array.from({ length: 30 }, (_, i) => connectChatClient(pods[i % 3]!.url, `user-${i}`, { sendAttempts: 1 })));
     await Promise.all(clients.map((c) => c.join(ROOM)));
     // The receiving client is on another pod than the senders it hears about.
