@@ -2,7 +2,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRedisRoomLog, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
+import { createMemoryRoomLog, createRedisRoomLog, withReplicaWait, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
 import { admit } from "./admission.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import type { FastPaths } from "./compat/index.js";
@@ -120,7 +120,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
 /** Every room's log: in Redis (appended and published by one script), or in memory on a single node. */
 function createHistory(io: ChatServerIo, redis: { pub: Redis } | undefined, config: ChatConfig, busMode: BusMode): RoomLog {
   const options = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
-  if (redis) return createRedisRoomLog(redis.pub, options);
+  // With REDIS_WAIT_REPLICAS, an append is acked only once that many replicas have it (Sentinel).
+  const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
+  if (redis) return withReplicaWait(createRedisRoomLog(redis.pub, options), redis.pub, wait);
   // The memory log hands over whatever was appended, under the event it was appended as.
   const emit = io.to.bind(io) as (room: string) => { emit(event: string, payload: unknown): boolean };
   return createMemoryRoomLog((room, event, payload) => emit(room).emit(event, payload), options);
