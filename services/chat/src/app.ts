@@ -29,6 +29,10 @@ import { trackConnections } from "./connections.js";
 import { handshake, originCheck } from "./handshake.js";
 import { userOf, userRoom } from "./identity.js";
 import { messageHandlers } from "./messages.js";
+import { createDmDirectory, dmHandlers } from "./dms.js";
+import { editHandlers } from "./edits.js";
+import { readHandlers } from "./read-markers.js";
+import { typingHandlers } from "./typing.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { releaseRequests } from "./release-requests.js";
@@ -160,6 +164,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     history,
     limits,
     redis,
+    dms: createDmDirectory(redis?.pub, config.HISTORY_MAX_AGE_SECONDS),
     busReady: () => !bus || bus.ready(),
   };
 
@@ -230,6 +235,11 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       leave: rooms.leave,
       history: rooms.history,
       message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
+      // Issue 19's additions, each in its own module.
+      ...typingHandlers(redis?.pub),
+      ...dmHandlers({ io, directory: ctx.dms, join: counted(rooms.join, metrics.joins) }),
+      ...editHandlers(ctx),
+      ...readHandlers(ctx, ctx.dms),
     },
     log,
     {

@@ -4,6 +4,7 @@ import type { Logger, RateLimit, RoomLog, StorageQuota } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 import type { ChatMetrics } from "./metrics.js";
 import type { Presence } from "./presence.js";
+import type { DmDirectory } from "./dms.js";
 
 /** What the event handlers need, built once by `createChatServer`. */
 export interface ChatContext {
@@ -27,6 +28,8 @@ export interface ChatContext {
   redis?: { pub: Redis; sub: Redis };
   /** Set once built; handlers count what they serve. */
   metrics?: ChatMetrics;
+  /** Who may join each direct-message room. */
+  dms: DmDirectory;
   /** True when a message sent now would reach every pod. Always true on a single node. */
   busReady(): boolean;
 }

@@ -1,6 +1,7 @@
 import type { Socket } from "socket.io";
 import {
   HISTORY_PAGE_DEFAULT,
+  UNREAD_CAP,
   fail,
   historyRequest,
   joinRequest,
@@ -16,6 +17,7 @@ import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { reservedRoom, userOf } from "./identity.js";
 import { usersOf } from "./presence.js";
+import { dmRefusal, isDmRoom } from "./dms.js";
 
 const unavailable = () => fail("unavailable", "the message bus is unreachable; try again shortly");
 const closed = () => fail("unavailable", "the connection closed while joining");
@@ -97,13 +99,14 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
     }
     // The socket is in the room before the log is read: a message appended meanwhile is both
     // in what is read and delivered live, and the client drops the duplicate by id.
-    let roster, history;
+    let roster, history, unread;
     try {
-      [roster, history] = await Promise.all([
+      [roster, history, unread] = await Promise.all([
         presence.roster(room),
         since !== undefined
           ? ctx.history.read(room, { after: since, limit: config.CATCH_UP_MAX_ENTRIES, ...readCaps })
           : ctx.history.read(room, { limit: config.HISTORY_ON_JOIN, ...readCaps }),
+        ctx.history.readState(room, user.id, UNREAD_CAP),
       ]);
     } catch {
       return unavailable();
@@ -115,7 +118,8 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
     if (first && (roster.get(user.id)?.instances ?? 1) === 1) {
       socket.to(room).emit("presence", { room, user, action: "join" } satisfies PresenceEvent);
     }
-    return ok({ room, members: usersOf(roster), messages: history.entries, ...status(history) });
+    const { lastRead, unread: count } = unread;
+    return ok({ room, members: usersOf(roster), messages: history.entries, ...status(history), ...(lastRead && { lastRead }), unread: count });
   }
 
   return {
@@ -125,7 +129,12 @@ export function roomHandlers(ctx: ChatContext): { join: Handler; leave: Handler;
       const { room, since } = request.data;
       const reserved = reservedRoom(socket, room);
       if (reserved) return fail("bad_request", `room: ${reserved}`);
-      if (!mayJoin((socket.data as SocketData).session, room)) return fail("forbidden", `your token does not allow room ${room}`);
+      if (isDmRoom(room)) {
+        // Only its two users, whatever a token's `rooms` claim says (dms.ts).
+        const refusal = await dmRefusal(ctx.dms, room, userOf(socket).id).catch(() => "unavailable");
+        if (refusal === "unavailable") return unavailable();
+        if (refusal) return fail("forbidden", refusal);
+      } else if (!mayJoin((socket.data as SocketData).session, room)) return fail("forbidden", `your token does not allow room ${room}`);
       const joining = joiningRooms(socket);
       const already = socket.rooms.has(room) || joining.has(room);
       // The cap counts the joins under way too, and the slot is taken before the first await:

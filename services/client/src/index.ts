@@ -2,10 +2,13 @@ import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
 import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
-import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
+import type { Ack, ChatMessage, DmEvent, HistoryAck, JoinAck, PresenceEvent, ReadEvent, RoomSummary, SessionEnded, TypingEvent, User } from "@chat/shared";
+import { AMEND_EVENTS, type MessageDeletedEvent, type MessageEditedEvent } from "./conversations.js";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 export type { ChatMessage, PresenceEvent, SessionEnded, User };
+export type { DmEvent, ReadEvent, RoomSummary, TypingEvent } from "@chat/shared";
+export type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 export { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 /** Entries per `history` page while catching up: the protocol's maximum. */
@@ -89,6 +92,50 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       else this.emitReserved("notification", n);
     });
     socket.on("presence", (event: PresenceEvent) => this.emitReserved("presence", event));
+    // Edits and deletes are room entries (kept as the last id, checked against `prev`); typing,
+    // dm and read are not stored and pass straight on.
+    for (const event of AMEND_EVENTS) socket.on(event, (e: RoomEntry) => this.accept({ ...e, event }));
+    socket.on("typing", (e: TypingEvent) => this.emitReserved("typing", e));
+    socket.on("dm", (e: DmEvent) => this.emitReserved("dm", e));
+    socket.on("read", (e: ReadEvent) => this.emitReserved("read", e));
+  }
+
+  /** Tells the room this user is typing (the server passes on one every 2 s per room). */
+  async typing(room: string): Promise<void> {
+    await this.ask("typing", { room });
+  }
+
+  /** Opens the direct conversation with user `user` (a user id), joins it, and returns its room. */
+  async dm(user: string): Promise<string> {
+    const { room } = await this.ask<{ room: string }>("dm", { user });
+    await this.join(room);
+    return room;
+  }
+
+  /** Replaces the text of your message `id`; `message_edited` follows, like any room entry. */
+  async edit(room: string, id: string, text: string): Promise<void> {
+    await this.ask("edit", { room, id, text });
+  }
+
+  /** Deletes your message `id` (anyone's, with a moderator token); `message_deleted` follows. */
+  async delete(room: string, id: string): Promise<void> {
+    await this.ask("delete", { room, id });
+  }
+
+  /** Marks `room` read up to entry `id`; resolves to the stored marker (never moves back). */
+  async markRead(room: string, id: string): Promise<string> {
+    return (await this.ask<{ id: string }>("read", { room, id })).id;
+  }
+
+  /** The rooms this connection is in, with unread counts and last messages. */
+  async roomList(): Promise<RoomSummary[]> {
+    return (await this.ask<{ rooms: RoomSummary[] }>("rooms", {})).rooms;
+  }
+
+  private async ask<T extends object = object>(event: string, payload: unknown): Promise<T> {
+    const ack = await this.request<Ack<T>>(event, payload);
+    if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
+    return ack;
   }
 
   /** Connects again after the session ended or `close()`; rooms are re-joined with `since`. */
@@ -181,7 +228,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     const since = state.lastId;
     const ack = await this.request<Ack<JoinAck>>("join", since ? { room, since } : { room });
     if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
-    const delivered: (ChatMessage | Notification)[] = [];
+    const delivered: JoinResult["entries"] = [];
     const deliverAll = (entries: RoomEntry[]) => {
       for (const entry of entries.sort((a, b) => compareLogIds(logIdOf(a), logIdOf(b)))) {
         const payload = this.deliver(state, entry);
@@ -211,7 +258,8 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     deliverAll(buffered);
     const complete = since !== undefined ? !gap : ack.complete;
     this.emitReserved("joined", { room, members: ack.members, complete });
-    return { members: ack.members, entries: delivered, complete };
+    const read = { ...(ack.lastRead !== undefined && { lastRead: ack.lastRead }), ...(ack.unread !== undefined && { unread: ack.unread }) };
+    return { members: ack.members, entries: delivered, complete, ...read };
   }
 
   async leave(room: string): Promise<void> {
@@ -287,7 +335,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   }
 
   /** Delivers an entry newer than the last one, and returns it; undefined for a duplicate. */
-  private deliver(state: RoomState, entry: RoomEntry): ChatMessage | Notification | undefined {
+  private deliver(state: RoomState, entry: RoomEntry): ChatMessage | Notification | MessageEditedEvent | MessageDeletedEvent | undefined {
     if (state.lastId && compareLogIds(logIdOf(entry), state.lastId) <= 0) return undefined;
     state.lastId = logIdOf(entry);
     const { event, ...payload } = entry;
@@ -295,6 +343,12 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       this.emitReserved("notification", payload as unknown as Notification);
       return payload as unknown as Notification;
     }
+    if (event === "message_edited" || event === "message_deleted") {
+      this.emitReserved(event, payload as never);
+      return payload as unknown as MessageEditedEvent | MessageDeletedEvent;
+    }
+    // An entry of a kind this client does not know: kept as the last id, not shown as a message.
+    if (event !== undefined && event !== "message") return undefined;
     this.emitReserved("message", payload as unknown as ChatMessage);
     return payload as unknown as ChatMessage;
   }

@@ -4,6 +4,7 @@ import { encodeOrRefuse, encodeStoredBody } from "./entry-encoding.js";
 import { LOG_START } from "./log-id.js";
 import {
   READ_SCRIPT,
+  anchoredIn,
   fromScript,
   rawSize,
   readArgs,
@@ -16,6 +17,20 @@ import {
 } from "./room-log-read.js";
 
 export { tsOf, type ReadOptions, type ReadResult } from "./room-log-read.js";
+import {
+  AMEND_HEAD,
+  amendmentEntry,
+  guardArgs,
+  memoryAmend,
+  memoryReadMarkers,
+  redisReadMarkers,
+  type AmendGuard,
+  type AmendRefused,
+  type AmendResult,
+  type Amendment,
+  type IdFields,
+  type ReadState,
+} from "./room-log-amend.js";
 import { rateLimitKeys, type RateLimit } from "./rate-limit.js";
 
 export interface RoomLogOptions {
@@ -55,6 +70,17 @@ export interface AppendOptions {
    * @default false
    */
   logIdAlias?: boolean;
+  /**
+   * The body's `id` is the message this entry is about (an edit or a delete, room-log-amend.ts):
+   * the entry's own log id then goes in `logId`, which clients keep as the room's last id.
+   * @default false
+   */
+  reference?: boolean;
+}
+
+/** Where an entry's log id goes, as stored in its `f` field (decodeEntry reads it back). */
+function idFields({ logIdAlias = false, reference = false }: AppendOptions): IdFields {
+  return reference ? "ref" : logIdAlias ? "id,logId" : "id";
 }
 
 /** A rate limit the append must pass first: `key` (a user id, say) is counted against `limiter`. */
@@ -90,6 +116,12 @@ export interface RoomLog {
   appendLimited(room: string, event: string, body: Record<string, unknown>, limit: AppendLimit, options?: AppendOptions): Promise<AppendResult | AppendRefused>;
   /** A catch-up (`after`) or a page back (`before`, or the newest entries); see `ReadOptions`. */
   read(room: string, options: ReadOptions): Promise<ReadResult>;
+  /** Edits or deletes a message, as one more entry (room-log-amend.ts). */
+  amend(room: string, amendment: Amendment): Promise<AmendResult>;
+  /** Moves `user`'s read marker in `room` forward to `id` (never back); returns the marker. */
+  markRead(room: string, user: string, id: string): Promise<string>;
+  /** `user`'s read marker in `room`, the entries after it (capped) and the newest message. */
+  readState(room: string, user: string, cap: number): Promise<ReadState>;
 }
 
 /*
@@ -109,7 +141,7 @@ export interface RoomLog {
  * that only when the channel hashes to the slot of the script's keys, so on a cluster the keys
  * take the channel's name as their hash tag (see `createRedisRoomLog`).
  */
-const APPEND_SCRIPT = `
+const APPEND_HEAD = `
 local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   local seen = redis.call('GET', KEYS[2])
@@ -135,9 +167,19 @@ if points > 0 then
     if not burstOk then return {2, tostring(math.min(wait, burstWait))} end
   end
 end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local prev = '${LOG_START}'
-if #last > 0 then prev = last[1][1] end
+local prev
+`;
+
+/**
+ * Appends (XADD, trims) and publishes: the part of the append shared with amend scripts
+ * (room-log-amend.ts), which may set `prev` first (to the last id before they deleted an entry).
+ */
+export const APPEND_TAIL = `
+if not prev then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  prev = '${LOG_START}'
+  if #last > 0 then prev = last[1][1] end
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'f', ARGV[8], 'b', ARGV[4])
 local ms = tonumber(string.match(id, '^(%d+)'))
 local maxAge = tonumber(ARGV[2])
@@ -162,6 +204,7 @@ end
 redis.call(ARGV[9], ARGV[5], packet)
 return {1, id}
 `;
+const APPEND_SCRIPT = APPEND_HEAD + APPEND_TAIL;
 
 const ID_MARK = "\u0001log-id\u0001";
 const PREV_MARK = "\u0001log-prev\u0001";
@@ -189,15 +232,16 @@ interface Template {
  * decodes), then cuts it around the placeholders. The placeholders come before every field a
  * client controls, so the first match is always the right one.
  */
-function makeTemplater(mode: BusMode): (room: string, event: string, body: Record<string, unknown>, alias: boolean) => Template {
+export function makeTemplater(mode: BusMode): (room: string, event: string, body: Record<string, unknown>, ids: IdFields) => Template {
   const box: { captured?: { channel: string; message: Buffer } } = {};
   const record = (channel: string, message: Buffer) => {
     box.captured = { channel, message };
   };
   const emitter = createBusEmitter({ publish: record, spublish: record }, mode);
-  return (room, event, body, alias) => {
+  return (room, event, body, ids) => {
     delete box.captured;
-    const marks = alias ? { id: ID_MARK, logId: ID_MARK } : { id: ID_MARK };
+    const alias = ids === "id,logId";
+    const marks = alias ? { id: ID_MARK, logId: ID_MARK } : ids === "ref" ? { logId: ID_MARK } : { id: ID_MARK };
     emitter.to(room).emit(event, { ...marks, prev: PREV_MARK, ts: TS_MARK, ...body });
     const captured = box.captured as { channel: string; message: Buffer } | undefined;
     if (!captured) throw new Error("the emitter published nothing");
@@ -223,9 +267,9 @@ type AppendCommand = (
   limitKey: string,
   burstKey: string,
   ...args: (string | number | Buffer)[]
-) => Promise<[0 | 1 | 2, string]>;
+) => Promise<[0 | 1 | 2 | 3, string]>;
 
-type ReadCommand = (stream: string, ...args: string[]) => Promise<[RawEntry[], number, string]>;
+type ReadCommand = (stream: string, ...args: string[]) => Promise<[RawEntry[], number, string, number]>;
 
 /** The room log in Redis: a capped Stream per room, appended and published by one script. */
 export function createRedisRoomLog(
@@ -243,20 +287,25 @@ export function createRedisRoomLog(
   const appendCommand = (redis as unknown as { chatLogAppend: AppendCommand }).chatLogAppend.bind(redis);
   if (!("chatLogRead" in redis)) redis.defineCommand("chatLogRead", { numberOfKeys: 1, lua: READ_SCRIPT });
   const readCommand = (redis as unknown as { chatLogRead: ReadCommand }).chatLogRead.bind(redis);
+  if (!("chatLogAmend" in redis)) redis.defineCommand("chatLogAmend", { numberOfKeys: 4, lua: AMEND_HEAD + APPEND_TAIL });
+  const amendCommand = (redis as unknown as { chatLogAmend: AppendCommand }).chatLogAmend.bind(redis);
+  const markers = redisReadMarkers(redis, (room) => [streamKey(room), `${prefix}:read:{${tag(room)}}`], maxAgeSeconds);
   const template = makeTemplater(busMode);
   const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
 
   // A script's keys must share a slot on a cluster: there the limit is counted before the script.
   const limitInScript = !("isCluster" in redis && redis.isCluster);
 
-  async function run(room: string, event: string, body: Record<string, unknown>, { dedupe, logIdAlias = false }: AppendOptions, limit?: AppendLimit) {
+  async function run(room: string, event: string, body: Record<string, unknown>, options: AppendOptions, limit?: AppendLimit, guard?: AmendGuard) {
+    const { dedupe } = options;
+    const ids = idFields(options);
     // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
-    const { channel, kinds, parts } = encodeOrRefuse(() => template(room, event, body, logIdAlias));
+    const { channel, kinds, parts } = encodeOrRefuse(() => template(room, event, body, ids));
     const stored = encodeOrRefuse(() => encodeStoredBody(body));
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const keys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [streamKey(room), streamKey(room)];
     const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
-    const [status, value] = await appendCommand(
+    const [status, value] = await (guard ? amendCommand : appendCommand)(
       streamKey(room),
       dedupe ? dedupeKey(room, dedupe.scope) : streamKey(room),
       ...keys,
@@ -267,15 +316,14 @@ export function createRedisRoomLog(
       channel,
       kinds,
       dedupe?.ttlSeconds ?? 0,
-      logIdAlias ? "id,logId" : "id",
+      ids,
       publishCommand,
-      points,
-      durationSeconds,
-      burst?.points ?? 0,
-      burst?.durationSeconds ?? 0,
+      // The amend script reads its guard where the append reads its limit.
+      ...(guard ? guardArgs(guard) : [points, durationSeconds, burst?.points ?? 0, burst?.durationSeconds ?? 0]),
       ...parts,
     );
     if (status === 2) return { refused: "rate_limited", retryAfterMs: Math.max(1, Number(value)) } satisfies AppendRefused;
+    if (status === 3) return { refused: value as "not_found" | "forbidden" } satisfies AmendRefused;
     return { id: value, ts: tsOf(value), duplicate: status === 0 } satisfies AppendResult;
   }
 
@@ -283,16 +331,22 @@ export function createRedisRoomLog(
     append: (room, event, body, options = {}) => run(room, event, body, options) as Promise<AppendResult>,
 
     async appendLimited(room, event, body, limit, options = {}) {
-      if (limitInScript) return run(room, event, body, options, limit);
+      if (limitInScript) return run(room, event, body, options, limit) as Promise<AppendResult | AppendRefused>;
       const allowed = await limit.limiter.consume(limit.key);
       if (!allowed.ok) return { refused: "rate_limited", retryAfterMs: allowed.retryAfterMs };
-      return run(room, event, body, options);
+      return run(room, event, body, options) as Promise<AppendResult>;
     },
 
     async read(room, options) {
       const raw = await readCommand(streamKey(room), ...readArgs(options));
       return toReadResult(options, fromScript(options, raw));
     },
+
+    async amend(room, amendment) {
+      const { event, body, guard } = amendmentEntry(room, amendment);
+      return (await run(room, event, body, { reference: true }, undefined, guard)) as AmendResult;
+    },
+    ...markers,
   };
 }
 
@@ -307,6 +361,7 @@ export function createMemoryRoomLog(
   // one completeness rule with the Redis log. `last` is the newest id a room ever gave.
   const rooms = new Map<string, { entries: { id: string; ts: number; fields: string[]; size: number }[]; last: string }>();
   const seen = new Map<string, { id: string; expires: number }>();
+  const markers = memoryReadMarkers((room) => rooms.get(room)?.entries ?? []);
   let lastMs = 0;
   let seq = 0;
 
@@ -317,7 +372,9 @@ export function createMemoryRoomLog(
       return log.append(room, event, body, options);
     },
 
-    async append(room, event, body, { dedupe, logIdAlias = false } = {}) {
+    async append(room, event, body, options = {}) {
+      const { dedupe } = options;
+      const ids = idFields(options);
       const now = Date.now();
       const key = dedupe && `${room}\u0000${dedupe.scope}`;
       const earlier = key ? seen.get(key) : undefined;
@@ -328,7 +385,7 @@ export function createMemoryRoomLog(
       const state = rooms.get(room) ?? { entries: [], last: LOG_START };
       rooms.set(room, state);
       const prev = state.last;
-      const fields = ["e", event, "p", prev, "f", logIdAlias ? "id,logId" : "id", "b", JSON.stringify(body)];
+      const fields = ["e", event, "p", prev, "f", ids, "b", JSON.stringify(body)];
       state.entries.push({ id, ts: lastMs, fields, size: rawSize(fields) });
       state.last = id;
       const oldest = maxAgeSeconds > 0 ? lastMs - maxAgeSeconds * 1000 : 0;
@@ -337,15 +394,28 @@ export function createMemoryRoomLog(
         seen.set(key, { id, expires: now + dedupe.ttlSeconds * 1000 });
         if (seen.size > 100_000) for (const [k, v] of seen) if (v.expires <= now) seen.delete(k);
       }
-      deliver(room, event, { id, ...(logIdAlias && { logId: id }), prev, ts: lastMs, ...body });
+      deliver(
+        room,
+        event,
+        ids === "ref" ? { logId: id, prev, ts: lastMs, ...body } : { id, ...(ids === "id,logId" && { logId: id }), prev, ts: lastMs, ...body },
+      );
       return { id, ts: lastMs, duplicate: false };
     },
 
     async read(room, options) {
       const state = rooms.get(room);
       const { rows, more, lastGenerated } = readArray(state?.entries ?? [], state?.last ?? "", options);
-      return toReadResult(options, { rows: rows.map((e): RawEntry => [e.id, e.fields]), more, lastGenerated });
+      return toReadResult(options, {
+        rows: rows.map((e): RawEntry => [e.id, e.fields]),
+        more,
+        lastGenerated,
+        anchored: anchoredIn(state?.entries ?? [], options),
+      });
     },
+
+    amend: (room, amendment) =>
+      memoryAmend(rooms.get(room)?.entries ?? [], room, amendment, (event, body) => log.append(room, event, body, { reference: true })),
+    ...markers,
   };
   return log;
 }
