@@ -4,6 +4,7 @@ import { isModerator, type SocketData } from "./auth.js";
 import type { ChatContext } from "./context.js";
 import type { Handler } from "./events.js";
 import { userOf } from "./identity.js";
+import { overQuota } from "./messages.js";
 
 type Deps = Pick<ChatContext, "config" | "log" | "history" | "limits" | "metrics" | "busReady">;
 
@@ -29,7 +30,10 @@ export function editHandlers(deps: Deps): { edit: Handler; delete: Handler } {
     }
     const quota = bytes > 0 ? deps.limits.storage : undefined;
     const spent = quota?.check(user.id, room);
-    if (spent && !spent.ok) return rateLimited(`bytes stored (${spent.scope} quota)`, spent.retryAfterMs);
+    if (spent && !spent.ok) {
+      deps.metrics?.rateLimited.inc({ kind: `storage_${spent.scope}` });
+      return overQuota(spent.scope, spent.limitBytes, deps.config.QUOTA_WINDOW_SECONDS, spent.retryAfterMs);
+    }
     let result;
     try {
       result = await deps.history.amend(room, amendment);

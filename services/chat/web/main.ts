@@ -1,11 +1,12 @@
 // The web client: rooms and direct conversations in a sidebar with unread counts, scroll-back,
 // inline edit and delete, typing, a reconnect banner. Built on @chat/client, without a framework.
 import { ChatClient, type ChatMessage, type User } from "@chat/client";
-import { nameOf, seen } from "./identity.js";
-import { appendMessage, notice, onScrolledToTop, redrawMessage, renderAll, renderNotification, scrollToBottom, type ListActions } from "./message-list.js";
+import { appendMessage, notice, onScrolledToTop, redrawMessage, renderAll, renderNotification, type ListActions } from "./message-list.js";
 import { showBanner, showError, showToastFor } from "./notices.js";
 import { addMessage, addOlder, applyDelete, applyEdit, logIdOf, noteOldest, roomState, rooms, type Entry, type RoomState } from "./room-state.js";
-import { renderTyping, sawMessage, sawTyping, typingSender } from "./typing.js";
+import { renderMembers as drawMembers, renderSidebar as drawSidebar, type SidebarActions } from "./sidebar.js";
+import { renderTyping, sawMessage, sawTyping } from "./typing.js";
+import { bindComposer } from "./composer.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -14,11 +15,9 @@ const ui = {
   name: $<HTMLInputElement>("name"),
   room: $<HTMLInputElement>("room"),
   title: $<HTMLHeadingElement>("room-title"),
-  members: $<HTMLUListElement>("members"),
   roomList: $<HTMLUListElement>("room-list"),
   sidebar: $<HTMLElement>("sidebar"),
   menu: $<HTMLButtonElement>("menu"),
-  sendForm: $<HTMLFormElement>("send-form"),
   text: $<HTMLInputElement>("text"),
   send: $<HTMLButtonElement>("send"),
 };
@@ -76,49 +75,15 @@ function setStatus(state: "online" | "offline" | "reconnecting"): void {
   ui.text.disabled = ui.send.disabled = !online || !current;
 }
 
-const badgeText = (unread: number) => (unread > 99 ? "99+" : String(unread));
-
-function renderSidebar(): void {
-  ui.roomList.replaceChildren(
-    ...[...rooms.values()].map((state) => {
-      const li = document.createElement("li");
-      const open = Object.assign(document.createElement("button"), { type: "button", className: "open" });
-      open.dataset.room = state.room;
-      open.append(Object.assign(document.createElement("span"), { textContent: state.label }));
-      if (state.unread > 0 && state !== current) {
-        const badge = Object.assign(document.createElement("span"), { className: "badge", textContent: badgeText(state.unread) });
-        badge.setAttribute("aria-label", `${badgeText(state.unread)} unread`);
-        open.append(badge);
-      }
-      open.setAttribute("aria-current", String(state === current));
-      open.addEventListener("click", () => show(state));
-      const leave = Object.assign(document.createElement("button"), { type: "button", className: "leave", textContent: "×" });
-      leave.setAttribute("aria-label", `Leave ${state.label}`);
-      leave.addEventListener("click", () => void leave_(state));
-      li.append(open, leave);
-      return li;
-    }),
-  );
-}
-
-function renderMembers(): void {
-  const users = [...(current?.members.values() ?? [])];
-  for (const user of users) seen(user);
-  ui.members.replaceChildren(
-    ...users
-      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
-      .map((user) => {
-        const li = nameOf(document.createElement("li"), user);
-        if (user.id === myId) return li;
-        // The label comes from CSS (::after), so the item's text stays the name alone.
-        const dm = Object.assign(document.createElement("button"), { type: "button", className: "dm" });
-        dm.setAttribute("aria-label", `Message ${user.name} directly`);
-        dm.addEventListener("click", () => void startDm(user));
-        li.append(dm);
-        return li;
-      }),
-  );
-}
+const sidebar: SidebarActions = {
+  current: () => current,
+  me: () => myId,
+  open: (state) => show(state),
+  leave: (state) => void leaveRoom(state),
+  message: (user) => void startDm(user),
+};
+const renderSidebar = () => drawSidebar(sidebar);
+const renderMembers = () => drawMembers(sidebar);
 
 /** Marks the shown room read up to its newest entry, when the page is being looked at. */
 function markRead(state: RoomState): void {
@@ -152,7 +117,7 @@ async function enter(room: string, label?: string, focus = true): Promise<void> 
   try {
     const joined = await client.join(room);
     const first = joined.entries[0];
-    if (first) noteOldest(state, logIdOf(first as { id: string; logId?: string }));
+    if (first) noteOldest(state, logIdOf(first));
     if (!state.oldest) state.startReached = joined.complete;
     if (state.oldest && joined.complete && !joined.entries.length) state.startReached = true;
     if (joined.unread !== undefined && state !== current) state.unread = joined.unread;
@@ -162,12 +127,12 @@ async function enter(room: string, label?: string, focus = true): Promise<void> 
     else renderSidebar();
   } catch (err) {
     if (!state.messages.length) rooms.delete(room);
-    showError(`Could not join ${room}: ${(err as Error).message}`);
+    showToastFor(`Could not join ${room}`, err);
     renderSidebar();
   }
 }
 
-async function leave_(state: RoomState): Promise<void> {
+async function leaveRoom(state: RoomState): Promise<void> {
   rooms.delete(state.room);
   remember();
   await client?.leave(state.room).catch(() => undefined);
@@ -202,7 +167,7 @@ async function loadOlder(): Promise<void> {
     const page = await client.history(state.room, { before: state.oldest, limit: 50 });
     addOlder(state, page.entries as unknown as Entry[], state.room);
     const first = page.entries[0];
-    if (first) noteOldest(state, logIdOf(first as unknown as Entry));
+    if (first) noteOldest(state, logIdOf(first));
     state.startReached = !page.more;
     if (state === current) renderAll(state, actions, "anchor");
   } catch (err) {
@@ -332,36 +297,7 @@ ui.menu.addEventListener("click", () => {
   if (open) ui.roomList.querySelector<HTMLButtonElement>("button")?.focus();
 });
 
-const sendTyping = typingSender(() => (client && current && online ? { client, room: current.room } : undefined));
-ui.text.addEventListener("input", sendTyping);
-ui.text.addEventListener("keydown", (event) => {
-  // Arrow up in an empty box edits one's last message, as in most chat apps.
-  if (event.key !== "ArrowUp" || ui.text.value || !current) return;
-  const mine = current.messages.findLast((m) => m.user.id === myId);
-  if (!mine) return;
-  event.preventDefault();
-  document.querySelector<HTMLButtonElement>(`#messages li[data-id="${CSS.escape(mine.id)}"] .edit`)?.click();
-});
-
-ui.sendForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  void send();
-});
-
-async function send() {
-  const text = ui.text.value;
-  if (!client || !current || !text) return;
-  ui.send.disabled = true;
-  try {
-    await client.send(current.room, text);
-    ui.text.value = "";
-    scrollToBottom();
-  } catch (err) {
-    showToastFor("Not sent", err);
-  } finally {
-    ui.send.disabled = ui.text.disabled;
-  }
-}
+bindComposer(() => (client && current ? { client, state: current, online, me: myId } : undefined));
 
 onScrolledToTop(() => void loadOlder());
 document.addEventListener("visibilitychange", () => current && markRead(current));

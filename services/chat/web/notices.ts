@@ -21,7 +21,10 @@ export function toast(text: string, kind: string): void {
 /** A failed action as a person reads it: what happened and what to do. */
 export function explain(what: string, err: unknown): string {
   if (err instanceof ChatError) {
-    if (err.code === "rate_limited") return `${what}: you are going too fast. Try again in ${Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))} s.`;
+    if (err.code === "rate_limited") {
+      const reason = err.message.replace(/; retry in \d+ ms$/, "");
+      return `${what}: ${reason}. Try again in ${Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))} s.`;
+    }
     if (err.code === "forbidden") return `${what}: not allowed. ${err.message}`;
     if (err.code === "not_found") return `${what}: that message is gone.`;
     return `${what}: ${err.message}`;
