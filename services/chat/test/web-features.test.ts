@@ -59,11 +59,13 @@ function contrasts(page: Page, selectors: string[]): Promise<{ selector: string;
       return rgb(getComputedStyle(document.documentElement).backgroundColor);
     };
     return list.flatMap((selector) =>
-      [...document.querySelectorAll(selector)].slice(0, 3).map((el) => {
-        const a = lum(rgb(getComputedStyle(el).color));
-        const b = lum(background(el));
-        return { selector, ratio: Math.round(((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)) * 100) / 100 };
-      }),
+      Array.from(document.querySelectorAll(selector))
+        .slice(0, 3)
+        .map((el) => {
+          const a = lum(rgb(getComputedStyle(el).color));
+          const b = lum(background(el));
+          return { selector, ratio: Math.round(((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)) * 100) / 100 };
+        }),
     );
   }, selectors);
 }

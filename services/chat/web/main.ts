@@ -187,7 +187,8 @@ function onMessage(message: ChatMessage): void {
   sawMessage(state, message.user.id);
   if (state === current) {
     appendMessage(state, shown, actions);
-    if (message.user.id !== myId) markRead(state);
+    // One's own messages count as read too, so that they are not unread after a reload.
+    markRead(state);
   } else if (message.user.id !== myId) {
     state.unread++;
     renderSidebar();
