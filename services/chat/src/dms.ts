@@ -1,8 +1,7 @@
 import type { Redis } from "ioredis";
-import type { Server } from "socket.io";
-import { DM_PREFIX, dmRequest, dmRoom, fail, ok, userRoom, validate, type DmEvent } from "@chat/shared";
+import { CHAT_PREFIX, DM_PREFIX, dmKey, dmRequest, dmRoom, fail, ok, userRoom, validate, type DmEvent } from "@chat/shared";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
+import type { ChatServerIo } from "./socket-types.js";
 
 /**
  * Who may join each direct-message room: its two users, whatever their token's `rooms` claim
@@ -18,8 +17,8 @@ export interface DmDirectory {
  * A directory entry lives as long as the room's log (`ttlSeconds`, 0: for good) after the last
  * `dm`, which renews it; after that a `dm` makes it again.
  */
-export function createDmDirectory(redis: Redis | undefined, ttlSeconds: number, prefix = "chat"): DmDirectory {
-  const key = (room: string) => `${prefix}:dm:${room}`;
+export function createDmDirectory(redis: Redis | undefined, ttlSeconds: number, prefix = CHAT_PREFIX): DmDirectory {
+  const key = (room: string) => dmKey(prefix, room);
   const memory = new Map<string, [string, string]>();
   return {
     async record(room, a, b) {
@@ -36,7 +35,7 @@ export function createDmDirectory(redis: Redis | undefined, ttlSeconds: number, 
 }
 
 /** Why `user` may not join the direct-message room `room`, or undefined when they may. */
-export async function dmRefusal(directory: DmDirectory, room: string, user: string): Promise<string | undefined> {
+export async function dmRefusal(directory: Pick<DmDirectory, "users">, room: string, user: string): Promise<string | undefined> {
   const users = await directory.users(room);
   if (!users) return `${room} is not a direct conversation yet: start it with dm {user}`;
   return users.includes(user) ? undefined : `${room} is a direct conversation between two other users`;
@@ -52,12 +51,12 @@ export function isDmRoom(room: string): boolean {
  * presence, caps and limits apply as to any room) and tells the other user on all their
  * connections, on every pod.
  */
-export function dmHandlers(deps: { io: Server; directory: DmDirectory; join: Handler }): { dm: Handler } {
+export function dmHandlers(deps: { io: ChatServerIo; directory: Pick<DmDirectory, "record">; join: Handler }): { dm: Handler } {
   return {
     async dm(socket, payload) {
       const request = validate(dmRequest, payload);
       if (!request.ok) return request;
-      const me = userOf(socket);
+      const me = socket.data.user;
       const other = request.data.user;
       if (other === me.id) return fail("bad_request", "user: that is you; a direct conversation needs another user");
       const room = dmRoom(me.id, other);

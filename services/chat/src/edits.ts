@@ -1,12 +1,16 @@
-import { deleteRequest, editRequest, fail, ok, rateLimited, storedBodyBytes, validate, type Amendment } from "@chat/shared";
-import type { Socket } from "socket.io";
-import { isModerator, type SocketData } from "./auth.js";
-import type { ChatContext } from "./context.js";
+import { deleteRequest, editRequest, fail, ok, rateLimited, storedBodyBytes, validate, type Amendment, type Logger, type RoomLog } from "@chat/shared";
+import { isModerator } from "./auth.js";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
-import { overQuota } from "./messages.js";
+import { overQuota, type MessageDeps } from "./messages.js";
+import type { ChatSocket } from "./socket-types.js";
 
-type Deps = Pick<ChatContext, "config" | "log" | "history" | "limits" | "metrics" | "busReady">;
+/** What `edit` and `delete` use: the message handler's limits and quotas, and the log's `amend`. */
+export interface EditDeps extends Pick<MessageDeps, "limits" | "metrics" | "busReady"> {
+  /** Every room's log: an edit or a delete is one more entry of it. */
+  history: Pick<RoomLog, "amend">;
+  config: Pick<MessageDeps["config"], "MAX_TEXT_LENGTH" | "QUOTA_WINDOW_SECONDS">;
+  log: Logger;
+}
 
 /**
  * `edit {room, id, text}` and `delete {room, id}`: each is one more entry of the room's log
@@ -15,23 +19,23 @@ type Deps = Pick<ChatContext, "config" | "log" | "history" | "limits" | "metrics
  * checks the author in the same script that appends (room-log-amend.ts), so no race lets another
  * user's message through.
  */
-export function editHandlers(deps: Deps): { edit: Handler; delete: Handler } {
+export function editHandlers(deps: EditDeps): { edit: Handler; delete: Handler } {
   const editSchema = editRequest(deps.config.MAX_TEXT_LENGTH);
 
-  async function amend(socket: Socket, room: string, amendment: Amendment, bytes: number) {
+  async function amend(socket: ChatSocket, room: string, amendment: Amendment, bytes: number) {
     if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before changing its messages`);
     if (!deps.busReady()) return fail("unavailable", "the change could not be stored; try again shortly");
-    const user = userOf(socket);
+    const user = socket.data.user;
     // Edits and deletes are messages too, for the rate limit and the storage quota.
     const limited = await deps.limits.messages?.consume(user.id);
     if (limited && !limited.ok) {
-      deps.metrics?.rateLimited.inc({ kind: "message" });
+      deps.metrics.rateLimited.inc({ kind: "message" });
       return rateLimited("messages", limited.retryAfterMs);
     }
     const quota = bytes > 0 ? deps.limits.storage : undefined;
     const spent = quota?.check(user.id, room);
     if (spent && !spent.ok) {
-      deps.metrics?.rateLimited.inc({ kind: `storage_${spent.scope}` });
+      deps.metrics.rateLimited.inc({ kind: `storage_${spent.scope}` });
       return overQuota(spent.scope, spent.limitBytes, deps.config.QUOTA_WINDOW_SECONDS, spent.retryAfterMs);
     }
     let result;
@@ -54,15 +58,15 @@ export function editHandlers(deps: Deps): { edit: Handler; delete: Handler } {
       const request = validate(editSchema, payload);
       if (!request.ok) return request;
       const { room, id, text } = request.data;
-      return amend(socket, room, { kind: "edit", id, text, by: userOf(socket).id }, storedBodyBytes({ room, id, text, editedAt: Date.now() }));
+      return amend(socket, room, { kind: "edit", id, text, by: socket.data.user.id }, storedBodyBytes({ room, id, text, editedAt: Date.now() }));
     },
 
     async delete(socket, payload) {
       const request = validate(deleteRequest, payload);
       if (!request.ok) return request;
       const { room, id } = request.data;
-      const moderator = isModerator((socket.data as SocketData).session);
-      return amend(socket, room, moderator ? { kind: "delete", id } : { kind: "delete", id, by: userOf(socket).id }, 0);
+      const moderator = isModerator(socket.data.session);
+      return amend(socket, room, moderator ? { kind: "delete", id } : { kind: "delete", id, by: socket.data.user.id }, 0);
     },
   };
 }

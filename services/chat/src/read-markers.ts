@@ -1,11 +1,13 @@
-import { UNREAD_CAP, fail, ok, readRequest, roomsRequest, validate, type ReadEvent, type RoomSummary } from "@chat/shared";
-import type { ChatContext } from "./context.js";
+import { UNREAD_CAP, fail, ok, readRequest, roomsRequest, userRoom, validate, type ReadEvent, type RoomLog, type RoomSummary } from "@chat/shared";
 import { isDmRoom, type DmDirectory } from "./dms.js";
 import type { Handler } from "./events.js";
-import { userOf, userRoom } from "./identity.js";
 import { joinedRooms } from "./rooms.js";
 
-type Deps = Pick<ChatContext, "history" | "log">;
+/** What `read` and `rooms` use: the log's read markers, and who is in each direct-message room. */
+export interface ReadDeps {
+  history: Pick<RoomLog, "markRead" | "readState">;
+  dms: Pick<DmDirectory, "users">;
+}
 
 const unavailable = () => fail("unavailable", "Redis is unreachable; try again shortly");
 
@@ -14,14 +16,14 @@ const unavailable = () => fail("unavailable", "Redis is unreachable; try again s
  * room's log) and tells the user's other connections, so that a phone and a laptop agree. `rooms
  * {}` lists this connection's rooms with their unread counts and last message: a sidebar.
  */
-export function readHandlers(deps: Deps, dms: DmDirectory): { read: Handler; rooms: Handler } {
+export function readHandlers(deps: ReadDeps): { read: Handler; rooms: Handler } {
   return {
     async read(socket, payload) {
       const request = validate(readRequest, payload);
       if (!request.ok) return request;
       const { room, id } = request.data;
       if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before marking it read`);
-      const user = userOf(socket);
+      const user = socket.data.user;
       let marker: string;
       try {
         marker = await deps.history.markRead(room, user.id, id);
@@ -35,11 +37,11 @@ export function readHandlers(deps: Deps, dms: DmDirectory): { read: Handler; roo
     async rooms(socket, payload) {
       const request = validate(roomsRequest, payload);
       if (!request.ok) return request;
-      const user = userOf(socket);
+      const user = socket.data.user;
       try {
         const rooms = await Promise.all(
           joinedRooms(socket).map(async (room): Promise<RoomSummary> => {
-            const [state, pair] = await Promise.all([deps.history.readState(room, user.id, UNREAD_CAP), isDmRoom(room) ? dms.users(room) : undefined]);
+            const [state, pair] = await Promise.all([deps.history.readState(room, user.id, UNREAD_CAP), isDmRoom(room) ? deps.dms.users(room) : undefined]);
             const other = pair?.find((id) => id !== user.id) ?? (pair ? user.id : undefined);
             return { room, ...(other !== undefined && { dm: other }), ...state };
           }),

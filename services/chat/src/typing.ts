@@ -1,7 +1,6 @@
 import type { Redis } from "ioredis";
-import { TYPING_INTERVAL_MS, fail, ok, typingRequest, validate, type TypingEvent } from "@chat/shared";
+import { CHAT_PREFIX, TYPING_INTERVAL_MS, fail, ok, typingKey, typingRequest, validate, type TypingEvent } from "@chat/shared";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
 
 /**
  * `typing {room}`: the others in the room get `typing {room, user}`, at most once per
@@ -9,11 +8,11 @@ import { userOf } from "./identity.js";
  * error, since a client simply sends it again while the user types. Nothing is stored, and it goes
  * out volatile: a slow reader is better off without stale "is typing" than with a queue of them.
  */
-export function typingHandlers(redis: Redis | undefined, prefix = "chat"): { typing: Handler } {
+export function typingHandlers(redis: Redis | undefined, prefix = CHAT_PREFIX): { typing: Handler } {
   // Without Redis, one pod: the last pass per user and room, pruned as it grows.
   const passed = new Map<string, number>();
   async function mayPass(user: string, room: string): Promise<boolean> {
-    if (redis) return (await redis.set(`${prefix}:typing:{${room}}:${user}`, "1", "PX", TYPING_INTERVAL_MS, "NX")) === "OK";
+    if (redis) return (await redis.set(typingKey(prefix, room, user), "1", "PX", TYPING_INTERVAL_MS, "NX")) === "OK";
     const key = `${room}\u0000${user}`;
     const now = Date.now();
     if ((passed.get(key) ?? 0) > now - TYPING_INTERVAL_MS) return false;
@@ -27,7 +26,7 @@ export function typingHandlers(redis: Redis | undefined, prefix = "chat"): { typ
       if (!request.ok) return request;
       const { room } = request.data;
       if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before typing in it`);
-      const user = userOf(socket);
+      const user = socket.data.user;
       let pass: boolean;
       try {
         pass = await mayPass(user.id, room);

@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from "ioredis";
 import { compareLogIds } from "./log-id.js";
+import { luaScript } from "./lua.js";
 import type { ReplayedEntry } from "./protocol.js";
-import { decodeEntry, fieldOf, type RawEntry } from "./room-log-read.js";
+import { fieldOf } from "./flat-reply.js";
+import { decodeEntry, type RawEntry } from "./room-log-read.js";
 
 /**
  * Edits, deletes and read markers of a room's log. An edit or a delete is one more entry of the
@@ -79,7 +81,7 @@ export function guardArgs(guard: AmendGuard): string[] {
 }
 
 /**
- * The amend script's first half; room-log.ts's `APPEND_TAIL` appends and publishes. It checks
+ * The amend script's first half; room-log-append.ts's `APPEND_TAIL` appends and publishes. It checks
  * that the target is a message of the log (and the user's), and for a delete takes `prev` before
  * removing the message and its edits, so the live chain stays unbroken.
  */
@@ -182,21 +184,18 @@ end
 return {lastRead or '', unread, last}
 `;
 
-type MarkCommand = (stream: string, markers: string, user: string, id: string, ttlMs: number) => Promise<string>;
-type StateCommand = (stream: string, markers: string, user: string, cap: number) => Promise<[string, number, RawEntry | []]>;
+const markScript = luaScript<string>(MARK_SCRIPT, 2);
+const stateScript = luaScript<[string, number, RawEntry | []]>(STATE_SCRIPT, 2);
 
 /**
  * Read markers in Redis: a hash per room (user id → last-read id), in the slot of the room's log
  * so that one script reads both. It expires with the log when the room is idle.
  */
 export function redisReadMarkers(redis: Redis | Cluster, keys: (room: string) => [log: string, markers: string], maxAgeSeconds: number) {
-  if (!("chatReadMark" in redis)) redis.defineCommand("chatReadMark", { numberOfKeys: 2, lua: MARK_SCRIPT });
-  if (!("chatReadState" in redis)) redis.defineCommand("chatReadState", { numberOfKeys: 2, lua: STATE_SCRIPT });
-  const commands = redis as unknown as { chatReadMark: MarkCommand; chatReadState: StateCommand };
   return {
-    markRead: (room: string, user: string, id: string) => commands.chatReadMark(...keys(room), user, id, maxAgeSeconds * 1000),
+    markRead: (room: string, user: string, id: string) => markScript.run(redis, ...keys(room), user, id, maxAgeSeconds * 1000),
     async readState(room: string, user: string, cap: number): Promise<ReadState> {
-      const [lastRead, unread, last] = await commands.chatReadState(...keys(room), user, cap);
+      const [lastRead, unread, last] = await stateScript.run(redis, ...keys(room), user, cap);
       const entry = last.length ? decodeEntry(last[0], last[1]) : undefined;
       return { ...(lastRead && { lastRead }), unread, ...(entry && { last: { ...entry, room } }) };
     },
