@@ -10,17 +10,21 @@ import type { ChatConfig } from "./config.js";
 import { createConnectionCounts, type ConnectionCounts } from "./connection-cap.js";
 import { adoptRelease } from "./handshake.js";
 import { installDelivery } from "./delivery.js";
+import { createDmDirectory, dmHandlers, type DmDirectory } from "./dms.js";
 import { drainClients } from "./drain.js";
+import { editHandlers } from "./edits.js";
 import { createBinder, type Handler } from "./events.js";
 import { userRoom } from "./identity.js";
 import { createLimits } from "./limits.js";
 import { messageHandlers, type MessageDeps } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
+import { readHandlers } from "./read-markers.js";
 import { joinedRooms, leaveAndAnnounce, roomHandlers, type RoomDeps } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
 import type { ChatServerIo, ChatSocket } from "./socket-types.js";
 import { createTransport, type Transport } from "./transport.js";
+import { typingHandlers } from "./typing.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -91,7 +95,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   if (redis && bus) bus.on("resynced", () => resyncClients(io, redis.pub, log));
   const busReady = () => !bus || bus.ready();
   const history = createHistory(io, redis, config, busMode);
-  bindClients(io, { config, log, presence, history, limits, metrics, busReady, connections }, redis?.pub);
+  const dms = createDmDirectory(redis?.pub, config.HISTORY_MAX_AGE_SECONDS);
+  bindClients(io, { config, log, presence, history, dms, limits, metrics, busReady, connections }, redis?.pub);
 
   return {
     app: transport.app,
@@ -141,17 +146,23 @@ function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
 /** Binds the event handlers to every connection, and the leave of its rooms to its disconnect. */
 function bindClients(
   io: ChatServerIo,
-  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts },
+  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts; history: RoomLog; dms: DmDirectory },
   redis: Redis | undefined,
 ): void {
   const { config, log, metrics, connections } = deps;
   const rooms = roomHandlers(deps);
+  const join = countAcks(rooms.join, metrics.joins);
   const bindHandlers = createBinder(
     {
-      join: countAcks(rooms.join, metrics.joins),
+      join,
       leave: rooms.leave,
       history: rooms.history,
       message: countAcks(messageHandlers(deps).message, metrics.messagesReceived),
+      // Issue 19's additions, each in its own module.
+      ...typingHandlers(redis),
+      ...dmHandlers({ io, directory: deps.dms, join }),
+      ...editHandlers(deps),
+      ...readHandlers(deps),
     },
     log,
     {
