@@ -43,6 +43,14 @@ export function withReplicaWait(log: RoomLog, redis: Redis, { replicas, timeoutM
       // A refused append wrote nothing worth waiting for.
       return "refused" in result ? result : confirmed(result);
     },
+    async amend(...args) {
+      const result = await log.amend(...args);
+      // An edit or delete is acked like a message: only once the replicas have it.
+      return "refused" in result ? result : confirmed(result);
+    },
+    // A read marker only moves forward, and a client sends it again: not worth a WAIT.
+    markRead: (...args) => log.markRead(...args),
     read: (...args) => log.read(...args),
+    readState: (...args) => log.readState(...args),
   };
 }
