@@ -194,15 +194,15 @@ describe("Redis down", () => {
       expect((await fetch(`${notifier.probeUrl}/readyz`)).status).toBe(503);
 
       await redis.start();
-      await notifier.waitForLog((l) => l.role === "http" && /redis connection restored/.test(l.msg), 15_000);
+      await notifier.waitForLog((l) => l.role === "http" && /redis connection restored/.test(l.msg), 45_000);
       expect((await send()).status).toBe(202);
-      await notifier.waitForLog((l) => /stream consumer resumed/.test(l.msg), 15_000);
+      await notifier.waitForLog((l) => /stream consumer resumed/.test(l.msg), 45_000);
       expect(notifier.child.exitCode).toBeNull();
     } finally {
       await stopAllServices();
       await redis.dispose();
     }
-  });
+  }, 150_000);
 });
 
 describe("configuration at start", () => {
