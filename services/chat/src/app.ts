@@ -22,6 +22,8 @@ import { createAuthenticator, type SocketData } from "./auth.js";
 import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
 import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js";
 import { membersApi } from "./members-api.js";
+import { createModeration } from "./moderation.js";
+import { publishPodStats } from "./pod-stats.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
 import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
@@ -224,12 +226,28 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   bus?.onSettled(onReady);
 
   const rooms = roomHandlers(ctx);
+  // Bans and mutes from the server API (docs/server-api.md); they need Redis, as the API does.
+  const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveQuietly(ctx, socket, room) });
+  const stopPodStats =
+    redis &&
+    publishPodStats({
+      io,
+      redis: redis.pub,
+      log,
+      pod: config.POD_NAME,
+      instance: instanceId,
+      rooms: () => presence.localRooms(),
+      ready: () => !draining && ctx.busReady(),
+      ttlSeconds: config.PRESENCE_TTL_SECONDS,
+    });
+  const guardJoin = moderation ? moderation.guardJoin : (handler: Handler) => handler;
+  const guardMessage = moderation ? moderation.guardMessage : (handler: Handler) => handler;
   const bindHandlers = createBinder(
     {
-      join: counted(rooms.join, metrics.joins),
+      join: counted(guardJoin(rooms.join), metrics.joins),
       leave: rooms.leave,
       history: rooms.history,
-      message: counted(messageHandlers(ctx).message, metrics.messagesReceived),
+      message: counted(guardMessage(messageHandlers(ctx).message), metrics.messagesReceived),
     },
     log,
     {
@@ -291,6 +309,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await closed;
       clearTimeout(stragglers);
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
+      await moderation?.close();
+      await stopPodStats?.();
     },
   };
 }

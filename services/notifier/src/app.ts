@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response, type Router } from "express";
 import { UnencodableError, validate, type ErrorCode, type Logger, type RateLimit } from "@chat/shared";
 import { createKeyCheck } from "./auth.js";
 import type { NotifierConfig } from "./config.js";
@@ -28,6 +28,8 @@ export interface NotifierAppOptions {
   rateLimit?: RateLimit;
   /** True when Redis can take a command right now. */
   redisReady: () => boolean;
+  /** Adds the server API's routes (server-api.ts) to /v1, behind the same key check and rate limit. @default none */
+  serverApi?: (v1: Router) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -41,7 +43,7 @@ function sendError(res: Response, status: number, code: HttpErrorCode, message: 
  * The HTTP intake, without listening. Order matters: the key is checked before the body is even
  * read, and the content type before it is parsed.
  */
-export function createNotifierApp({ config, log, publisher, revoker, metrics, rateLimit, redisReady }: NotifierAppOptions): Express {
+export function createNotifierApp({ config, log, publisher, revoker, metrics, rateLimit, redisReady, serverApi }: NotifierAppOptions): Express {
   const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
   const dataLimits = { maxBytes: maxDataBytes, maxDepth: config.NOTIFIER_MAX_DATA_DEPTH };
   const app = express();
@@ -139,6 +141,7 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
       sendError(res, 503, "unavailable", "Redis is unreachable; the token was not revoked");
     }
   });
+  serverApi?.(v1);
   app.use("/v1", v1);
 
   app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));

@@ -19,6 +19,7 @@ import { loadConfig, type NotifierConfig } from "./config.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
 import { createRevoker } from "./revoke.js";
+import { serverApiRoutes } from "./server-api.js";
 import { startStreamConsumer, type StreamConsumer } from "./stream.js";
 
 /** The composition root: configuration, connections, probes, listening and shutdown. */
@@ -88,6 +89,7 @@ const app = createNotifierApp({
   revoker: createRevoker(httpRedis, busMode),
   rateLimit: createRateLimit(httpRedis, { keyPrefix: "notifier:rl", points: config.RATE_LIMIT_NOTIFIER_PER_SECOND, durationSeconds: 1 }),
   redisReady: () => isRedisReady(httpRedis),
+  serverApi: serverApiRoutes({ redis: httpRedis, roomLog: createRedisRoomLog(httpRedis, logOptions), log, redisReady: () => isRedisReady(httpRedis) }),
 });
 const httpServer = createServer(app);
 

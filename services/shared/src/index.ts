@@ -12,3 +12,4 @@ export * from "./bus-mode.js";
 export * from "./auth-mode.js";
 export * from "./entry-encoding.js";
 export * from "./storage-quota.js";
+export * from "./server-api.js";
