@@ -24,6 +24,7 @@ import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js
 import { membersApi } from "./members-api.js";
 import { createModeration } from "./moderation.js";
 import { publishPodStats } from "./pod-stats.js";
+import { createWebhookEvents } from "./webhook-events.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import { coalesceWrites } from "./coalesce.js";
 import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
@@ -109,11 +110,19 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   });
   const bus = redis && attachBus(io, redis, { mode: busMode, log });
 
-  const presence = createPresence(redis?.pub, instanceId, log, {
-    ttlSeconds: config.PRESENCE_TTL_SECONDS,
-    // Through the adapter: the room's members on every pod hear it, from this pod alone.
-    onExpired: (room, user) => io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent),
-  });
+  // Webhook events go to a Redis Stream the notifier delivers from (docs/server-api.md#webhooks).
+  const webhookEvents = redis && createWebhookEvents({ redis: redis.pub, log, instanceId });
+  const withWebhooks = (inner: Presence): Presence => webhookEvents?.wrap(inner) ?? inner;
+  const presence = withWebhooks(
+    createPresence(redis?.pub, instanceId, log, {
+      ttlSeconds: config.PRESENCE_TTL_SECONDS,
+      // Through the adapter: the room's members on every pod hear it, from this pod alone.
+      onExpired: (room, user) => {
+        io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
+        webhookEvents?.expired(room, user);
+      },
+    }),
+  );
   const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
   const history = redis
     ? createRedisRoomLog(redis.pub, logOptions)
@@ -247,7 +256,10 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       join: counted(guardJoin(rooms.join), metrics.joins),
       leave: rooms.leave,
       history: rooms.history,
-      message: counted(guardMessage(messageHandlers(ctx).message), metrics.messagesReceived),
+      message: counted(
+        guardMessage(webhookEvents ? webhookEvents.afterMessage(messageHandlers(ctx).message) : messageHandlers(ctx).message),
+        metrics.messagesReceived,
+      ),
     },
     log,
     {
@@ -311,6 +323,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
       await moderation?.close();
       await stopPodStats?.();
+      webhookEvents?.stop();
     },
   };
 }

@@ -76,7 +76,11 @@ beforeAll(async () => {
   redis = await startRedis();
   [chat, notifier] = await Promise.all([
     startService("chat", { pod: "docs-chat", env: { REDIS_URL: redis.url } }),
-    startService("notifier", { pod: "docs-notifier", env: { REDIS_URL: redis.url, NOTIFIER_API_KEYS: KEY } }),
+    // Webhooks on (to a port nobody listens on), so docs/server-api.md's replay route exists.
+    startService("notifier", {
+      pod: "docs-notifier",
+      env: { REDIS_URL: redis.url, NOTIFIER_API_KEYS: KEY, WEBHOOK_URLS: "http://127.0.0.1:9/hook", WEBHOOK_SECRET: "docs-webhook-secret-0123" },
+    }),
   ]);
 });
 

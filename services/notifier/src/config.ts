@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { env, parseEnv } from "@chat/shared";
+import { webhookEnv, webhookSecretRequired } from "./webhook-config.js";
 
 /** Shorter keys are guessable; 16 characters is the floor, a random 32+ is what we hand out. */
 const MIN_KEY_LENGTH = 16;
@@ -79,10 +80,11 @@ const schema = z.object({
   PROBE_PORT: env.port(9100),
   /** Seconds between failing readiness on SIGTERM and stopping. */
   SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
+  ...webhookEnv,
 });
 
 export type NotifierConfig = z.infer<typeof schema>;
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return parseEnv(schema, source);
+  return parseEnv(schema, source, [webhookSecretRequired]);
 }

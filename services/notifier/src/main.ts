@@ -20,6 +20,7 @@ import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
 import { createRevoker } from "./revoke.js";
 import { serverApiRoutes } from "./server-api.js";
+import { startWebhooks } from "./webhooks.js";
 import { startStreamConsumer, type StreamConsumer } from "./stream.js";
 
 /** The composition root: configuration, connections, probes, listening and shutdown. */
@@ -44,6 +45,10 @@ const options = redisOptions(config.REDIS_URL, { username: config.REDIS_USERNAME
 const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
 const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
 const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
+// Webhook delivery polls and waits on endpoints: a connection of its own, only when there are endpoints.
+const webhookRedis = config.WEBHOOK_URLS.length ? createRedisClient(config.REDIS_URL, { role: "webhooks", log, options }) : undefined;
+const consumerName = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
+const webhooks = webhookRedis && startWebhooks({ config, redis: webhookRedis, log, registry: metrics.registry, consumer: consumerName });
 // Built once the bus mode is known, which Redis keeps: meanwhile the probes run and say why the
 // notifier is not ready yet.
 let started: { httpServer: Server; consumer: StreamConsumer } | undefined;
@@ -62,13 +67,14 @@ const operations = await startOperations({
     if (started) {
       const { consumer, httpServer } = started;
       await consumer.stop();
+      await webhooks?.stop();
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());
         // Keep-alive connections would hold close() open; requests in flight still finish.
         httpServer.closeIdleConnections();
       });
     }
-    await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
+    await Promise.allSettled([httpRedis.quit(), streamRedis.quit(), webhookRedis?.quit()]);
   },
 });
 
@@ -89,7 +95,14 @@ const app = createNotifierApp({
   revoker: createRevoker(httpRedis, busMode),
   rateLimit: createRateLimit(httpRedis, { keyPrefix: "notifier:rl", points: config.RATE_LIMIT_NOTIFIER_PER_SECOND, durationSeconds: 1 }),
   redisReady: () => isRedisReady(httpRedis),
-  serverApi: serverApiRoutes({ redis: httpRedis, roomLog: createRedisRoomLog(httpRedis, logOptions), log, redisReady: () => isRedisReady(httpRedis) }),
+  serverApi: serverApiRoutes({
+    redis: httpRedis,
+    roomLog: createRedisRoomLog(httpRedis, logOptions),
+    log,
+    redisReady: () => isRedisReady(httpRedis),
+    onDeleted: webhooks && ((room, id, entryId) => webhooks.deleted(room, id, entryId)),
+    more: webhooks ? [(v1) => webhooks.routes(v1)] : [],
+  }),
 });
 const httpServer = createServer(app);
 
@@ -100,7 +113,7 @@ const consumer = startStreamConsumer({
   metrics,
   stream: config.NOTIFIER_STREAM,
   group: config.NOTIFIER_GROUP,
-  consumer: `${config.POD_NAME}-${randomBytes(3).toString("hex")}`,
+  consumer: consumerName,
   batchSize: config.NOTIFIER_BATCH_SIZE,
   batchBytes: config.NOTIFIER_BATCH_BYTES,
   pollMs: config.NOTIFIER_POLL_MS,

@@ -129,3 +129,6 @@ export const MESSAGE_DELETED_EVENT = "message_deleted";
  * mode the hash tag is the room's channel instead, which the server API does not support yet).
  */
 export const roomLogKey = (room: string): string => `chat:log:{${room}}`;
+
+/** The webhook stream is capped (`MAXLEN ~`): events this far behind an endpoint that never answers are dropped. */
+export const WEBHOOK_STREAM_MAXLEN = 100_000;
