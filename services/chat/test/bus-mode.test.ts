@@ -83,7 +83,7 @@ describe("a chat pod and a notifier started before their Redis", () => {
     }
     await redis.start();
     for (const { service, probe } of services) {
-      await service.waitForLog((line) => / is up at /.test(line.msg), 15_000);
+      await service.waitForLog((line) => / is up at /.test(line.msg), 40_000);
       expect(busModeOf(service)).toBe("sharded");
       await waitFor(async () => (await fetch(`${probe}/readyz`)).status === 200, { what: `${service.name} to be ready` });
     }

@@ -20,7 +20,7 @@ export function connectClient(url: string, name: string, options: ClientOptions 
     transports: options.transports ?? ["websocket"],
     reconnection: options.reconnection ?? false,
     forceNew: true,
-    timeout: 10_000,
+    timeout: 20_000,
   });
   open.add(socket);
   return new Promise((resolve, reject) => {
@@ -61,7 +61,7 @@ export function record<T = unknown>(socket: Socket, event: string): T[] {
 }
 
 /** Waits until every list holds at least `count` items. */
-export async function waitForCounts(lists: unknown[][], count: number, timeoutMs = 15_000): Promise<void> {
+export async function waitForCounts(lists: unknown[][], count: number, timeoutMs = 30_000): Promise<void> {
   await waitFor(() => lists.every((list) => list.length >= count), {
     timeoutMs,
     what: () => `${lists.length} clients to receive ${count} each (lowest so far: ${Math.min(...lists.map((l) => l.length))})`,
@@ -72,6 +72,8 @@ export async function waitForCounts(lists: unknown[][], count: number, timeoutMs
 export async function connectChatClient(url: string, name: string, options: Partial<ChatClientOptions> = {}): Promise<ChatClient> {
   const client = new ChatClient(url, {
     auth: { name },
+    // The client's 5 s default is for people; a loaded CI machine answers 500 joins slower.
+    ackTimeoutMs: 20_000,
     ...options,
     socket: { transports: ["websocket"], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 1000, ...options.socket },
   });

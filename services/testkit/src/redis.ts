@@ -58,7 +58,7 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
     const failed = new Promise<never>((_, reject) =>
       proc.once("error", (err) => reject(new Error(`cannot start redis-server (is it on PATH?): ${err.message}`))),
     );
-    await Promise.race([failed, waitFor(() => ping(port, password), { timeoutMs: 10_000, what: () => `redis-server on port ${port}\n${output}` })]);
+    await Promise.race([failed, waitFor(() => ping(port, password), { timeoutMs: 30_000, what: () => `redis-server on port ${port}\n${output}` })]);
   }
 
   async function stop({ kill = false } = {}): Promise<void> {

@@ -107,7 +107,7 @@ export async function startService(
       child.kill(signal);
       if (signal === "SIGKILL") await exited;
     },
-    async waitForLog(match, timeoutMs = 10_000) {
+    async waitForLog(match, timeoutMs = 30_000) {
       let found: LogLine | undefined;
       await waitFor(() => (found = logs.find(match)) !== undefined, {
         timeoutMs,
@@ -121,7 +121,7 @@ export async function startService(
   if (!wait) return service;
 
   const up = await Promise.race([
-    service.waitForLog((line) => typeof line.port === "number" && / is up at /.test(line.msg), 15_000),
+    service.waitForLog((line) => typeof line.port === "number" && / is up at /.test(line.msg), 40_000),
     exited.then((code) => {
       throw new Error(`${pod} exited with ${code} before listening:\n${raw}`);
     }),
@@ -131,7 +131,7 @@ export async function startService(
   if (typeof up.probePort === "number") {
     service.probePort = up.probePort;
     service.probeUrl = `http://127.0.0.1:${up.probePort}`;
-    await waitFor(() => isReady(service.probeUrl), { timeoutMs: 15_000, what: () => `${pod} to be ready\n${raw.slice(-2000)}` });
+    await waitFor(() => isReady(service.probeUrl), { timeoutMs: 40_000, what: () => `${pod} to be ready\n${raw.slice(-2000)}` });
   }
   return service;
 }

@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 
 export interface WaitOptions {
-  /** @default 10_000 */
+  /** Generous: a loaded 2-core CI machine is slow, and a condition that holds ends the wait at once. @default 20_000 */
   timeoutMs?: number;
   /** @default 20 */
   intervalMs?: number;
@@ -12,7 +12,7 @@ export interface WaitOptions {
 /** Polls `condition` until it holds; fails with a clear message when it does not in time. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 10_000, intervalMs = 20, what = "condition" }: WaitOptions = {},
+  { timeoutMs = 20_000, intervalMs = 20, what = "condition" }: WaitOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
