@@ -3,6 +3,7 @@ import {
   WEBHOOK_EVENTS_KEY,
   WEBHOOK_STREAM,
   WEBHOOK_STREAM_MAXLEN,
+  messageText,
   presenceKeys,
   webhookMembersKey,
   webhookPresenceKey,
@@ -73,6 +74,9 @@ if redis.call('HLEN', KEYS[2]) == 0 then emit('room.vacated', ARGV[6], '{}') end
 return 2`;
 
 const MEMBERSHIP = ["room.occupied", "room.vacated", "member.joined", "member.left"];
+
+/** The text as it was stored (NUL and bidi controls removed): the handler validated it already, so no length cap here. */
+const storedText = messageText(Number.MAX_SAFE_INTEGER);
 
 export interface WebhookEventsOptions {
   redis: Redis;
@@ -154,7 +158,8 @@ export function createWebhookEvents({ redis, log, instanceId, refreshMs = 5000 }
       return async (socket, payload) => {
         const ack = await handler(socket, payload);
         if (!ack.ok || "duplicate" in ack || !enabled.includes(",message.created,")) return ack;
-        const { room, text } = payload as { room: string; text: string };
+        const { room } = payload as { room: string };
+        const text = storedText.parse((payload as { text: string }).text);
         const { id, ts } = ack as unknown as { id: string; ts: number };
         const { id: userId, name } = userOf(socket);
         const data = JSON.stringify({ id, ts, user: { id: userId, name }, text });

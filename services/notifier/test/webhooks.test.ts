@@ -114,7 +114,7 @@ describe("webhooks across 3 chat pods and 2 notifiers, to a receiver that fails,
         notifiers = notifiers.filter((n) => n !== victim);
       }
       await Promise.all(users.map((socket) => joinRoom(socket, "busy")));
-      await Promise.all(users.map((socket, i) => socket.emitWithAck("message", { room: "busy", text: `round ${round} from ${i}` })));
+      await Promise.all(users.map((socket, i) => socket.emitWithAck("message", { room: "busy", text: `round ${round} from ${i}\u202E` })));
       await Promise.all(users.map((socket) => socket.emitWithAck("leave", { room: "busy" })));
     }
     await allDelivered(90_000);
@@ -148,6 +148,10 @@ describe("webhooks across 3 chat pods and 2 notifiers, to a receiver that fails,
     expect(busy.filter((e) => e.type === "member.joined")).toHaveLength(3 * ROUNDS);
     expect(busy.filter((e) => e.type === "member.left")).toHaveLength(3 * ROUNDS);
     expect(busy.filter((e) => e.type === "message.created")).toHaveLength(3 * ROUNDS);
+    // The text as stored: the bidi override the senders added is not in it.
+    const texts = at("/hook").flatMap((r) => r.events.filter((e) => e.type === "message.created").map((e) => e.data.text as string));
+    expect(texts.length).toBeGreaterThanOrEqual(3 * ROUNDS);
+    expect(texts.every((text) => /^round \d+ from \d$/.test(text))).toBe(true);
     // The receiver's failures were real: some requests were retried.
     expect(at("/hook").length).toBeGreaterThan(new Set(at("/hook").map((r) => r.idempotencyKey)).size);
     expect(await metricValue(notifiers[0]!, 'notifier_webhook_events_total{result="retried"}')).toBeGreaterThan(0);
