@@ -10,20 +10,16 @@
 import { request as httpRequest, Agent } from "node:http";
 import WebSocket from "ws";
 import { SignJWT } from "jose";
+// The client's own ordering logic (services/client/src/sequencer.ts; `npm run build` first), so the
+// reliability figures measure what @chat/client does, not a copy of it.
+import { RoomSequencer } from "@chat/client/sequencer";
+import { LOG_START } from "@chat/shared/log-id";
 
 const now = () => performance.timeOrigin + performance.now();
 // A catch-up that throws (it should not: acks resolve, even on a timeout) shows up in the bench log.
 const rejoinFailed = (err) => console.error(`loadgen: catch-up failed: ${err?.stack ?? err}`);
 const MARK = Buffer.from("BENCH:");
 const EVENT_PREFIX = Buffer.from('42["');
-
-/** Log ids compare as two numbers, milliseconds first. */
-function idGreater(a, b) {
-  if (!b) return true;
-  const [am, as] = a.split("-").map(Number);
-  const [bm, bs] = b.split("-").map(Number);
-  return am > bm || (am === bm && as > bs);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Latency histogram: 0.05 ms bins up to 60 s.
@@ -102,10 +98,9 @@ class Client {
     this.connected = false;
     this.closedByUs = false;
     this.attempt = 0;
-    /** room -> last log id held (reliability runs). */
+    /** room -> its RoomSequencer (reliability runs). */
     this.rooms = new Map();
     this.received = new Set();
-    this.buffered = [];
     this.onConnect = null;
   }
 
@@ -182,55 +177,62 @@ class Client {
     if (event === "message" || event === "notification") {
       const text = event === "message" ? payload.text : payload.data;
       if (typeof text === "string" && text.startsWith("BENCH:")) onBenchDelivery(Buffer.from(`"${text}"`), at);
-      if (this.reconnect) {
-        // Live entries that arrive while a catch-up is in flight wait for it, so the catch-up's
-        // older entries are not dropped as duplicates.
-        if (this.catchingUp) this.buffered.push(payload);
-        else this.onEntry(payload, at);
-      }
+      if (this.reconnect) this.onEntry(payload);
     } else if (event === "resync") {
       rel?.resyncs.push(at);
       this.rejoin("resync").catch(rejoinFailed);
     }
   }
 
-  /** Reliability: keep the last id per room, drop duplicates, catch up on a gap. */
-  onEntry(entry, _at) {
-    const last = this.rooms.get(entry.room);
-    if (!idGreater(entry.id, last)) return void (rel && rel.duplicates++);
-    if (entry.prev !== undefined && last && entry.prev !== last) {
-      // As @chat/client does: hold the entry until the catch-up has filled the gap before it
-      // (advancing past it here would drop the catch-up's entries as duplicates).
+  /**
+   * Reliability: the room's sequencer drops duplicates, holds live entries while a catch-up is in
+   * flight, and tells of a gap, which starts a catch-up.
+   */
+  onEntry(entry) {
+    const verdict = this.rooms.get(entry.room)?.accept(entry);
+    if (verdict === "deliver") this.received.add(entry.id);
+    else if (verdict === "duplicate") {
+      if (rel) rel.duplicates++;
+    } else if (verdict === "gap") {
       if (rel) rel.gaps++;
-      this.buffered.push(entry);
       this.rejoin("gap").catch(rejoinFailed);
-      return;
     }
-    this.rooms.set(entry.room, entry.id);
-    this.received.add(entry.id);
+  }
+
+  /** Entries a catch-up read: the new ones are received, the rest were duplicates. */
+  onReplay(seq, entries) {
+    const fresh = seq.replay(entries);
+    if (rel) rel.duplicates += entries.length - fresh.length;
+    for (const entry of fresh) this.received.add(entry.id);
   }
 
   async rejoin(reason) {
     if (this.catchingUp) return void (this.again = true);
     if (!this.connected) return;
     this.catchingUp = true;
+    let caughtUp = false;
     try {
       for (;;) {
         this.again = false;
         let ok = true;
-        for (const [room, since] of this.rooms) {
+        for (const [room, seq] of this.rooms) {
+          const since = seq.beginCatchUp();
           const ack = await this.emit("join", since ? { room, since } : { room }, 10_000);
           if (!ack.ok) {
             ok = false;
             if (rel) rel.joinErrors[ack.error?.code] = (rel.joinErrors[ack.error?.code] ?? 0) + 1;
             continue;
           }
-          for (const entry of ack.messages ?? []) if (entry.event === "message") this.onEntry(entry, now());
+          this.onReplay(
+            seq,
+            (ack.messages ?? []).map((entry) => ({ ...entry, room })),
+          );
         }
         if (ok && !this.again) break;
         if (!this.connected) return;
         if (!ok) await new Promise((r) => setTimeout(r, 200));
       }
+      caughtUp = true;
       if (rel) {
         rel.rejoins.push({ at: now(), reason });
         if (this.disconnectedAt) {
@@ -240,12 +242,11 @@ class Client {
       }
     } finally {
       this.catchingUp = false;
-      const buffered = this.buffered;
-      this.buffered = [];
-      // A gap among them starts another catch-up: what follows it waits for that one.
-      for (const entry of buffered) {
-        if (this.catchingUp) this.buffered.push(entry);
-        else this.onEntry(entry, now());
+      // As @chat/client does: what arrived meanwhile is merged once caught up, and dropped when
+      // the connection went (the catch-up after the reconnect reads it again).
+      for (const seq of this.rooms.values()) {
+        if (!caughtUp) seq.abandonCatchUp();
+        else for (const entry of seq.finishCatchUp()) this.received.add(entry.id);
       }
     }
   }
@@ -332,7 +333,13 @@ async function joinGroup({ group, room, concurrency = 50 }) {
       const client = clients[next++];
       const ack = await client.emit("join", { room }, 30_000);
       if (!ack.ok) failed++;
-      else client.rooms.set(room, ack.messages?.at(-1)?.id);
+      else {
+        // As @chat/client's join: the room's history is not counted, but the sequencer starts after it.
+        const seq = new RoomSequencer();
+        if (ack.complete && !ack.messages?.length) seq.startAt(LOG_START);
+        seq.replay((ack.messages ?? []).map((entry) => ({ ...entry, room })));
+        client.rooms.set(room, seq);
+      }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));

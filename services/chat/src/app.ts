@@ -1,44 +1,28 @@
 import type { Server as HttpServer } from "node:http";
-import { fileURLToPath } from "node:url";
-import express, { type Express } from "express";
-import { Server, type Socket } from "socket.io";
+import type { Express } from "express";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import {
-  createMemoryRoomLog,
-  createRateLimit,
-  createRedisRoomLog,
-  createStorageQuota,
-  type Ack,
-  type BusMode,
-  type Logger,
-  type PresenceEvent,
-} from "@chat/shared";
+import { createMemoryRoomLog, createRedisRoomLog, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
+import { admit } from "./admission.js";
+import { attachBus, type ChatBus } from "./bus.js";
+import type { FastPaths } from "./compat/index.js";
 import type { ChatConfig } from "./config.js";
-import type { ChatContext } from "./context.js";
+import { createConnectionCounts } from "./connection-cap.js";
+import { installDelivery } from "./delivery.js";
 import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
-import { createAuthenticator, type SocketData } from "./auth.js";
-import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
-import { guardServer, limitSlowRequests, securityHeaders } from "./http-guard.js";
-import { membersApi } from "./members-api.js";
+import { userRoom } from "./identity.js";
+import { createLimits } from "./limits.js";
+import { messageHandlers, type MessageDeps } from "./messages.js";
 import { createModeration } from "./moderation.js";
 import { publishPodStats } from "./pod-stats.js";
 import { createWebhookEvents } from "./webhook-events.js";
-import { attachBus, type ChatBus } from "./bus.js";
-import { coalesceWrites } from "./coalesce.js";
-import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
-import { trackConnections } from "./connections.js";
-import { handshake, originCheck } from "./handshake.js";
-import { userOf, userRoom } from "./identity.js";
-import { messageHandlers } from "./messages.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
-import { releaseRequests } from "./release-requests.js";
-import { guardSlowConsumers } from "./slow-consumer.js";
-import { joinedRooms, leaveQuietly, roomHandlers } from "./rooms.js";
+import { joinedRooms, leaveAndAnnounce, roomHandlers, type RoomDeps } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
-import { createListener } from "./tls.js";
+import type { ChatServerIo, ChatSocket } from "./socket-types.js";
+import { createTransport, type Transport } from "./transport.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -56,7 +40,7 @@ export interface ChatServerOptions {
 export interface ChatServer {
   app: Express;
   httpServer: HttpServer;
-  io: Server;
+  io: ChatServerIo;
   presence: Presence;
   metrics: ChatMetrics;
   /** The Redis adapter between the pods; absent on a single node. */
@@ -75,10 +59,8 @@ export interface ChatServer {
   close(graceMs?: number): Promise<void>;
 }
 
-const publicDir = fileURLToPath(new URL("./public/", import.meta.url));
-
-/** Counts a handler's acks by result: `ok` or the error code. */
-function counted(handler: Handler, counter: { inc(labels: { result: string }): void }): Handler {
+/** Wraps a handler so that its acks are counted by result: `ok` or the error code. */
+function countAcks(handler: Handler, counter: { inc(labels: { result: string }): void }): Handler {
   return async (socket, payload) => {
     const ack: Ack = await handler(socket, payload);
     counter.inc({ result: ack.ok ? "ok" : ack.error.code });
@@ -86,30 +68,11 @@ function counted(handler: Handler, counter: { inc(labels: { result: string }): v
   };
 }
 
-/** Builds the chat service from its dependencies, without listening. */
+/** The composition root of the chat service: builds it from its dependencies, without listening. */
 export function createChatServer({ config, log, redis, instanceId, busMode = "classic", registry }: ChatServerOptions): ChatServer {
-  const app = express();
-  app.disable("x-powered-by");
-  app.use(securityHeaders);
-  app.use(express.static(publicDir, { index: "index.html", maxAge: "1h" }));
-
-  // https/wss when TLS_CERT_FILE and TLS_KEY_FILE are set (reloaded when they change), else http.
-  const tlsFiles = config.TLS_CERT_FILE && config.TLS_KEY_FILE ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE } : undefined;
-  const listener = createListener(app, tlsFiles, log);
-  const httpServer = listener.server;
-  const connections = trackConnections(httpServer);
-  limitSlowRequests(httpServer);
-  const io = new Server(httpServer, {
-    maxHttpBufferSize: config.MAX_HTTP_BUFFER_SIZE,
-    // The web page bundles its own client; serving another copy is surface for nothing.
-    serveClient: false,
-    // Other origins only when listed (never `*`): long-polling is refused in allowRequest, a
-    // WebSocket by the handshake middleware, with a connect_error that says why.
-    cors: config.CORS_ORIGINS ? { origin: config.CORS_ORIGINS } : undefined,
-    allowRequest: originCheck(config.CORS_ORIGINS),
-  });
+  const transport = createTransport(config, log);
+  const { io } = transport;
   const bus = redis && attachBus(io, redis, { mode: busMode, log });
-
   // Webhook events go to a Redis Stream the notifier delivers from (docs/server-api.md#webhooks).
   const webhookEvents = redis && createWebhookEvents({ redis: redis.pub, log, instanceId });
   const withWebhooks = (inner: Presence): Presence => webhookEvents?.wrap(inner) ?? inner;
@@ -121,122 +84,26 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
         io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
         webhookEvents?.expired(room, user);
       },
+      onResync: () => connections.resync(),
     }),
   );
-  const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
-  const history = redis
-    ? createRedisRoomLog(redis.pub, logOptions)
-    : createMemoryRoomLog((room, event, payload) => io.to(room).emit(event, payload), logOptions);
-  const limits = {
-    messages: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:msg",
-      points: config.RATE_LIMIT_MESSAGES_PER_SECOND,
-      durationSeconds: 1,
-      burst: { points: config.RATE_LIMIT_MESSAGES_BURST, durationSeconds: 10 },
-    }),
-    // A connection lives on one pod, so its join limit needs no Redis round trip.
-    joins: createRateLimit(undefined, { keyPrefix: "chat:rl:join", points: config.RATE_LIMIT_JOINS_PER_MINUTE, durationSeconds: 60 }),
-    // Per user and across pods: reconnecting (a new socket id) does not reset it.
-    userReads: createRateLimit(redis?.pub, { keyPrefix: "chat:rl:reads", points: config.RATE_LIMIT_JOINS_PER_USER_PER_MINUTE, durationSeconds: 60 }),
-    connections: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:conn",
-      points: config.RATE_LIMIT_CONNECTIONS_PER_IP,
-      durationSeconds: 60,
-      blockInMemory: true,
-    }),
-    userConnections: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:uconn",
-      points: config.RATE_LIMIT_CONNECTIONS_PER_USER,
-      durationSeconds: 60,
-      blockInMemory: true,
-    }),
-    members: createRateLimit(redis?.pub, {
-      keyPrefix: "chat:rl:members",
-      points: config.RATE_LIMIT_MEMBERS_PER_MINUTE,
-      durationSeconds: 60,
-      blockInMemory: true,
-    }),
-    storage: createStorageQuota(redis?.pub, {
-      userBytes: config.QUOTA_USER_BYTES,
-      roomBytes: config.QUOTA_ROOM_BYTES,
-      totalBytes: config.QUOTA_TOTAL_BYTES,
-      windowSeconds: config.QUOTA_WINDOW_SECONDS,
-    }),
-  };
-  const ctx: ChatContext = {
-    io,
-    config,
-    log,
-    presence,
-    history,
-    limits,
-    redis,
-    busReady: () => !bus || bus.ready(),
-  };
-
-  const paths = fastPaths(config.FAST_PATH, log);
-  const slowConsumers = guardSlowConsumers(io, { maxBytes: config.MAX_CLIENT_BUFFER_BYTES, log, onClose: () => metrics.slowConsumer() });
-  const metrics = createChatMetrics(io, presence, redis, registry, { direct: paths.direct_write, overBudget: slowConsumers?.overBudget });
-  registerFastPathGauge(metrics.registry, paths);
-  if (paths.coalesce) coalesceWrites(io, { onCoalesced: (packets) => metrics.coalesced(packets) });
-  if (paths.release_requests) releaseRequests(io);
+  const connections = createConnectionCounts(redis?.pub, instanceId, log, { liveInstances: (ids) => presence.liveInstances(ids) });
+  const metrics = createChatMetrics(io, presence, redis, registry);
+  // The write path, explicitly here: after attachBus, whose adapter the fan-out wraps.
+  const delivery = installDelivery(io, config, log, metrics);
   bus?.register(metrics.registry);
-  ctx.metrics = metrics;
-
-  const authenticate = createAuthenticator(config);
-  const addressOfRequest = requestAddress(config.TRUST_PROXY);
-  const trusted = compileTrust(config.TRUST_PROXY);
-  guardServer(httpServer, io, {
-    maxPerAddress: config.MAX_OPEN_PER_ADDRESS,
-    clientAddress: addressOfRequest,
-    // With a hop count every peer is believed, so no peer can be told apart as a proxy: the
-    // socket cap then counts the peers themselves only when nothing is trusted.
-    isProxy: (address) => ("proxies" in config.TRUST_PROXY ? trusted(address, 0) : config.TRUST_PROXY.hops > 0),
-    onRefused: (what) => metrics.rateLimited.inc({ kind: what === "socket" ? "open_socket" : "open_session" }),
-  });
-  membersApi(app, ctx, { authenticate, clientAddress: addressOfRequest, limit: limits.members, failures: limits.connections });
 
   let draining = false;
-  if (config.AUTH_MODE === "open") log.warn("AUTH_MODE=open: anyone can connect under any name. Use AUTH_MODE=jwt in production");
-  if ("hops" in config.TRUST_PROXY && config.TRUST_PROXY.hops > 0) {
-    log.warn(`TRUST_PROXY=${config.TRUST_PROXY.hops} believes X-Forwarded-For from any peer; list the proxies' addresses or CIDRs instead`);
-  }
-  const admit = handshake(ctx, {
-    authenticate,
-    clientAddress: createClientAddress(config.TRUST_PROXY),
-    addressLimit: limits.connections,
-    userLimit: limits.userConnections,
-    draining: () => draining,
-  });
-  // The middleware answers every failure through `next` itself; only `next` throwing could reject
-  // it, and that is logged rather than left as an unhandled rejection that ends the process.
-  io.use((socket, next) => {
-    admit(socket, next).catch((err: unknown) => log.error({ sid: socket.id, err }, "handshake middleware failed"));
-  });
-
+  const limits = createLimits(redis?.pub, config);
+  admit(transport, { config, log, limits, metrics, presence, connections, redis: redis?.pub, draining: () => draining });
   // After a Redis outage this pod may have missed messages on the bus: its clients re-join their
   // rooms with `since` and catch up from the logs.
-  let busDown = false;
-  const onClose = () => (busDown = true);
-  const onReady = () => {
-    if (!busDown || !ctx.busReady()) return;
-    busDown = false;
-    log.info("bus reconnected: asking local clients to re-sync");
-    io.local.emit("resync", { reason: "bus_reconnected" });
-    if (redis) {
-      endRevokedSessions(redis.pub, io.of("/").sockets.values()).then(
-        (ended) => ended && log.info({ ended }, "ended sessions revoked during the outage"),
-        (err: Error) => log.warn({ err: err.message }, "could not check for revoked sessions"),
-      );
-    }
-  };
-  redis?.pub.on("close", onClose).on("ready", onReady);
-  redis?.sub.on("close", onClose).on("ready", onReady);
-  bus?.onSettled(onReady);
-
-  const rooms = roomHandlers(ctx);
+  if (redis && bus) bus.on("resynced", () => resyncClients(io, redis.pub, log));
+  const busReady = () => !bus || bus.ready();
+  const history = createHistory(io, redis, config, busMode);
+  const deps = { config, log, presence, history, limits, metrics, busReady };
   // Bans and mutes from the server API (docs/server-api.md); they need Redis, as the API does.
-  const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveQuietly(ctx, socket, room) });
+  const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveAndAnnounce(deps, socket, room) });
   const stopPodStats =
     redis &&
     publishPodStats({
@@ -246,20 +113,76 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       pod: config.POD_NAME,
       instance: instanceId,
       rooms: () => presence.localRooms(),
-      ready: () => !draining && ctx.busReady(),
+      ready: () => !draining && busReady(),
       ttlSeconds: config.PRESENCE_TTL_SECONDS,
     });
-  const guardJoin = moderation ? moderation.guardJoin : (handler: Handler) => handler;
-  const guardMessage = moderation ? moderation.guardMessage : (handler: Handler) => handler;
+  bindClients(io, deps, redis?.pub, {
+    join: (handler) => moderation?.guardJoin(handler) ?? handler,
+    message: (handler) => moderation?.guardMessage(webhookEvents ? webhookEvents.afterMessage(handler) : handler) ?? handler,
+  });
+
+  return {
+    app: transport.app,
+    httpServer: transport.httpServer,
+    io,
+    presence,
+    metrics,
+    bus,
+    fastPaths: delivery.paths,
+    ready: busReady,
+    drain(seconds) {
+      // The port stays open: a handshake that still reaches this pod is refused by the middleware
+      // with `unavailable`, which the client can read, instead of a bare refused connection.
+      draining = true;
+      return drainWithin(io, seconds, log);
+    },
+    async close(graceMs = 500) {
+      delivery.slowConsumers?.stop();
+      await closeTransport(transport, graceMs, log);
+      await connections.close().catch((err: Error) => log.warn({ err: err.message }, "connection counts cleanup failed"));
+      await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
+      await moderation?.close();
+      await stopPodStats?.();
+      webhookEvents?.stop();
+    },
+  };
+}
+
+/** Every room's log: in Redis (appended and published by one script), or in memory on a single node. */
+function createHistory(io: ChatServerIo, redis: { pub: Redis } | undefined, config: ChatConfig, busMode: BusMode): RoomLog {
+  const options = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
+  if (redis) return createRedisRoomLog(redis.pub, options);
+  // The memory log hands over whatever was appended, under the event it was appended as.
+  const emit = io.to.bind(io) as (room: string) => { emit(event: string, payload: unknown): boolean };
+  return createMemoryRoomLog((room, event, payload) => emit(room).emit(event, payload), options);
+}
+
+/** Asks this pod's clients to re-join with `since`, and ends the sessions revoked while the bus was down. */
+function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
+  log.info("bus reconnected: asking local clients to re-sync");
+  io.local.emit("resync", { reason: "bus_reconnected" });
+  endRevokedSessions(redis, io.of("/").sockets.values()).then(
+    (ended) => ended && log.info({ ended }, "ended sessions revoked during the outage"),
+    (err: Error) => log.warn({ err: err.message }, "could not check for revoked sessions"),
+  );
+}
+
+/** Binds the event handlers to every connection, and the leave of its rooms to its disconnect. */
+function bindClients(
+  io: ChatServerIo,
+  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics },
+  redis: Redis | undefined,
+  /** The server API's guards around `join` and `message` (moderation, webhooks). */
+  wrap: { join: (handler: Handler) => Handler; message: (handler: Handler) => Handler },
+): void {
+  const { config, log, metrics } = deps;
+  const rooms = roomHandlers(deps);
   const bindHandlers = createBinder(
     {
-      join: counted(guardJoin(rooms.join), metrics.joins),
+      join: countAcks(wrap.join(rooms.join), metrics.joins),
       leave: rooms.leave,
       history: rooms.history,
-      message: counted(
-        guardMessage(webhookEvents ? webhookEvents.afterMessage(messageHandlers(ctx).message) : messageHandlers(ctx).message),
-        metrics.messagesReceived,
-      ),
+      message: countAcks(wrap.message(messageHandlers(deps).message), metrics.messagesReceived),
     },
     log,
     {
@@ -269,61 +192,46 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
     },
   );
   // Shared listeners (`this` is the socket): nothing is allocated per connection but its entries.
-  function onDisconnecting(this: Socket) {
-    for (const room of joinedRooms(this)) void leaveQuietly(ctx, this, room);
+  function onDisconnecting(this: ChatSocket) {
+    for (const room of joinedRooms(this)) void leaveAndAnnounce(deps, this, room);
   }
   io.on("connection", (socket) => {
     // Cannot reject: classic mode joins synchronously, and in sharded mode the adapter hook
     // resolves on the subscription's PING either way. A user room only carries targeted events
     // (session ends, revocations), so the connection does not wait for it.
-    void socket.join(userRoom(userOf(socket).id));
-    bindSession(socket, (socket.data as SocketData).session, redis?.pub);
+    void socket.join(userRoom(socket.data.user.id));
+    bindSession(socket, socket.data.session, redis);
     bindHandlers(socket);
     socket.on("disconnecting", onDisconnecting);
   });
+}
 
-  return {
-    app,
-    httpServer,
-    io,
-    presence,
-    metrics,
-    bus,
-    fastPaths: paths,
-    ready: () => ctx.busReady(),
-    async drain(seconds) {
-      // The port stays open: a handshake that still reaches this pod is refused by the middleware
-      // with `unavailable`, which the client can read, instead of a bare refused connection.
-      draining = true;
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000 + 200)));
-      await Promise.race([drainClients(io, seconds, log), late]);
-      clearTimeout(timer);
-      // On a loaded machine the paced batches can fall behind: whoever they did not reach in time
-      // is disconnected now, all at once (a transport close: the client reconnects elsewhere and
-      // catches up), so that shutdown stays within its bound.
-      const left = [...io.of("/").sockets.values()];
-      if (left.length) log.warn({ clients: left.length }, "drain window over: disconnecting the rest at once");
-      for (const socket of left) socket.conn.close(true);
-    },
-    async close(graceMs = 500) {
-      listener.stopWatching();
-      slowConsumers?.stop();
-      // The callback runs once the HTTP server has closed, later than the promise io.close()
-      // returns; a rejection of that promise (an adapter failing to close) reaches the caller.
-      const closed = new Promise<void>((resolve, reject) => {
-        io.close(() => resolve()).catch(reject);
-      });
-      const stragglers = setTimeout(() => {
-        const destroyed = connections.destroyAll();
-        if (destroyed) log.info({ destroyed }, "destroyed connections still open after the drain");
-      }, graceMs);
-      await closed;
-      clearTimeout(stragglers);
-      await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
-      await moderation?.close();
-      await stopPodStats?.();
-      webhookEvents?.stop();
-    },
-  };
+/** Disconnects every client, paced over `seconds`; whoever is left when the window is over goes at once. */
+async function drainWithin(io: ChatServerIo, seconds: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000 + 200)));
+  await Promise.race([drainClients(io, seconds, log), late]);
+  clearTimeout(timer);
+  // On a loaded machine the paced batches can fall behind: whoever they did not reach in time
+  // is disconnected now, all at once (a transport close: the client reconnects elsewhere and
+  // catches up), so that shutdown stays within its bound.
+  const left = [...io.of("/").sockets.values()];
+  if (left.length) log.warn({ clients: left.length }, "drain window over: disconnecting the rest at once");
+  for (const socket of left) socket.conn.close(true);
+}
+
+/** Closes Socket.IO and the HTTP server; connections still open after `graceMs` are destroyed. */
+async function closeTransport({ io, listener, connections }: Transport, graceMs: number, log: Logger): Promise<void> {
+  listener.stopWatching();
+  // The callback runs once the HTTP server has closed, later than the promise io.close()
+  // returns; a rejection of that promise (an adapter failing to close) reaches the caller.
+  const closed = new Promise<void>((resolve, reject) => {
+    io.close(() => resolve()).catch(reject);
+  });
+  const stragglers = setTimeout(() => {
+    const destroyed = connections.destroyAll();
+    if (destroyed) log.info({ destroyed }, "destroyed connections still open after the drain");
+  }, graceMs);
+  await closed;
+  clearTimeout(stragglers);
 }

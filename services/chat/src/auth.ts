@@ -3,7 +3,8 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyG
 import { displayName, type User } from "@chat/shared";
 import { userId as userIdSchema } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
-import { HandshakeError, openIdentity } from "./identity.js";
+import { HandshakeError } from "./handshake-error.js";
+import { openIdentity } from "./identity.js";
 
 /** Who a connection is, and what its credentials allow. */
 export interface Session {
@@ -14,12 +15,6 @@ export interface Session {
   jti?: string;
   /** Room names, or prefixes ending in `*`, the token allows; undefined: any room. */
   rooms?: string[];
-}
-
-/** What the handshake keeps on each socket (Socket.IO types `socket.data` as `any`). */
-export interface SocketData {
-  session: Session;
-  user: User;
 }
 
 /** Reads a handshake (its `auth` and headers) into a session, or throws a `HandshakeError`. */

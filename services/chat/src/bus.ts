@@ -1,9 +1,11 @@
+import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
-import { Counter, Gauge, type Registry } from "prom-client";
-import type { Namespace, Server } from "socket.io";
+import { Gauge, type Registry } from "prom-client";
+import type { Namespace } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
-import { BUS_KEY, BUS_MAIN_CHANNEL, busRoomChannel, type BusMode, type Logger } from "@chat/shared";
-import { quietCommands, redisSubscriptions, wrapAddAll } from "./compat/index.js";
+import { BUS_KEY, scrapeCounter, type BusMode, type Logger } from "@chat/shared";
+import { awaitableJoins, trackSubscriptions, type AdapterState } from "./bus-subscriptions.js";
+import type { ChatServerIo } from "./socket-types.js";
 
 /** The Socket.IO adapter between the pods, in either bus mode, and what it is subscribed to. */
 export interface ChatBus {
@@ -13,127 +15,65 @@ export interface ChatBus {
    * (re)connect the pod checks them against its rooms before it reports ready again.
    */
   ready(): boolean;
-  /** Called each time the bus becomes ready again in sharded mode (after the check above). */
-  onSettled(listener: () => void): void;
+  /**
+   * `resynced`: the bus is ready again after an outage (either connection closed). This pod may
+   * have missed messages meanwhile; it is emitted once per recovery, and only then.
+   */
+  on(event: "resynced", listener: () => void): void;
   /** What this pod is subscribed to, as Redis acknowledged it, and what it should be. */
   describe(): { mode: BusMode; ready: boolean; subscriptions: string[]; expected: string[] };
   /** Adds the bus metrics to `registry`. */
   register(registry: Registry): void;
 }
 
-interface AdapterState {
-  uid: string;
-  rooms: Map<string, Set<string>>;
-  sids: Map<string, Set<string>>;
-}
-
-const noop = () => undefined;
-
 /**
  * Installs the Redis adapter on `io`: `createAdapter` in classic mode, `createShardedAdapter` with
  * dynamic subscriptions in sharded mode (a pod subscribes to a room's channel when its first
- * local member joins and unsubscribes when the last one leaves).
+ * local member joins and unsubscribes when the last one leaves). The bus owns its recovery: it
+ * watches both connections and emits `resynced` when it is whole again.
  */
-export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode, log }: { mode: BusMode; log: Logger }): ChatBus {
+export function attachBus(io: ChatServerIo, redis: { pub: Redis; sub: Redis }, { mode, log }: { mode: BusMode; log: Logger }): ChatBus {
   const { pub, sub } = redis;
-  if (mode === "classic") {
-    io.adapter(createAdapter(pub, sub, { key: BUS_KEY }));
-  } else {
-    const sharded = createShardedAdapter(pub, sub, { channelPrefix: BUS_KEY, subscriptionMode: "dynamic" });
-    // A plain function, not an arrow: Socket.IO calls the factory with `new`.
-    io.adapter(function shardedAdapter(nsp: Namespace) {
-      const adapter = sharded(nsp);
-      awaitableJoins(adapter as unknown as AdapterState, sub);
-      return adapter;
-    });
-  }
+  installAdapter(io, redis, mode);
+  const events = new EventEmitter();
   const adapter = () => io.of("/").adapter as unknown as AdapterState;
+  const subscriptions = trackSubscriptions(sub, mode, adapter, log, () => recovered());
+  const ready = () => pub.status === "ready" && sub.status === "ready" && subscriptions.settled();
 
-  /** Channels (and patterns) Redis has confirmed on the subscriber connection. */
-  let unreadable = false;
-  const subscriptions = (): string[] => {
-    const channels = redisSubscriptions(sub);
-    if (channels) return channels;
-    if (!unreadable)
-      log.warn("cannot read the Redis subscriber's subscriptions (ioredis internals changed): /debug/bus and the repair after a reconnect are off");
-    unreadable = true;
-    return [];
-  };
-  /** In sharded mode: the two channels every adapter has, and one per room with a local member. */
-  const expected = (): string[] => {
-    if (mode === "classic") return subscriptions();
-    const { uid, rooms, sids } = adapter();
-    const channels = [BUS_MAIN_CHANNEL, `${BUS_MAIN_CHANNEL}${uid}#`];
-    // A socket's own room is private: the adapter gives it no channel.
-    for (const room of rooms.keys()) if (!sids.has(room)) channels.push(busRoomChannel(room));
-    return channels;
-  };
-
-  // ioredis resubscribes on its own after a reconnect, but a subscribe or unsubscribe the adapter
-  // sent while Redis was gone may have been dropped (offline commands fail after a retry). So after
-  // every connect, once everything ioredis re-sent is answered (a PING on the same connection
-  // comes back after it), the pod compares Redis's view with its rooms and fixes the difference.
-  let settled = mode === "classic";
-  let generation = 0;
-  const listeners: (() => void)[] = [];
-  async function settle(): Promise<void> {
-    const mine = ++generation;
-    settled = false;
-    try {
-      await sub.ping();
-      if (mine !== generation) return;
-      if (unreadable) {
-        settled = true;
-        for (const listener of listeners) listener();
-        return;
-      }
-      const have = new Set(subscriptions());
-      const want = new Set(expected());
-      const missing = [...want].filter((channel) => !have.has(channel));
-      const extra = [...have].filter((channel) => !want.has(channel));
-      for (const channel of missing) sub.ssubscribe(channel).catch(noop);
-      for (const channel of extra) sub.sunsubscribe(channel).catch(noop);
-      await sub.ping();
-      if (mine !== generation) return;
-      if (missing.length || extra.length) log.info({ resubscribed: missing.length, unsubscribed: extra.length }, "bus subscriptions repaired");
-      settled = true;
-      for (const listener of listeners) listener();
-    } catch (err) {
-      // The connection dropped again; its next `ready` starts over.
-      log.debug({ err: (err as Error).message }, "bus subscription check interrupted");
-    }
+  // One owner for recovery: any close marks the bus down, and the first moment it is whole again
+  // (both connections ready and, in sharded mode, the subscriptions repaired) is one `resynced`.
+  let down = false;
+  const lost = () => void (down = true);
+  function recovered(): void {
+    if (!down || !ready()) return;
+    down = false;
+    events.emit("resynced");
   }
-  if (mode === "sharded") {
-    quietSubscriptions(sub, log);
-    sub.on("ready", () => void settle());
-    sub.on("close", () => {
-      generation++;
-      settled = false;
-    });
-    if (sub.status === "ready") void settle();
-  }
+  for (const connection of [pub, sub]) connection.on("close", lost).on("ready", recovered);
 
   // Messages this pod reads from Redis, whatever the channel: what sharding saves shows here.
-  let received = 0;
-  const count = () => void received++;
+  const received = { total: 0 };
+  const count = () => void received.total++;
   for (const event of ["smessageBuffer", "messageBuffer", "pmessageBuffer"]) sub.on(event, count);
 
   return {
     mode,
-    ready: () => pub.status === "ready" && sub.status === "ready" && settled,
-    onSettled: (listener) => void listeners.push(listener),
-    describe: () => ({ mode, ready: settled && sub.status === "ready", subscriptions: subscriptions().sort(), expected: expected().sort() }),
+    ready,
+    on: (event, listener) => void events.on(event, listener),
+    describe: () => ({
+      mode,
+      ready: subscriptions.settled() && sub.status === "ready",
+      subscriptions: subscriptions.actual().sort(),
+      expected: subscriptions.expected().sort(),
+    }),
     register(registry) {
-      let reported = 0;
-      new Counter({
-        name: "chat_bus_messages_received_total",
-        help: "Messages this pod read from the Redis bus (every channel and pattern).",
-        registers: [registry],
-        collect() {
-          this.inc(received - reported);
-          reported = received;
-        },
-      });
+      scrapeCounter(
+        registry,
+        "chat_bus_messages_received_total",
+        "Messages this pod read from the Redis bus (every channel and pattern).",
+        undefined,
+        received,
+      );
       new Gauge({
         name: "chat_bus_subscribed_channels",
         help: "Channels and patterns the pod's Redis subscriber is on (sharded: 2 + one per room with a local member).",
@@ -141,31 +81,23 @@ export function attachBus(io: Server, redis: { pub: Redis; sub: Redis }, { mode,
         registers: [registry],
         collect() {
           this.reset();
-          this.set({ mode }, subscriptions().length);
+          this.set({ mode }, subscriptions.actual().length);
         },
       });
     },
   };
 }
 
-/**
- * Makes `socket.join(room)` resolve once the pod's subscription to the room's channel is in
- * place: the adapter sends the SSUBSCRIBE without waiting, and a join that read the room's log
- * before Redis took it could miss a message appended in between. A PING on the subscriber
- * connection is answered after every command sent before it, so once it is back the channel is
- * live. It never rejects: if Redis is gone, the join fails on its next command anyway.
- */
-function awaitableJoins(adapter: AdapterState, sub: Redis): void {
-  wrapAddAll(adapter, (id, rooms) => ([...rooms].some((room) => room !== id) ? sub.ping().then(noop, noop) : undefined));
-}
-
-/**
- * The adapter sends its SSUBSCRIBE and SUNSUBSCRIBE without handling their promises, so one that
- * ioredis drops during an outage would surface as an unhandled rejection (an error in the logs).
- * Dropping it is expected, and `settle` repairs the subscriptions on reconnect: log it at debug.
- */
-function quietSubscriptions(sub: Redis, log: Logger): void {
-  quietCommands(sub, ["ssubscribe", "sunsubscribe"], (command, err) =>
-    log.debug({ command, err: err.message }, "bus subscription change dropped; repaired on reconnect"),
-  );
+function installAdapter(io: ChatServerIo, { pub, sub }: { pub: Redis; sub: Redis }, mode: BusMode): void {
+  if (mode === "classic") {
+    io.adapter(createAdapter(pub, sub, { key: BUS_KEY }));
+    return;
+  }
+  const sharded = createShardedAdapter(pub, sub, { channelPrefix: BUS_KEY, subscriptionMode: "dynamic" });
+  // A plain function, not an arrow: Socket.IO calls the factory with `new`.
+  io.adapter(function shardedAdapter(nsp: Namespace) {
+    const adapter = sharded(nsp);
+    awaitableJoins(adapter as unknown as AdapterState, sub);
+    return adapter;
+  });
 }

@@ -1,11 +1,14 @@
-import type { Socket } from "socket.io";
 import { fail, rateLimited, type Ack, type Logger } from "@chat/shared";
+import type { ChatSocket, ClientToServer } from "./socket-types.js";
 
 /** A client-to-server event handler: it returns the ack, it never calls it. */
-export type Handler = (socket: Socket, payload: unknown) => Promise<Ack> | Ack;
+export type Handler = (socket: ChatSocket, payload: unknown) => Promise<Ack> | Ack;
+
+/** The handler of every event a client may send (socket-types.ts), by name. */
+export type Handlers = { [Event in keyof ClientToServer]: Handler };
 
 /** Attaches the listeners to one connection. */
-export type Binder = (socket: Socket) => void;
+export type Binder = (socket: ChatSocket) => void;
 
 /**
  * Builds the listeners for `handlers` once, so that every event gets exactly one well-formed ack,
@@ -25,56 +28,65 @@ export interface BinderOptions {
   onLimited?(): void;
 }
 
+/** A token bucket's state, kept on the socket itself (`socket.data`). */
+export interface EventBucket {
+  eventTokens?: number;
+  eventAt?: number;
+}
+
 /**
- * A token bucket per connection, kept on the socket itself: a refused event costs no Redis work,
- * no promise and no map entry (rate-limiter-flexible's memory limiter would add all three to every
- * event, and a map to clean up). Returns 0 when the event may go on, else the ms until it could.
+ * Takes one token from a bucket of `burst` tokens refilled at `perSecond`, at time `now` (ms).
+ * Returns 0 when the event may go on, else the ms until a token will be there (at least 1).
+ *
+ * Kept on the socket itself: a refused event costs no Redis work, no promise and no map entry
+ * (rate-limiter-flexible's memory limiter would add all three to every event, and a map to clean
+ * up). A new bucket starts full.
  */
-function take(socket: Socket, perSecond: number, burst: number): number {
-  const now = Date.now();
-  const data = socket.data as { eventTokens?: number; eventAt?: number };
-  const tokens = data.eventTokens === undefined ? burst : Math.min(burst, data.eventTokens + ((now - data.eventAt!) * perSecond) / 1000);
-  data.eventAt = now;
+export function takeToken(bucket: EventBucket, now: number, perSecond: number, burst: number): number {
+  const tokens = bucket.eventTokens === undefined ? burst : Math.min(burst, bucket.eventTokens + ((now - bucket.eventAt!) * perSecond) / 1000);
+  bucket.eventAt = now;
   if (tokens >= 1) {
-    data.eventTokens = tokens - 1;
+    bucket.eventTokens = tokens - 1;
     return 0;
   }
-  data.eventTokens = tokens;
+  bucket.eventTokens = tokens;
   return Math.max(1, Math.ceil(((1 - tokens) * 1000) / perSecond));
 }
 
-export function createBinder(handlers: Record<string, Handler>, log: Logger, options: BinderOptions = {}): Binder {
-  const known = new Set(Object.keys(handlers));
+export function createBinder(handlers: Handlers, log: Logger, options: BinderOptions = {}): Binder {
+  // Object.keys types its result as string[]; these are exactly the keys of `handlers`.
+  const events = Object.keys(handlers) as (keyof ClientToServer)[];
+  const known = new Set<string>(events);
   const perSecond = options.eventsPerSecond ?? 0;
   const burst = Math.max(1, options.eventsBurst ?? perSecond);
   /** Zero when the event may go on, else how long to wait. */
-  const limited = (socket: Socket): number => {
+  const limited = (socket: ChatSocket): number => {
     if (perSecond <= 0) return 0;
-    const wait = take(socket, perSecond, burst);
+    const wait = takeToken(socket.data, Date.now(), perSecond, burst);
     if (wait > 0) options.onLimited?.();
     return wait;
   };
-  const listeners = Object.entries(handlers).map(
-    ([event, handler]) =>
-      [
-        event,
-        function (this: Socket, ...args: unknown[]) {
-          const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
-          const wait = limited(this);
-          if (wait > 0) return ack?.(rateLimited("events on this connection", wait));
-          if (!ack) return tellNoAck(this, event);
-          if (args.length !== 1) {
-            return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
-          }
-          // run() never rejects (a throwing handler acks `internal`); the catch is for ack itself.
-          run(handler, this, args[0], log, event)
-            .then(ack)
-            .catch((err: unknown) => log.error({ sid: this.id, event, err }, "ack failed"));
-        },
-      ] as const,
-  );
+  const listeners = events.map((event) => {
+    const handler = handlers[event];
+    return [
+      event,
+      function (this: ChatSocket, ...args: unknown[]) {
+        const ack = typeof args.at(-1) === "function" ? (args.pop() as (response: Ack) => void) : undefined;
+        const wait = limited(this);
+        if (wait > 0) return ack?.(rateLimited("events on this connection", wait));
+        if (!ack) return tellNoAck(this, event);
+        if (args.length !== 1) {
+          return ack(fail("bad_request", `${event} takes exactly one payload argument, got ${args.length}`));
+        }
+        // run() never rejects (a throwing handler acks `internal`); the catch is for ack itself.
+        run(handler, this, args[0], log, event)
+          .then(ack)
+          .catch((err: unknown) => log.error({ sid: this.id, event, err }, "ack failed"));
+      },
+    ] as const;
+  });
 
-  function onAny(this: Socket, event: unknown, ...args: unknown[]) {
+  function onAny(this: ChatSocket, event: unknown, ...args: unknown[]) {
     if (typeof event === "string" && known.has(event)) return;
     const ack = args.at(-1);
     const wait = limited(this);
@@ -90,7 +102,7 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
 
   // A client may send an event literally named "error"; without a listener Node's EventEmitter
   // would throw it as an uncaught exception and take the whole process down.
-  function onError(this: Socket, err: unknown) {
+  function onError(this: ChatSocket, err: unknown) {
     log.debug({ sid: this.id, err: err instanceof Error ? err.message : typeof err }, "socket error");
   }
 
@@ -101,14 +113,14 @@ export function createBinder(handlers: Record<string, Handler>, log: Logger, opt
   };
 }
 
-function tellNoAck(socket: Socket, event: string): void {
+function tellNoAck(socket: ChatSocket, event: string): void {
   socket.emit("protocol_error", {
     event,
     error: { code: "bad_request", message: `${event} needs an ack callback` },
   });
 }
 
-async function run(handler: Handler, socket: Socket, payload: unknown, log: Logger, event: string): Promise<Ack> {
+async function run(handler: Handler, socket: ChatSocket, payload: unknown, log: Logger, event: string): Promise<Ack> {
   try {
     return await handler(socket, payload);
   } catch (err) {

@@ -1,13 +1,24 @@
 import type { IncomingMessage } from "node:http";
-import type { ExtendedError, Socket } from "socket.io";
-import type { RateLimit } from "@chat/shared";
-import type { Authenticator, SocketData } from "./auth.js";
-import type { ChatContext } from "./context.js";
-import { HandshakeError } from "./identity.js";
+import type { ExtendedError } from "socket.io";
+import type { Redis } from "ioredis";
+import type { Logger, RateLimit } from "@chat/shared";
+import type { Authenticator } from "./auth.js";
+import type { ChatConfig } from "./config.js";
+import type { ConnectionCounts } from "./connection-cap.js";
+import { HandshakeError } from "./handshake-error.js";
+import type { ChatMetrics } from "./metrics.js";
 import { isRevoked } from "./sessions.js";
 import type { ClientAddress } from "./client-address.js";
+import type { ChatSocket } from "./socket-types.js";
 
 export interface HandshakeOptions {
+  config: Pick<ChatConfig, "AUTH_MODE" | "CORS_ORIGINS" | "MAX_CONNECTIONS_PER_USER">;
+  /** Each user's connections across pods, for `MAX_CONNECTIONS_PER_USER`. */
+  connections: ConnectionCounts;
+  /** Where revoked tokens are listed; without Redis nothing is revoked. */
+  redis?: Redis;
+  metrics: Pick<ChatMetrics, "rateLimited">;
+  log: Logger;
   authenticate: Authenticator;
   /** The client's address, as far as the configured proxies can be trusted. */
   clientAddress: ClientAddress;
@@ -35,19 +46,21 @@ const DRAINING_RETRY_MS = 1000;
  * NAT, or every node address behind `externalTrafficPolicy: Cluster`) never spend a real user's
  * budget. In open mode anyone can claim any name, so the address pays for every connection.
  */
-export function handshake(ctx: ChatContext, options: HandshakeOptions) {
-  const { config, presence } = ctx;
+// Over 60 lines with its middleware: the checks run in order, and the per-connection `release`
+// must see every step's state (issue 24 #5), so they stay in one closure.
+export function handshake(options: HandshakeOptions) {
+  const { config, connections } = options;
   const open = config.AUTH_MODE === "open";
 
   async function charge(limit: RateLimit | undefined, key: string, what: string): Promise<void> {
     if (!limit) return;
     const result = await limit.consume(key);
     if (result.ok) return;
-    ctx.metrics?.rateLimited.inc({ kind: "connection" });
+    options.metrics.rateLimited.inc({ kind: "connection" });
     throw new HandshakeError("rate_limited", `too many ${what}; retry in ${result.retryAfterMs} ms`, result.retryAfterMs);
   }
 
-  return async (socket: Socket, next: (err?: ExtendedError) => void): Promise<void> => {
+  return async (socket: ChatSocket, next: (err?: ExtendedError) => void): Promise<void> => {
     // The per-user connection count must be undone however the connection ends. Socket.IO drops a
     // socket whose transport closed during this middleware without any `disconnect` (issue 24 #5),
     // so the Engine.IO connection's `close` is listened to, before the first await. One closure per
@@ -58,7 +71,7 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
       if (gone) return;
       gone = true;
       socket.conn.off("close", release);
-      if (countedUser !== undefined) void presence.disconnect(countedUser).catch(() => undefined);
+      if (countedUser !== undefined) void connections.disconnect(countedUser).catch(() => undefined);
     };
     socket.conn.once("close", release);
     // Under load the client may already be gone when this middleware starts: its `close` fired
@@ -78,7 +91,7 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
       let session;
       try {
         session = await options.authenticate(socket.handshake);
-        if (await isRevoked(ctx.redis?.pub, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
+        if (await isRevoked(options.redis, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
       } catch (err) {
         if (!open && err instanceof HandshakeError) await charge(options.addressLimit, address, "failed connections from this address");
         throw err;
@@ -89,22 +102,21 @@ export function handshake(ctx: ChatContext, options: HandshakeOptions) {
         // Set before the await, so that `release` uncounts whatever happens next. Should the
         // transport close meanwhile, its uncount reaches Redis after this count, on the same connection.
         countedUser = session.user.id;
-        const connections = await presence.connect(countedUser);
+        const total = await connections.connect(countedUser);
         if (closedNow()) throw closed();
-        if (connections > config.MAX_CONNECTIONS_PER_USER) {
+        if (total > config.MAX_CONNECTIONS_PER_USER) {
           throw new HandshakeError("limit_exceeded", `at most ${config.MAX_CONNECTIONS_PER_USER} connections per user; close one first`);
         }
       }
-      const data = socket.data as SocketData;
-      data.session = session;
-      data.user = session.user;
+      socket.data.session = session;
+      socket.data.user = session.user;
       if (countedUser !== undefined) socket.once("disconnect", release);
       else release();
       next();
     } catch (err) {
       release();
       if (err instanceof HandshakeError) return next(err);
-      ctx.log.warn({ err: (err as Error).message }, "handshake failed");
+      options.log.warn({ err: (err as Error).message }, "handshake failed");
       next(new HandshakeError("unavailable", "the server cannot check this connection right now; retry shortly"));
     }
   };

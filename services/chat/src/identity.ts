@@ -1,16 +1,7 @@
-import type { Socket } from "socket.io";
-import { describeIssues, openAuth, type ErrorCode, type User } from "@chat/shared";
+import { describeIssues, openAuth, type User } from "@chat/shared";
+import { HandshakeError } from "./handshake-error.js";
 
 export { userRoom } from "@chat/shared";
-
-/** A `connect_error` the client can read: `err.message` for people, `err.data.code` for code. */
-export class HandshakeError extends Error {
-  readonly data: { code: ErrorCode; retryAfterMs?: number };
-  constructor(code: ErrorCode, message: string, retryAfterMs?: number) {
-    super(message);
-    this.data = retryAfterMs === undefined ? { code } : { code, retryAfterMs };
-  }
-}
 
 /**
  * Open mode: the handshake's `auth.name` is the identity, and the user id is the name. Anyone can
@@ -25,10 +16,6 @@ export function openIdentity(auth: unknown): User {
   return { id: result.data.name, name: result.data.name };
 }
 
-export function userOf(socket: Socket): User {
-  return (socket.data as { user: User }).user;
-}
-
 /** The sharded adapter's uid: 8 random bytes in hex. Its response channel is a room's channel of that name. */
 const ADAPTER_UID = /^[0-9a-f]{16}$/;
 
@@ -37,10 +24,11 @@ const ADAPTER_UID = /^[0-9a-f]{16}$/;
  * named like these (issue 24 #12): a socket's own id room (joining another socket's would receive
  * what is sent to it) and, in sharded mode, a pod's adapter uid, whose channel is that pod's
  * response channel (a member leaving it would unsubscribe the pod). Room names of 16 lowercase hex
- * digits are therefore reserved whatever pod they would belong to.
+ * digits are therefore reserved whatever pod they would belong to. `connections` holds the ids of
+ * this pod's connections (the namespace's sockets, the asking one among them).
  */
-export function reservedRoom(socket: Socket, room: string): string | undefined {
-  if (room === socket.id || socket.nsp.sockets.has(room)) return `${room} is a connection's own room; pick another name`;
+export function reservedRoom(room: string, connections: { has(id: string): boolean }): string | undefined {
+  if (connections.has(room)) return `${room} is a connection's own room; pick another name`;
   if (ADAPTER_UID.test(room)) return `${room} is reserved (16 hex digits name the server's internal channels); pick another name`;
   return undefined;
 }

@@ -1,12 +1,19 @@
 import type { IncomingMessage } from "node:http";
 import type { Express, Response } from "express";
+import type { Redis } from "ioredis";
 import { roomName, type RateLimit } from "@chat/shared";
 import { mayJoin, type Authenticator } from "./auth.js";
-import type { ChatContext } from "./context.js";
-import { HandshakeError } from "./identity.js";
+import type { ChatConfig } from "./config.js";
+import { HandshakeError } from "./handshake-error.js";
+import type { Presence } from "./presence.js";
 import { isRevoked } from "./sessions.js";
 
 export interface MembersApiOptions {
+  /** In jwt mode a token is required; in open mode anyone may ask. */
+  authMode: ChatConfig["AUTH_MODE"];
+  presence: Pick<Presence, "members">;
+  /** Where revoked tokens are listed; without Redis nothing is revoked. */
+  redis?: Redis;
   authenticate: Authenticator;
   clientAddress(req: IncomingMessage): string;
   /** Requests per user (jwt) or per address (open). Undefined: off. */
@@ -24,8 +31,8 @@ function sendError(res: Response, status: number, code: string, message: string)
  * <token>` with a token that may join the room (issue 24 #2: it listed the members of any room to
  * anyone); it is throttled per user (per address in open mode), since each call reads Redis.
  */
-export function membersApi(app: Express, ctx: ChatContext, options: MembersApiOptions): void {
-  const jwt = ctx.config.AUTH_MODE === "jwt";
+export function membersApi(app: Express, options: MembersApiOptions): void {
+  const jwt = options.authMode === "jwt";
   app.get("/v1/rooms/:room/members", async (req, res) => {
     const address = options.clientAddress(req);
     let key = address;
@@ -38,7 +45,7 @@ export function membersApi(app: Express, ctx: ChatContext, options: MembersApiOp
       }
       try {
         session = await options.authenticate({ auth: undefined, headers: { authorization: req.headers.authorization } });
-        if (await isRevoked(ctx.redis?.pub, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
+        if (await isRevoked(options.redis, session.jti)) throw new HandshakeError("unauthorized", "the token has been revoked");
       } catch (err) {
         if (!(err instanceof HandshakeError)) return sendError(res, 503, "unavailable", "the token cannot be checked right now; retry shortly");
         const limited = await options.failures?.consume(address);
@@ -54,7 +61,7 @@ export function membersApi(app: Express, ctx: ChatContext, options: MembersApiOp
     const limited = await options.limit?.consume(key);
     if (limited && !limited.ok) return tooMany(res, limited.retryAfterMs, "member list requests");
     try {
-      res.json({ room: room.data, members: await ctx.presence.members(room.data) });
+      res.json({ room: room.data, members: await options.presence.members(room.data) });
     } catch {
       sendError(res, 503, "unavailable", "Redis is unreachable");
     }

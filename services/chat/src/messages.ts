@@ -1,7 +1,20 @@
-import { fail, messageRequest, ok, rateLimited, storedBodyBytes, validate, type ProtocolError, type QuotaScope } from "@chat/shared";
-import type { ChatContext } from "./context.js";
+import {
+  fail,
+  messageRequest,
+  ok,
+  rateLimited,
+  storedBodyBytes,
+  validate,
+  type Logger,
+  type ProtocolError,
+  type QuotaScope,
+  type RateLimit,
+  type RoomLog,
+  type StorageQuota,
+} from "@chat/shared";
+import type { ChatConfig } from "./config.js";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
+import type { ChatMetrics } from "./metrics.js";
 
 const unavailable = () => fail("unavailable", "the message could not be stored; it was not sent. Retry with the same clientMsgId");
 
@@ -17,7 +30,20 @@ function overQuota(scope: QuotaScope, limitBytes: number, windowSeconds: number,
   return { ok: false, error: { code: "rate_limited", message, retryAfterMs } };
 }
 
-export function messageHandlers(ctx: ChatContext): { message: Handler } {
+/** What the `message` handler uses. */
+export interface MessageDeps {
+  /** Every room's log: a message is appended to it, which publishes it, before it is acked. */
+  history: Pick<RoomLog, "append" | "appendLimited">;
+  /** Messages per user across pods, and the storage quotas; undefined: off. */
+  limits: { messages?: RateLimit; storage?: StorageQuota };
+  metrics: Pick<ChatMetrics, "rateLimited">;
+  config: Pick<ChatConfig, "MAX_TEXT_LENGTH" | "CLIENT_MSG_ID_TTL_SECONDS" | "QUOTA_WINDOW_SECONDS">;
+  log: Logger;
+  /** True when a message sent now would reach every pod. Always true on a single node. */
+  busReady(): boolean;
+}
+
+export function messageHandlers(ctx: MessageDeps): { message: Handler } {
   // Built once: the schema depends on configuration only.
   const schema = messageRequest(ctx.config.MAX_TEXT_LENGTH);
   const ttlSeconds = ctx.config.CLIENT_MSG_ID_TTL_SECONDS;
@@ -34,14 +60,14 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
       // A socket is in its own id's room from the start: that room is not one to talk in.
       if (room === socket.id || !socket.rooms.has(room)) return fail("not_in_room", `join ${room} before sending to it`);
       if (!ctx.busReady()) return unavailable();
-      const user = userOf(socket);
+      const user = socket.data.user;
       const body = { room, text, user };
       // Checked in memory before the append, charged after it: only what was stored is counted,
       // and a refused message costs no Redis work (storage-quota.ts).
       const quota = ctx.limits.storage;
       const spent = quota?.check(user.id, room);
       if (spent && !spent.ok) {
-        ctx.metrics?.rateLimited.inc({ kind: `storage_${spent.scope}` });
+        ctx.metrics.rateLimited.inc({ kind: `storage_${spent.scope}` });
         return overQuota(spent.scope, spent.limitBytes, ctx.config.QUOTA_WINDOW_SECONDS, spent.retryAfterMs);
       }
       try {
@@ -54,7 +80,7 @@ export function messageHandlers(ctx: ChatContext): { message: Handler } {
           ? await ctx.history.appendLimited(room, "message", body, { limiter, key: user.id }, { dedupe })
           : await ctx.history.append(room, "message", body, { dedupe });
         if ("refused" in result) {
-          ctx.metrics?.rateLimited.inc({ kind: "message" });
+          ctx.metrics.rateLimited.inc({ kind: "message" });
           return rateLimited("messages", result.retryAfterMs);
         }
         const { id, ts, duplicate } = result;

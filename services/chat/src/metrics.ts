@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Server } from "socket.io";
 import type { Redis } from "ioredis";
+import { scrapeCounter } from "@chat/shared";
+import type { BroadcastObserver } from "./fanout.js";
 import type { Presence } from "./presence.js";
-import { attachFanout, type FanoutOptions } from "./fanout.js";
+import type { ChatServerIo } from "./socket-types.js";
 
 /**
  * The chat's Prometheus metrics. Labels stay low-cardinality: a room or a user is never a label.
@@ -15,25 +16,26 @@ export interface ChatMetrics {
   rateLimited: Counter<"kind">;
   catchUps: Counter;
   replayed: Counter;
-  /** Counts packets that left in one write with others (see coalesce.ts). */
+  /** Counts one write that carried `packets` packets at once (see coalesce.ts). */
   coalesced(packets: number): void;
   /** Counts a connection closed for being over its outbound budget (see slow-consumer.ts). */
   slowConsumer(): void;
+  /** Counts each broadcast delivered to this pod's sockets: pass it to `attachFanout` as `observe`. */
+  observeBroadcast: BroadcastObserver;
 }
 
-/** How broadcasts are written (fanout.ts): `direct` and `overBudget` as there. */
-export type DeliveryOptions = Pick<FanoutOptions, "direct" | "overBudget">;
-
+// Over 60 lines, but flat: one declaration per metric, each read on its own; splitting them
+// into groups would only scatter the list a reader looks for a metric in.
 export function createChatMetrics(
-  io: Server,
-  presence: Presence,
+  io: Pick<ChatServerIo, "of">,
+  presence: Pick<Presence, "localRooms">,
   redis?: { pub: Redis; sub: Redis },
   registry = new Registry(),
-  delivery: DeliveryOptions = {},
 ): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };
   const writes = { direct: 0, engine: 0 };
   const coalesced = { total: 0 };
+  const coalescedWrites = { total: 0 };
   const slow = { total: 0 };
 
   new Gauge({
@@ -63,22 +65,29 @@ export function createChatMetrics(
       this.set({ connection: "sub" }, redis.sub.status === "ready" ? 1 : 0);
     },
   });
-  tally(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
-  tally(
+  scrapeCounter(registry, "chat_deliveries_total", "Events delivered to local sockets, by event (message, notification).", "event", deliveries);
+  scrapeCounter(
     registry,
     "chat_coalesced_packets_total",
     "Packets written to a WebSocket in one write together with others that had queued up behind a write in flight.",
     undefined,
     coalesced,
   );
-  tally(
+  scrapeCounter(
+    registry,
+    "chat_coalesced_writes_total",
+    "Writes that carried several packets at once (see chat_coalesced_packets_total).",
+    undefined,
+    coalescedWrites,
+  );
+  scrapeCounter(
     registry,
     "chat_fanout_writes_total",
     "Broadcast deliveries by path: direct (the shared frame written to the TCP socket) or engine (through Engine.IO, when something was queued before it).",
     "path",
     writes,
   );
-  tally(
+  scrapeCounter(
     registry,
     "chat_slow_consumer_disconnects_total",
     "Connections closed (slow_consumer) because more than MAX_CLIENT_BUFFER_BYTES was queued for them unread.",
@@ -92,22 +101,19 @@ export function createChatMetrics(
     registers: [registry],
   });
 
-  // Counted once per broadcast (fanout.ts), so the fan-out latency is observed once per message
+  // Called once per broadcast (fanout.ts), so the fan-out latency is observed once per message
   // per pod, and nothing runs per recipient.
-  attachFanout(io.of("/").adapter, {
-    ...delivery,
-    observe(event, payload, recipients, direct) {
-      writes.direct += direct;
-      writes.engine += recipients - direct;
-      if (event === "message") {
-        deliveries.message += recipients;
-        const ts = (payload as { ts?: unknown } | undefined)?.ts;
-        if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
-      } else if (event === "notification") {
-        deliveries.notification += recipients;
-      }
-    },
-  });
+  const observeBroadcast: BroadcastObserver = (event, payload, recipients, direct) => {
+    writes.direct += direct;
+    writes.engine += recipients - direct;
+    if (event === "message") {
+      deliveries.message += recipients;
+      const ts = (payload as { ts?: unknown } | undefined)?.ts;
+      if (recipients > 0 && typeof ts === "number") fanout.observe(Math.max(0, Date.now() - ts) / 1000);
+    } else if (event === "notification") {
+      deliveries.notification += recipients;
+    }
+  };
 
   return {
     registry,
@@ -128,28 +134,9 @@ export function createChatMetrics(
     replayed: new Counter({ name: "chat_replayed_entries_total", help: "Log entries sent in join catch-ups.", registers: [registry] }),
     coalesced: (packets) => {
       coalesced.total += packets;
+      coalescedWrites.total++;
     },
     slowConsumer: () => void slow.total++,
+    observeBroadcast,
   };
-}
-
-/**
- * A counter read from plain numbers at scrape time: the hot path adds to `counts` (a field per
- * label value, or `total` without a label) and never calls prom-client.
- */
-function tally(registry: Registry, name: string, help: string, label: string | undefined, counts: Record<string, number>): void {
-  let reported = { ...counts };
-  new Counter({
-    name,
-    help,
-    labelNames: label ? [label] : [],
-    registers: [registry],
-    collect() {
-      for (const [key, value] of Object.entries(counts)) {
-        if (label) this.inc({ [label]: key }, value - reported[key]!);
-        else this.inc(value - reported[key]!);
-      }
-      reported = { ...counts };
-    },
-  });
 }

@@ -1,4 +1,4 @@
-import type { Server, Socket } from "socket.io";
+import type { ChatServerIo as Server, ChatSocket as Socket } from "./socket-types.js";
 import type { Redis } from "ioredis";
 import {
   MODERATION_CHANNEL,
@@ -16,7 +16,6 @@ import {
   type SessionEnded,
 } from "@chat/shared";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
 
 /** What a kicked (or banned) connection is told, once it has left the room. */
 export const KICKED_EVENT = "kicked";
@@ -166,7 +165,7 @@ export function createModeration({ io, redis, log, leave, cacheMs = 30_000, maxR
       return async (socket, payload) => {
         const room = roomOf(payload);
         if (room === undefined) return handler(socket, payload);
-        const { id } = userOf(socket);
+        const { id } = socket.data.user;
         try {
           const ban = await rule(room, "bans", id);
           if (ban) return banned(room, ban);
@@ -192,7 +191,7 @@ export function createModeration({ io, redis, log, leave, cacheMs = 30_000, maxR
         const room = roomOf(payload);
         if (room === undefined || !socket.rooms.has(room)) return handler(socket, payload);
         try {
-          const mute = await rule(room, "mutes", userOf(socket).id);
+          const mute = await rule(room, "mutes", socket.data.user.id);
           if (mute) return muted(room, mute);
         } catch {
           return unknown();

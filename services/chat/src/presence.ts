@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { Logger, User } from "@chat/shared";
+import { presenceKeys, type Logger, type User } from "@chat/shared";
 import { parseUser, reapDeadInstances, type PresenceKeys } from "./presence-reaper.js";
 
 export interface PresenceOptions {
@@ -21,6 +20,12 @@ export interface PresenceOptions {
    * @default nothing
    */
   onExpired?: (room: string, user: User) => void;
+  /**
+   * Called each time presence writes its entries again (Redis may have lost them): what else this
+   * pod keeps in Redis (its connection counts) is written again too.
+   * @default nothing
+   */
+  onResync?: () => void;
 }
 
 /** Who is in which room, across every pod. */
@@ -35,10 +40,8 @@ export interface Presence {
   members(room: string): Promise<User[]>;
   /** Rooms with at least one local member. */
   localRooms(): number;
-  /** Counts a new connection of `userId`; resolves the user's connections on all live pods. */
-  connect(userId: string): Promise<number>;
-  /** Counts a connection of `userId` gone. */
-  disconnect(userId: string): Promise<void>;
+  /** The pod instances among `ids` whose liveness key is there (this one always is). */
+  liveInstances(ids: string[]): Promise<Set<string>>;
   close(): Promise<void>;
 }
 
@@ -48,47 +51,8 @@ export interface RosterEntry {
   instances: number;
 }
 
-/** A user's connection counts per pod live a day past the last connect (pods clean up their own). */
-const CONNECTIONS_TTL_SECONDS = 86_400;
 /** A pod's room list outlives it by a day at most, should no pod ever be left to reap it. */
 const REGISTRY_TTL_SECONDS = 86_400;
-
-/**
- * Counts a connection in the user's hash and returns this pod's count followed by the other pods'
- * non-zero counts as `[here, id, n, id, n, ...]`: one round trip instead of a MULTI and its replies.
- * It touches only KEYS[1], so it runs on a Redis Cluster too.
- */
-const CONNECT_SCRIPT = `
-local here = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local out = { here }
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if all[i] ~= ARGV[1] and tonumber(all[i + 1]) > 0 then
-    out[#out + 1] = all[i]
-    out[#out + 1] = all[i + 1]
-  end
-end
-return out`;
-
-const CONNECT_SHA = createHash("sha1").update(CONNECT_SCRIPT).digest("hex");
-
-/**
- * Runs CONNECT_SCRIPT: EVALSHA, or EVAL when Redis does not know the script (after a restart).
- *
- * Why not ioredis' `defineCommand`, which does the same: it wraps every call in more objects and
- * promises. Under a flood of new connections those are still waiting for Redis when the young
- * generation is collected, get promoted and stay until a full GC: measured at about 1.7 KiB of RSS
- * per connection over 10 000 (docs/performance.md). This runs on every handshake.
- */
-async function countConnection(redis: Redis, key: string, instanceId: string): Promise<[number, ...(string | number)[]]> {
-  try {
-    return (await redis.evalsha(CONNECT_SHA, 1, key, instanceId, CONNECTIONS_TTL_SECONDS)) as [number, ...(string | number)[]];
-  } catch (err) {
-    if (!(err as Error).message.startsWith("NOSCRIPT")) throw err;
-    return (await redis.eval(CONNECT_SCRIPT, 1, key, instanceId, CONNECTIONS_TTL_SECONDS)) as [number, ...(string | number)[]];
-  }
-}
 
 interface LocalEntry {
   user: User;
@@ -101,54 +65,80 @@ interface LocalEntry {
  * key, so its members vanish from every list within `ttlSeconds` without anyone cleaning up.
  * Without Redis it is the local map alone.
  */
-export function createPresence(
-  redis: Redis | undefined,
-  instanceId: string,
-  log: Logger,
-  { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined }: PresenceOptions = {},
-): Presence {
-  const local = new Map<string, Map<string, LocalEntry>>();
-  const keys: PresenceKeys = {
-    room: (room) => `${prefix}:presence:{${room}}`,
-    instance: (id) => `${prefix}:instance:${id}`,
-    instances: `${prefix}:instances`,
-    roomsOf: (id) => `${prefix}:instance-rooms:${id}`,
-  };
-  const roomKey = keys.room;
-  const instanceKey = keys.instance;
-  const myRooms = keys.roomsOf(instanceId);
-  const connectionsKey = (userId: string) => `${prefix}:connections:{${userId}}`;
-  const localConnections = new Map<string, number>();
-  const field = (userId: string) => `${instanceId}|${userId}`;
-  const roomTtl = ttlSeconds * 2;
+export function createPresence(redis: Redis | undefined, instanceId: string, log: Logger, options: PresenceOptions = {}): Presence {
+  return new PodPresence(redis, instanceId, log, options);
+}
 
-  const report = (what: string) => (err: Error) => log.warn({ err: err.message }, `presence: ${what} failed`);
+class PodPresence implements Presence {
+  /** room -> user id -> the user and how many of their sockets on this pod are in the room. */
+  private readonly local = new Map<string, Map<string, LocalEntry>>();
+  private readonly keys: PresenceKeys;
+  /** The set of rooms this pod has local members in. */
+  private readonly myRooms: string;
+  private readonly ttlSeconds: number;
+  private readonly roomTtl: number;
+  private readonly onExpired: (room: string, user: User) => void;
+  private readonly onResync: () => void;
+  private readonly timer?: NodeJS.Timeout;
+  /** Bound once: it is a `ready` listener, removed again on close. */
+  private readonly resync = () => this.writeAll();
+
+  constructor(
+    private readonly redis: Redis | undefined,
+    private readonly instanceId: string,
+    private readonly log: Logger,
+    { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined, onResync = () => undefined }: PresenceOptions,
+  ) {
+    this.keys = presenceKeys(prefix);
+    this.myRooms = this.keys.roomsOf(instanceId);
+    this.ttlSeconds = ttlSeconds;
+    this.roomTtl = ttlSeconds * 2;
+    this.onExpired = onExpired;
+    this.onResync = onResync;
+    if (!redis) return;
+    redis.on("ready", this.resync);
+    if (redis.status === "ready") this.writeAll();
+    this.timer = setInterval(() => void this.heartbeat().catch(this.report("heartbeat")), (ttlSeconds * 1000) / 3);
+    this.timer.unref();
+  }
+
+  private field(userId: string): string {
+    return `${this.instanceId}|${userId}`;
+  }
+
+  private report(what: string) {
+    return (err: Error) => this.log.warn({ err: err.message }, `presence: ${what} failed`);
+  }
 
   /** Writes every local entry again: after a reconnect Redis may have lost them. */
-  function resync(): void {
+  private writeAll(): void {
+    const { redis, keys, instanceId } = this;
     if (!redis) return;
-    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds).sadd(keys.instances, instanceId);
-    for (const [room, users] of local) {
-      for (const { user } of users.values()) pipeline.hset(roomKey(room), field(user.id), JSON.stringify(user));
-      pipeline.expire(roomKey(room), roomTtl).sadd(myRooms, room);
+    const pipeline = redis.pipeline().set(keys.instance(instanceId), "1", "EX", this.ttlSeconds).sadd(keys.instances, instanceId);
+    for (const [room, users] of this.local) {
+      for (const { user } of users.values()) pipeline.hset(keys.room(room), this.field(user.id), JSON.stringify(user));
+      pipeline.expire(keys.room(room), this.roomTtl).sadd(this.myRooms, room);
     }
-    pipeline.expire(myRooms, REGISTRY_TTL_SECONDS);
-    for (const [userId, n] of localConnections) pipeline.hset(connectionsKey(userId), instanceId, n).expire(connectionsKey(userId), CONNECTIONS_TTL_SECONDS);
-    pipeline.exec().catch(report("resync"));
+    pipeline.expire(this.myRooms, REGISTRY_TTL_SECONDS);
+    pipeline.exec().catch(this.report("resync"));
   }
 
   /**
    * Renews this pod's liveness and its rooms, and looks for pods that died: one pipeline, plus one
    * MGET of the other pods' liveness keys.
    */
-  async function heartbeat(): Promise<void> {
+  private async heartbeat(): Promise<void> {
+    const { redis, keys, instanceId } = this;
     if (redis?.status !== "ready") return;
-    const pipeline = redis.pipeline().set(instanceKey(instanceId), "1", "EX", ttlSeconds).sadd(keys.instances, instanceId);
-    for (const room of local.keys()) pipeline.expire(roomKey(room), roomTtl);
+    const pipeline = redis.pipeline().set(keys.instance(instanceId), "1", "EX", this.ttlSeconds).sadd(keys.instances, instanceId);
+    for (const room of this.local.keys()) pipeline.expire(keys.room(room), this.roomTtl);
     const replies = (await pipeline.smembers(keys.instances).exec()) ?? [];
     // Back in the registry though never gone: another pod took this one for dead (a long stall,
     // say) and removed its entries, or Redis lost them. Write them all again.
-    if (replies[1]?.[1] === 1) resync();
+    if (replies[1]?.[1] === 1) {
+      this.writeAll();
+      this.onResync();
+    }
     const registered = replies.at(-1)?.[1];
     if (!Array.isArray(registered)) return;
     await reapDeadInstances({
@@ -156,44 +146,35 @@ export function createPresence(
       keys,
       registered: registered as string[],
       self: instanceId,
-      present: roster,
-      onLeave: onExpired,
-      log,
+      present: (room) => this.roster(room),
+      onLeave: this.onExpired,
+      log: this.log,
     });
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  if (redis) {
-    redis.on("ready", resync);
-    if (redis.status === "ready") resync();
-    timer = setInterval(() => void heartbeat().catch(report("heartbeat")), (ttlSeconds * 1000) / 3);
-    timer.unref();
+  async liveInstances(ids: string[]): Promise<Set<string>> {
+    if (!this.redis || ids.length === 0) return new Set(ids);
+    const alive = await this.redis.mget(ids.map(this.keys.instance));
+    return new Set(ids.filter((id, i) => alive[i] !== null || id === this.instanceId));
   }
 
-  /** The instances among `ids` whose liveness key is there (this one always is). */
-  async function liveInstances(ids: string[]): Promise<Set<string>> {
-    if (!redis || ids.length === 0) return new Set(ids);
-    const alive = await redis.mget(ids.map(instanceKey));
-    return new Set(ids.filter((id, i) => alive[i] !== null || id === instanceId));
-  }
-
-  async function roster(room: string): Promise<Map<string, RosterEntry>> {
+  async roster(room: string): Promise<Map<string, RosterEntry>> {
     const byId = new Map<string, RosterEntry>();
-    if (!redis) {
-      for (const { user } of local.get(room)?.values() ?? []) byId.set(user.id, { user, instances: 1 });
+    if (!this.redis) {
+      for (const { user } of this.local.get(room)?.values() ?? []) byId.set(user.id, { user, instances: 1 });
       return byId;
     }
-    const fields = await redis.hgetall(roomKey(room));
+    const fields = await this.redis.hgetall(this.keys.room(room));
     const entries = Object.entries(fields).map(([key, value]) => ({ key, instance: key.split("|", 1)[0]!, value }));
     // This pod is alive by definition, even if Redis restarted and lost its key a moment ago.
-    const live = await liveInstances([...new Set(entries.map((e) => e.instance))]);
+    const live = await this.liveInstances([...new Set(entries.map((e) => e.instance))]);
     // A dead pod's entries are skipped, not deleted: the heartbeat that claims the dead pod removes
     // them and announces who left (presence-reaper.ts), which it could not do once they are gone.
     for (const { key, instance, value } of entries) {
       if (!live.has(instance)) continue;
       const user = parseUser(value);
       if (!user) {
-        log.debug({ key }, "presence: malformed entry ignored");
+        this.log.debug({ key }, "presence: malformed entry ignored");
         continue;
       }
       const known = byId.get(user.id);
@@ -203,78 +184,58 @@ export function createPresence(
     return byId;
   }
 
-  return {
-    async add(room, user) {
-      let users = local.get(room);
-      if (!users) local.set(room, (users = new Map<string, LocalEntry>()));
-      const entry = users.get(user.id);
-      if (entry) {
-        entry.sockets++;
-        return false;
-      }
-      const firstHere = users.size === 0;
-      users.set(user.id, { user, sockets: 1 });
-      const multi = redis?.multi().hset(roomKey(room), field(user.id), JSON.stringify(user)).expire(roomKey(room), roomTtl);
-      // The rooms this pod is in: what another pod reads to announce the leaves if this one dies.
-      if (firstHere) multi?.sadd(myRooms, room).expire(myRooms, REGISTRY_TTL_SECONDS);
-      await multi?.exec();
-      return true;
-    },
+  async members(room: string): Promise<User[]> {
+    return usersOf(await this.roster(room));
+  }
 
-    async remove(room, user) {
-      const users = local.get(room);
-      const entry = users?.get(user.id);
-      if (!users || !entry) return false;
-      if (--entry.sockets > 0) return false;
-      users.delete(user.id);
-      if (users.size === 0) local.delete(room);
-      if (users.size === 0) await redis?.multi().hdel(roomKey(room), field(user.id)).srem(myRooms, room).exec();
-      else await redis?.hdel(roomKey(room), field(user.id));
-      return true;
-    },
+  localRooms(): number {
+    return this.local.size;
+  }
 
-    members: async (room) => usersOf(await roster(room)),
+  async add(room: string, user: User): Promise<boolean> {
+    const { redis, keys } = this;
+    let users = this.local.get(room);
+    if (!users) this.local.set(room, (users = new Map<string, LocalEntry>()));
+    const entry = users.get(user.id);
+    if (entry) {
+      entry.sockets++;
+      return false;
+    }
+    const firstHere = users.size === 0;
+    users.set(user.id, { user, sockets: 1 });
+    const multi = redis?.multi().hset(keys.room(room), this.field(user.id), JSON.stringify(user)).expire(keys.room(room), this.roomTtl);
+    // The rooms this pod is in: what another pod reads to announce the leaves if this one dies.
+    if (firstHere) multi?.sadd(this.myRooms, room).expire(this.myRooms, REGISTRY_TTL_SECONDS);
+    await multi?.exec();
+    return true;
+  }
 
-    roster,
+  async remove(room: string, user: User): Promise<boolean> {
+    const users = this.local.get(room);
+    const entry = users?.get(user.id);
+    if (!users || !entry) return false;
+    if (--entry.sockets > 0) return false;
+    users.delete(user.id);
+    const key = this.keys.room(room);
+    if (users.size === 0) this.local.delete(room);
+    if (users.size === 0) await this.redis?.multi().hdel(key, this.field(user.id)).srem(this.myRooms, room).exec();
+    else await this.redis?.hdel(key, this.field(user.id));
+    return true;
+  }
 
-    localRooms: () => local.size,
-
-    async connect(userId) {
-      const mine = (localConnections.get(userId) ?? 0) + 1;
-      localConnections.set(userId, mine);
-      if (!redis) return mine;
-      const [here, ...others] = await countConnection(redis, connectionsKey(userId), instanceId);
-      // Usually the user is on this pod only: one round trip. Otherwise the other pods must be alive.
-      if (others.length === 0) return here;
-      const ids = others.filter((_, i) => i % 2 === 0) as string[];
-      const live = await liveInstances(ids);
-      return ids.reduce((sum, id, i) => sum + (live.has(id) ? Number(others[2 * i + 1]) : 0), here);
-    },
-
-    async disconnect(userId) {
-      const mine = (localConnections.get(userId) ?? 1) - 1;
-      if (mine > 0) localConnections.set(userId, mine);
-      else localConnections.delete(userId);
-      if (!redis) return;
-      if (mine > 0) await redis.hincrby(connectionsKey(userId), instanceId, -1);
-      else await redis.hdel(connectionsKey(userId), instanceId);
-    },
-
-    async close() {
-      clearInterval(timer);
-      if (!redis) return;
-      redis.off("ready", resync);
-      if (redis.status !== "ready") return;
-      const pipeline = redis.pipeline();
-      for (const [room, users] of local) {
-        for (const userId of users.keys()) pipeline.hdel(roomKey(room), field(userId));
-      }
-      for (const userId of localConnections.keys()) pipeline.hdel(connectionsKey(userId), instanceId);
-      await pipeline.del(instanceKey(instanceId)).srem(keys.instances, instanceId).del(myRooms).exec();
-      local.clear();
-      localConnections.clear();
-    },
-  };
+  async close(): Promise<void> {
+    const { redis, keys, instanceId } = this;
+    clearInterval(this.timer);
+    if (!redis) return;
+    redis.off("ready", this.resync);
+    if (redis.status !== "ready") return;
+    const pipeline = redis.pipeline();
+    for (const [room, users] of this.local) {
+      for (const userId of users.keys()) pipeline.hdel(keys.room(room), this.field(userId));
+    }
+    await pipeline.del(keys.instance(instanceId)).srem(keys.instances, instanceId).del(this.myRooms).exec();
+    this.local.clear();
+  }
 }
 
 /** The users of a roster, sorted by name. */

@@ -1,7 +1,7 @@
-import type { Socket } from "socket.io";
 import type { Redis } from "ioredis";
 import { SESSION_ENDED_EVENT, revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
-import type { Session, SocketData } from "./auth.js";
+import type { Session } from "./auth.js";
+import type { ChatSocket } from "./socket-types.js";
 
 /** Timers can wait at most this long (about 24.8 days); a later expiry is re-armed on the way. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -17,7 +17,7 @@ export async function isRevoked(redis: Redis | undefined, jti: string | undefine
  * it on any pod), and it is ended with `session_ended` when the token expires. The client can
  * then fetch a new token and reconnect.
  */
-export function bindSession(socket: Socket, session: Session, redis?: Redis): void {
+export function bindSession(socket: ChatSocket, session: Session, redis?: Redis): void {
   if (session.jti) {
     const jti = session.jti;
     // A revocation published between the handshake's denylist check and this pod hearing the
@@ -48,14 +48,15 @@ export function bindSession(socket: Socket, session: Session, redis?: Redis): vo
  * Ends the local sockets whose tokens were revoked while this pod could not hear the bus (a
  * revocation is published once; a pod cut off from Redis at that moment would miss it).
  */
-export async function endRevokedSessions(redis: Redis, sockets: Iterable<Socket>): Promise<number> {
-  const withTokens = [...sockets].filter((socket) => (socket.data as Partial<SocketData>).session?.jti);
+export async function endRevokedSessions(redis: Redis, sockets: Iterable<ChatSocket>): Promise<number> {
+  // Every connected socket passed the handshake, which set its session; only tokens with a jti can be revoked.
+  const withTokens = [...sockets].flatMap((socket) => (socket.data.session.jti ? [{ socket, jti: socket.data.session.jti }] : []));
   if (withTokens.length === 0) return 0;
   const pipeline = redis.pipeline();
-  for (const socket of withTokens) pipeline.exists(revokedTokenKey((socket.data as SocketData).session.jti!));
+  for (const { jti } of withTokens) pipeline.exists(revokedTokenKey(jti));
   const replies = (await pipeline.exec()) ?? [];
   let ended = 0;
-  for (const [i, socket] of withTokens.entries()) {
+  for (const [i, { socket }] of withTokens.entries()) {
     if (replies[i]?.[1] === 1) {
       endSession(socket, { reason: "token_revoked", reconnect: false });
       ended++;
@@ -64,22 +65,7 @@ export async function endRevokedSessions(redis: Redis, sockets: Iterable<Socket>
   return ended;
 }
 
-export function endSession(socket: Socket, ended: SessionEnded): void {
+export function endSession(socket: ChatSocket, ended: SessionEnded): void {
   socket.emit(SESSION_ENDED_EVENT, ended);
   socket.disconnect();
-}
-
-/**
- * The client's address: the socket's peer, or, behind `trustedProxies` proxies, the address the
- * last untrusted hop gave in X-Forwarded-For (anything left of it may be forged by the client).
- */
-export function clientAddress(socket: Socket, trustedProxies: number): string {
-  const peer = socket.handshake.address;
-  if (trustedProxies === 0) return peer;
-  const header = socket.handshake.headers["x-forwarded-for"];
-  const hops = (Array.isArray(header) ? header.join(",") : (header ?? ""))
-    .split(",")
-    .map((h) => h.trim())
-    .filter(Boolean);
-  return hops[hops.length - trustedProxies] ?? hops[0] ?? peer;
 }

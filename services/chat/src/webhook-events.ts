@@ -4,14 +4,13 @@ import {
   WEBHOOK_STREAM,
   WEBHOOK_STREAM_MAXLEN,
   messageText,
-  presenceKeys,
+  CHAT_PRESENCE_KEYS,
   webhookMembersKey,
   webhookPresenceKey,
   type Logger,
   type User,
 } from "@chat/shared";
 import type { Handler } from "./events.js";
-import { userOf } from "./identity.js";
 import type { Presence } from "./presence.js";
 
 /*
@@ -130,26 +129,34 @@ export function createWebhookEvents({ redis, log, instanceId, refreshMs = 5000 }
         room,
         JSON.stringify({ id: user.id, name: user.name }),
         whole ? "1" : "0",
-        presenceKeys.instance(""),
+        CHAT_PRESENCE_KEYS.instance(""),
       )
       .catch(failed);
   }
 
   return {
     wrap(presence) {
-      return {
-        ...presence,
-        async add(room, user) {
-          const first = await presence.add(room, user);
-          if (first && membership()) run(JOIN_SCRIPT, room, user, false);
-          return first;
+      // Presence is a class: its other methods stay bound to it, and only add and remove are wrapped.
+      return new Proxy(presence, {
+        get(target, property) {
+          if (property === "add") {
+            return async (room: string, user: User) => {
+              const first = await target.add(room, user);
+              if (first && membership()) run(JOIN_SCRIPT, room, user, false);
+              return first;
+            };
+          }
+          if (property === "remove") {
+            return async (room: string, user: User) => {
+              const last = await target.remove(room, user);
+              if (last && membership()) run(LEAVE_SCRIPT, room, user, false);
+              return last;
+            };
+          }
+          const value = Reflect.get(target, property, target) as unknown;
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
         },
-        async remove(room, user) {
-          const last = await presence.remove(room, user);
-          if (last && membership()) run(LEAVE_SCRIPT, room, user, false);
-          return last;
-        },
-      };
+      });
     },
     expired(room, user) {
       if (membership()) run(LEAVE_SCRIPT, room, user, true);
@@ -161,7 +168,7 @@ export function createWebhookEvents({ redis, log, instanceId, refreshMs = 5000 }
         const { room } = payload as { room: string };
         const text = storedText.parse((payload as { text: string }).text);
         const { id, ts } = ack as unknown as { id: string; ts: number };
-        const { id: userId, name } = userOf(socket);
+        const { id: userId, name } = socket.data.user;
         const data = JSON.stringify({ id, ts, user: { id: userId, name }, text });
         redis
           .xadd(WEBHOOK_STREAM, "MAXLEN", "~", WEBHOOK_STREAM_MAXLEN, "*", "type", "message.created", "room", room, "data", data, "ts", Date.now())

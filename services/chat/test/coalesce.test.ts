@@ -3,7 +3,6 @@ import type { Socket } from "socket.io-client";
 import {
   closeAllClients,
   connectClient,
-  metricValue,
   record,
   startRedis,
   startService,
@@ -49,7 +48,16 @@ describe("write coalescing", () => {
 
     await waitFor(() => inboxes.every((inbox) => inbox.length >= BURST), { what: () => `${BURST} messages each (got ${inboxes.map((i) => i.length)})` });
     for (const inbox of inboxes) expect(inbox.map((m) => m.id)).toEqual(order);
-    // The burst did queue up, so the coalesced path is the one that delivered (part of) it.
-    expect(await metricValue(pod, "chat_coalesced_packets_total")).toBeGreaterThan(0);
+    // The burst did queue up, so the coalesced path is the one that delivered (part of) it: the
+    // packets it carried took fewer writes than one each, at least two packets a write.
+    // One scrape, so that the two counters describe the same moment.
+    const scrape = await (await fetch(`${pod.probeUrl}/metrics`)).text();
+    const counter = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(scrape)?.[1] ?? 0);
+    const packets = counter("chat_coalesced_packets_total");
+    const writes = counter("chat_coalesced_writes_total");
+    console.info(`coalesce: ${packets} packets in ${writes} writes (${packets - writes} writes saved)`);
+    expect(writes).toBeGreaterThan(0);
+    expect(packets).toBeGreaterThanOrEqual(2 * writes);
+    expect(writes).toBeLessThan(packets);
   });
 });

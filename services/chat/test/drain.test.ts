@@ -21,6 +21,21 @@ const CLIENTS = 500;
 const DELAY_SECONDS = 1;
 const DRAIN_SECONDS = 4;
 
+/**
+ * Waits for the pod's readiness to fail after SIGTERM (sent at `termAt`) and returns how long that
+ * took. It used to be asserted under 500 ms, which a loaded 2-core CI machine can miss while the
+ * pod is doing nothing wrong. What matters is that the balancer hears it while the pod still
+ * serves: before the pod exits, i.e. within SHUTDOWN_DELAY_SECONDS + DRAIN_SECONDS. The measured
+ * figure is printed (about 10-40 ms on an idle machine).
+ */
+async function readinessFailed(probeUrl: string, termAt: number, withinSeconds: number): Promise<number> {
+  await waitFor(async () => (await fetch(`${probeUrl}/readyz`)).status === 503, { timeoutMs: withinSeconds * 1000, what: "readiness to fail" });
+  const ms = Date.now() - termAt;
+  console.info(`drain: readiness failed ${ms} ms after SIGTERM`);
+  expect(ms).toBeLessThan(withinSeconds * 1000);
+  return ms;
+}
+
 describe("SIGTERM on a pod with 500 clients", () => {
   let redis: RedisServer;
   let leaving: ServiceProcess;
@@ -76,7 +91,7 @@ describe("SIGTERM on a pod with 500 clients", () => {
 
     const termAt = Date.now();
     await leaving.kill("SIGTERM");
-    await waitFor(async () => (await fetch(`${leaving.probeUrl}/readyz`)).status === 503, { timeoutMs: 5000, what: "readiness to fail" });
+    await readinessFailed(leaving.probeUrl, termAt, DELAY_SECONDS + DRAIN_SECONDS);
     expect((await fetch(`${leaving.probeUrl}/livez`)).status).toBe(200);
     // What the endpoints controller does on a failed readiness probe: no new connections there.
     balancer.setBackends([staying.port]);
@@ -156,7 +171,7 @@ describe("SIGTERM on a pod with 30 plain socket.io-client connections behind a r
     }
     const termAt = Date.now();
     await leaving.kill("SIGTERM");
-    await waitFor(async () => (await fetch(`${leaving.probeUrl}/readyz`)).status === 503, { timeoutMs: 5000, what: "readiness to fail" });
+    await readinessFailed(leaving.probeUrl, termAt, DELAY_SECONDS + DRAIN);
     balancer.setBackends([staying.port]);
 
     // A handshake that still reaches the draining pod is refused in words a client can act on.

@@ -25,7 +25,6 @@ describe("presence across pods", () => {
   let redis: RedisServer;
   let pods: ServiceProcess[];
   let ann: Socket;
-  let annPhone: Socket;
   let bob: Socket;
   let cat: Socket;
 
@@ -52,28 +51,37 @@ describe("presence across pods", () => {
     expect(await members(pods[0]!, "hall")).toEqual(["ann", "bob", "cat"]);
   });
 
+  // Each test has its own room, so that it runs alone (`-t`) as well as after the others.
   it("announces a user once, however many connections they have", async () => {
-    const seen = record<PresenceEvent>(bob, "presence");
-    annPhone = await connectClient(pods[2]!.url, "ann");
-    await annPhone.emitWithAck("join", { room: "hall" });
+    const heard = record<PresenceEvent>(bob, "presence");
+    const seen = () => heard.filter((e) => e.room === "phones").map((e) => `${e.user.name} ${e.action}`);
+    await bob.emitWithAck("join", { room: "phones" });
+    await ann.emitWithAck("join", { room: "phones" });
+    await cat.emitWithAck("join", { room: "phones" });
+    await waitFor(() => seen().length === 2, { what: "bob to hear ann and cat join" });
+    expect([...seen()].sort()).toEqual(["ann join", "cat join"]);
+    const annPhone = await connectClient(pods[2]!.url, "ann");
+    await annPhone.emitWithAck("join", { room: "phones" });
     annPhone.close();
     // Cat's own leave is the marker: by the time bob hears it, he would have heard about ann.
-    await cat.emitWithAck("leave", { room: "hall" });
-    await waitFor(() => seen.some((e) => e.user.name === "cat"), { what: "cat's leave" });
-    expect(seen.map((e) => `${e.user.name} ${e.action}`)).toEqual(["cat leave"]);
+    await cat.emitWithAck("leave", { room: "phones" });
+    await waitFor(() => seen().length > 2, { what: "cat's leave" });
+    expect(seen().slice(2)).toEqual(["cat leave"]);
   });
 
   it("drops a SIGKILLed pod's users within the TTL and announces each leave once, cluster-wide, but none for a user still connected elsewhere", async () => {
-    await cat.emitWithAck("join", { room: "hall" });
+    for (const member of [ann, bob, cat]) await member.emitWithAck("join", { room: "doomed" });
     const annTablet = await connectClient(pods[1]!.url, "ann");
-    await annTablet.emitWithAck("join", { room: "hall" });
+    await annTablet.emitWithAck("join", { room: "doomed" });
     const heardByAnn = record<PresenceEvent>(ann, "presence");
     const heardByCat = record<PresenceEvent>(cat, "presence");
-    const leaves = (seen: PresenceEvent[]) => seen.filter((e) => e.action === "leave").map((e) => `${e.user.name} ${e.action} ${e.room}`);
+    // Only this test's room: bob's other rooms (from the tests before) announce his leave too.
+    const leaves = (seen: PresenceEvent[]) =>
+      seen.filter((e) => e.action === "leave" && e.room === "doomed").map((e) => `${e.user.name} ${e.action} ${e.room}`);
 
     await pods[1]!.kill("SIGKILL");
     const killedAt = Date.now();
-    await waitFor(async () => (await members(pods[0]!, "hall")).join() === "ann,cat", {
+    await waitFor(async () => (await members(pods[0]!, "doomed")).join() === "ann,cat", {
       timeoutMs: TTL_SECONDS * 1000 + 5000,
       intervalMs: 100,
       what: "bob to drop out of the member list",
@@ -87,8 +95,8 @@ describe("presence across pods", () => {
     // Absence cannot be waited on: let every surviving pod run two more heartbeats, any of which
     // would announce again if the claim were not once cluster-wide.
     await new Promise((resolve) => setTimeout(resolve, (TTL_SECONDS * 1000 * 2) / 3 + 500));
-    expect(leaves(heardByAnn)).toEqual(["bob leave hall"]);
-    expect(leaves(heardByCat)).toEqual(["bob leave hall"]);
+    expect(leaves(heardByAnn)).toEqual(["bob leave doomed"]);
+    expect(leaves(heardByCat)).toEqual(["bob leave doomed"]);
   });
 
   it("refuses a bad room name on the members endpoint", async () => {

@@ -1,11 +1,13 @@
 import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
-import { LOG_START, compareLogIds, logIdOf } from "@chat/shared/log-id";
+import { LOG_START } from "@chat/shared/log-id";
 import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
 import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
+import { RoomSequencer } from "./sequencer.js";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 export type { ChatMessage, PresenceEvent, SessionEnded, User };
+export { RoomSequencer, type SequencedEntry, type Verdict } from "./sequencer.js";
 export { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 /** Entries per `history` page while catching up: the protocol's maximum. */
@@ -15,9 +17,8 @@ const PAGE = 100;
 type RoomEntry = { id: string; logId?: string; prev: string; room: string; event?: string } & Record<string, unknown>;
 
 interface RoomState {
-  lastId?: string;
-  /** Entries that arrived while a join was in flight, merged when it answers. */
-  pending?: RoomEntry[];
+  /** The last id, duplicates, gaps, and the live entries held while a join is in flight. */
+  seq: RoomSequencer<RoomEntry>;
   /** The join (with its paging) under way, if any: one at a time per room, shared by all callers. */
   joining?: Promise<JoinResult>;
   /** The retrying re-sync under way, if any. */
@@ -98,7 +99,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
 
   /** The id of the last entry delivered for `room`. */
   lastId(room: string): string | undefined {
-    return this.rooms.get(room)?.lastId;
+    return this.rooms.get(room)?.seq.lastId;
   }
 
   /**
@@ -109,7 +110,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   async join(room: string): Promise<JoinResult> {
     let state = this.rooms.get(room);
     const fresh = !state;
-    if (!state) this.rooms.set(room, (state = {}));
+    if (!state) this.rooms.set(room, (state = { seq: new RoomSequencer() }));
     if (state.joining) {
       try {
         return await state.joining;
@@ -121,7 +122,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       return await this.joinOnce(room, state);
     } catch (err) {
       if (fresh && this.rooms.get(room) === state) this.rooms.delete(room);
-      else state.pending = undefined;
+      else state.seq.abandonCatchUp();
       throw err;
     }
   }
@@ -152,7 +153,7 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
           return;
         } catch (err) {
           if (!(err instanceof ChatError) || !RETRYABLE.has(err.code) || !this.socket.connected) {
-            state.pending = undefined;
+            state.seq.abandonCatchUp();
             throw err;
           }
           await delay(Math.min(100 * 2 ** attempt, 2000) * (0.5 + Math.random()));
@@ -173,26 +174,22 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
 
   /**
    * Joins, then pages forward with `history {after}` while the catch-up says `more`, delivering
-   * each page as it comes. Live entries that arrive meanwhile wait in `pending` (which a failure
-   * keeps) and are merged at the end.
+   * each page as it comes. Live entries that arrive meanwhile are held by the sequencer (a failure
+   * keeps them) and are merged at the end.
    */
   private async joinAndPage(room: string, state: RoomState): Promise<JoinResult> {
-    state.pending ??= [];
-    const since = state.lastId;
+    const since = state.seq.beginCatchUp();
     const ack = await this.request<Ack<JoinAck>>("join", since ? { room, since } : { room });
     if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
     const delivered: (ChatMessage | Notification)[] = [];
     const deliverAll = (entries: RoomEntry[]) => {
-      for (const entry of entries.sort((a, b) => compareLogIds(logIdOf(a), logIdOf(b)))) {
-        const payload = this.deliver(state, entry);
-        if (payload) delivered.push(payload);
-      }
+      for (const entry of entries) delivered.push(this.deliver(entry));
     };
     // A server from before paging has no `gap`: there, an incomplete catch-up was a gap.
     let gap = since !== undefined && (ack.gap ?? !ack.complete);
     if (gap) this.emitReserved("gap", { room });
-    if (!state.lastId && ack.complete && ack.messages.length === 0) state.lastId = LOG_START;
-    deliverAll(ack.messages.map((entry) => ({ ...entry, room })));
+    if (ack.complete && ack.messages.length === 0) state.seq.startAt(LOG_START);
+    deliverAll(state.seq.replay(ack.messages.map((entry) => ({ ...entry, room }))));
     // Without `since`, `more` means older history: that is for scrolling back, not catching up.
     let cursor = since !== undefined && ack.more ? ack.cursor : undefined;
     while (cursor) {
@@ -203,12 +200,10 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
         if (!gap) this.emitReserved("gap", { room });
         gap = true;
       }
-      deliverAll(page.messages.map((entry) => ({ ...entry, room })));
+      deliverAll(state.seq.replay(page.messages.map((entry) => ({ ...entry, room }))));
       cursor = page.more ? page.cursor : undefined;
     }
-    const buffered = state.pending ?? [];
-    state.pending = undefined;
-    deliverAll(buffered);
+    deliverAll(state.seq.finishCatchUp());
     const complete = since !== undefined ? !gap : ack.complete;
     this.emitReserved("joined", { room, members: ack.members, complete });
     return { members: ack.members, entries: delivered, complete };
@@ -270,26 +265,14 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
   }
 
   private accept(entry: RoomEntry): void {
-    const state = this.rooms.get(entry.room);
-    if (!state) return;
-    if (state.pending) {
-      state.pending.push(entry);
-      return;
-    }
-    if (state.lastId && compareLogIds(logIdOf(entry), state.lastId) <= 0) return;
-    if (state.lastId && entry.prev !== state.lastId) {
-      // Something between our last entry and this one never reached us: fetch it, in order.
-      state.pending = [entry];
-      void this.sync(entry.room).catch(() => undefined);
-      return;
-    }
-    this.deliver(state, entry);
+    const verdict = this.rooms.get(entry.room)?.seq.accept(entry);
+    if (verdict === "deliver") this.deliver(entry);
+    // Something between our last entry and this one never reached us: fetch it, in order.
+    else if (verdict === "gap") void this.sync(entry.room).catch(() => undefined);
   }
 
-  /** Delivers an entry newer than the last one, and returns it; undefined for a duplicate. */
-  private deliver(state: RoomState, entry: RoomEntry): ChatMessage | Notification | undefined {
-    if (state.lastId && compareLogIds(logIdOf(entry), state.lastId) <= 0) return undefined;
-    state.lastId = logIdOf(entry);
+  /** Emits an entry the sequencer let through, and returns its payload. */
+  private deliver(entry: RoomEntry): ChatMessage | Notification {
     const { event, ...payload } = entry;
     if (event === "notification") {
       this.emitReserved("notification", payload as unknown as Notification);

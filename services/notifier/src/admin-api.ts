@@ -6,7 +6,7 @@ import {
   HISTORY_PAGE_MAX,
   logId,
   podStatsKey,
-  presenceKeys,
+  CHAT_PRESENCE_KEYS,
   roomLogKey,
   roomName,
   validate,
@@ -54,9 +54,9 @@ function queryOf<T>(res: Parameters<typeof sendError>[0], schema: z.ZodType<T>, 
 
 /** The pod instances whose liveness key is there. */
 async function liveInstances(redis: Redis): Promise<string[]> {
-  const ids = await redis.smembers(presenceKeys.instances);
+  const ids = await redis.smembers(CHAT_PRESENCE_KEYS.instances);
   if (ids.length === 0) return [];
-  const alive = await redis.mget(ids.map(presenceKeys.instance));
+  const alive = await redis.mget(ids.map(CHAT_PRESENCE_KEYS.instance));
   return ids.filter((_, i) => alive[i] !== null);
 }
 
@@ -87,7 +87,7 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
     if (!query) return;
     await withRedis(res, "the rooms were not read", redisReady, async () => {
       const live = await liveInstances(redis);
-      const sets = live.length ? await redis.pipeline(live.map((id) => ["smembers", presenceKeys.roomsOf(id)])).exec() : [];
+      const sets = live.length ? await redis.pipeline(live.map((id) => ["smembers", CHAT_PRESENCE_KEYS.roomsOf(id)])).exec() : [];
       const all = new Set<string>();
       for (const [err, rooms] of sets ?? []) if (!err) for (const room of rooms as string[]) all.add(room);
       const { prefix, cursor } = query;
@@ -97,7 +97,7 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
         ? ((await redis
             .pipeline(
               page.flatMap((room) => [
-                ["hgetall", presenceKeys.room(room)],
+                ["hgetall", CHAT_PRESENCE_KEYS.room(room)],
                 ["xrevrange", roomLogKey(room), "+", "-", "COUNT", "1"],
               ]),
             )
@@ -121,7 +121,13 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
       const live = new Set(await liveInstances(redis));
       const key = roomLogKey(room);
       const replies =
-        (await redis.pipeline().hgetall(presenceKeys.room(room)).xlen(key).xrange(key, "-", "+", "COUNT", 1).xrevrange(key, "+", "-", "COUNT", 1).exec()) ?? [];
+        (await redis
+          .pipeline()
+          .hgetall(CHAT_PRESENCE_KEYS.room(room))
+          .xlen(key)
+          .xrange(key, "-", "+", "COUNT", 1)
+          .xrevrange(key, "+", "-", "COUNT", 1)
+          .exec()) ?? [];
       const failed = replies.find(([err]) => err);
       if (failed?.[0]) throw failed[0];
       const members = [...presentUsers(replies[0]![1] as Record<string, string>, live).values()].sort(
@@ -146,8 +152,8 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
 
   v1.get("/stats", async (_req, res) => {
     await withRedis(res, "the stats were not read", redisReady, async () => {
-      const ids = (await redis.smembers(presenceKeys.instances)).sort();
-      const [alive, stats] = ids.length ? await Promise.all([redis.mget(ids.map(presenceKeys.instance)), redis.mget(ids.map(podStatsKey))]) : [[], []];
+      const ids = (await redis.smembers(CHAT_PRESENCE_KEYS.instances)).sort();
+      const [alive, stats] = ids.length ? await Promise.all([redis.mget(ids.map(CHAT_PRESENCE_KEYS.instance)), redis.mget(ids.map(podStatsKey))]) : [[], []];
       const pods = ids
         .map((instance, i) => {
           let figures: Partial<PodStats> = {};

@@ -39,38 +39,29 @@ function sendError(res: Response, status: number, code: HttpErrorCode, message: 
   res.status(status).json({ error: { code, message } });
 }
 
-/**
- * The HTTP intake, without listening. Order matters: the key is checked before the body is even
- * read, and the content type before it is parsed.
- */
-export function createNotifierApp({ config, log, publisher, revoker, metrics, rateLimit, redisReady, serverApi }: NotifierAppOptions): Express {
-  const maxDataBytes = config.NOTIFIER_MAX_DATA_BYTES;
-  const dataLimits = { maxBytes: maxDataBytes, maxDepth: config.NOTIFIER_MAX_DATA_DEPTH };
-  const app = express();
-  app.disable("x-powered-by");
-  app.use(metrics.httpTimer);
-  // Every log line of a request carries its id (the caller's X-Request-Id when well-formed).
-  app.use(
-    pinoHttp({
-      logger: log,
-      genReqId: (req, res) => {
-        const given = req.headers["x-request-id"];
-        const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader("x-request-id", id);
-        return id;
-      },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
-      // Headers hold the API key: log the method, route and status only.
-      serializers: {
-        req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }),
-        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
-      },
-    }),
-  );
+/** Every log line of a request carries its id (the caller's X-Request-Id when well-formed). */
+function requestLogger(log: Logger): RequestHandler {
+  return pinoHttp({
+    logger: log,
+    genReqId: (req, res) => {
+      const given = req.headers["x-request-id"];
+      const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      res.setHeader("x-request-id", id);
+      return id;
+    },
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug"),
+    // Headers hold the API key: log the method, route and status only.
+    serializers: {
+      req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split("?")[0]!.slice(0, 200) }),
+      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+    },
+  });
+}
 
+/** Checks the API key, then its rate: both before the body is read. */
+function createAuthenticate({ config, rateLimit, metrics }: NotifierAppOptions): RequestHandler {
   const keyOf = createKeyCheck(config.NOTIFIER_API_KEYS);
-  // The key is checked, then its rate: both before the body is read.
-  const authenticate: RequestHandler = async (req, res, next) => {
+  return async (req, res, next) => {
     const key = keyOf(req.get("authorization"));
     if (!key) {
       res.set("WWW-Authenticate", 'Bearer realm="notifier"');
@@ -81,18 +72,21 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
     metrics.rateLimited.inc();
     sendRateLimited(res, limited.retryAfterMs);
   };
+}
 
-  const requireJson: RequestHandler = (req, res, next) => {
-    // `req.is` is false for another type, null for no body: the latter fails validation as a 400.
-    if (req.is("application/json") === false) {
-      return sendError(res, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
-    }
-    next();
-  };
-  // Room for the target, type, id and JSON punctuation around the largest `data`.
-  const parseJson = express.json({ limit: maxDataBytes + 16 * 1024, strict: true });
+/** The content type is checked before the body is parsed. */
+const requireJson: RequestHandler = (req, res, next) => {
+  // `req.is` is false for another type, null for no body: the latter fails validation as a 400.
+  if (req.is("application/json") === false) {
+    return sendError(res, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
+  }
+  next();
+};
 
-  async function accept(res: Response, target: Checked<Target>, body: unknown): Promise<void> {
+/** The events routes' handler: validates, publishes, and answers 202 only once Redis took the event. */
+function createEventIntake({ config, log, publisher, metrics, redisReady }: NotifierAppOptions) {
+  const dataLimits = { maxBytes: config.NOTIFIER_MAX_DATA_BYTES, maxDepth: config.NOTIFIER_MAX_DATA_DEPTH };
+  return async function accept(res: Response, target: Checked<Target>, body: unknown): Promise<void> {
     if (!target.ok) return sendError(res, 400, "bad_request", target.reason);
     const checked = checkHttpBody(body, dataLimits);
     if (!checked.ok) {
@@ -118,15 +112,12 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
       return sendError(res, 503, "unavailable", "Redis is unreachable; the event was not sent");
     }
     res.status(202).json({ id: event.id });
-  }
+  };
+}
 
-  const v1 = express.Router();
-  v1.use(metrics.routePrefix);
-  v1.use(authenticate);
-  v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("room", req.params.room as string), req.body));
-  v1.post("/users/:userId/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("user", req.params.userId as string), req.body));
-  v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
-  v1.post("/tokens/revoke", requireJson, parseJson, async (req, res) => {
+/** `POST /v1/tokens/revoke`. */
+function revokeHandler({ log, revoker, redisReady }: NotifierAppOptions): RequestHandler {
+  return async (req, res) => {
     // The same formatter as the events routes and the chat: every 400 names its field.
     const parsed = validate(revokeRequest, req.body);
     if (!parsed.ok) return sendError(res, 400, "bad_request", parsed.error.message);
@@ -140,13 +131,12 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
       log.warn({ err: (err as Error).message }, "revocation failed");
       sendError(res, 503, "unavailable", "Redis is unreachable; the token was not revoked");
     }
-  });
-  serverApi?.(v1);
-  app.use("/v1", v1);
+  };
+}
 
-  app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));
-
-  const onError: ErrorRequestHandler = (err: { type?: string; status?: number; expose?: boolean; message?: string }, _req, res, next) => {
+/** Body-parser and routing errors, in the API's one error shape. */
+function errorHandler(log: Logger, maxDataBytes: number): ErrorRequestHandler {
+  return (err: { type?: string; status?: number; expose?: boolean; message?: string }, _req, res, next) => {
     if (res.headersSent) return next(err);
     if (err.type === "entity.too.large") {
       return sendError(res, 413, "payload_too_large", `the body is too large: data may be at most ${maxDataBytes} bytes`);
@@ -162,7 +152,35 @@ export function createNotifierApp({ config, log, publisher, revoker, metrics, ra
     log.error({ err }, "request failed");
     sendError(res, 500, "internal", "internal error; the event was not sent");
   };
-  app.use(onError);
+}
+
+/**
+ * The HTTP intake, without listening. Order matters: the key is checked before the body is even
+ * read, and the content type before it is parsed.
+ */
+export function createNotifierApp(options: NotifierAppOptions): Express {
+  const { config, log, metrics } = options;
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(metrics.httpTimer);
+  app.use(requestLogger(log));
+  const authenticate = createAuthenticate(options);
+  // Room for the target, type, id and JSON punctuation around the largest `data`.
+  const parseJson = express.json({ limit: config.NOTIFIER_MAX_DATA_BYTES + 16 * 1024, strict: true });
+  const accept = createEventIntake(options);
+
+  const v1 = express.Router();
+  v1.use(metrics.routePrefix);
+  v1.use(authenticate);
+  v1.post("/rooms/:room/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("room", req.params.room as string), req.body));
+  v1.post("/users/:userId/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("user", req.params.userId as string), req.body));
+  v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
+  v1.post("/tokens/revoke", requireJson, parseJson, revokeHandler(options));
+  options.serverApi?.(v1);
+  app.use("/v1", v1);
+
+  app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));
+  app.use(errorHandler(log, config.NOTIFIER_MAX_DATA_BYTES));
 
   return app;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   describeIssues,
+  pairsOf,
   validate,
   eventId,
   eventType,
@@ -110,8 +111,7 @@ export function checkHttpBody(body: unknown, limits: DataLimits): Checked<{ type
 
 /** Index, among the values of `flat`, of the `data` field (there is exactly one by then). */
 function dataIndex(flat: string[]): number {
-  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === "data") return i / 2;
-  return -1;
+  return pairsOf(flat).findIndex(([name]) => name === "data");
 }
 
 const STREAM_FIELDS = new Set(["room", "user", "broadcast", "type", "data", "id"]);
@@ -124,11 +124,10 @@ const TARGET_FIELDS = ["room", "user", "broadcast"] as const;
 export function parseStreamEntry(entryId: string, flat: string[], limits: DataLimits, sizes?: number[]): Checked<NotifierEvent> {
   const fields = new Map<string, string>();
   const unknown: string[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = flat[i]!;
+  for (const [name, value] of pairsOf(flat)) {
     if (!STREAM_FIELDS.has(name)) unknown.push(name.slice(0, 32));
     else if (fields.has(name)) return failed(`field ${name} is given twice`);
-    else fields.set(name, flat[i + 1]!);
+    else fields.set(name, value);
   }
   if (unknown.length) return failed(`unknown field(s): ${unknown.slice(0, 5).join(", ")}`);
 

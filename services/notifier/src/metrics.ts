@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { RequestHandler } from "express";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { pairsOf } from "@chat/shared";
 
 export type Intake = "http" | "stream";
 export type Outcome = "accepted" | "delivered" | "duplicate" | "failed";
@@ -21,27 +22,7 @@ export interface NotifierMetrics {
 
 export function createNotifierMetrics(redis: Redis, stream: string, group: string): NotifierMetrics {
   const registry = new Registry();
-  const counters = {
-    accepted: new Counter({ name: "notifier_events_accepted_total", help: "Valid events taken in, by intake.", labelNames: ["intake"], registers: [registry] }),
-    delivered: new Counter({
-      name: "notifier_events_delivered_total",
-      help: "Events published to the chat pods, by intake.",
-      labelNames: ["intake"],
-      registers: [registry],
-    }),
-    duplicate: new Counter({
-      name: "notifier_events_duplicate_total",
-      help: "Events whose id was already delivered within the window, by intake.",
-      labelNames: ["intake"],
-      registers: [registry],
-    }),
-    failed: new Counter({
-      name: "notifier_events_failed_total",
-      help: "Events that could not be published (Redis unavailable), by intake.",
-      labelNames: ["intake"],
-      registers: [registry],
-    }),
-  };
+  const counters = outcomeCounters(registry);
   const rateLimited = new Counter({
     name: "notifier_rate_limited_total",
     help: "HTTP API calls refused with 429 by the per-key rate limit.",
@@ -53,40 +34,7 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
     registers: [registry],
   });
 
-  // Stream lag is read from Redis at scrape time; a failed read keeps the last values.
-  const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
-  const refreshLag = async () => {
-    try {
-      Object.assign(lag, await readLag(redis, stream, group));
-    } catch {
-      // Redis away or the group not created yet: nothing new to report.
-    }
-  };
-  new Gauge({
-    name: "notifier_stream_pending_entries",
-    help: "Entries handed to a consumer and not acked yet.",
-    registers: [registry],
-    async collect() {
-      await refreshLag();
-      this.set(lag.pending);
-    },
-  });
-  new Gauge({
-    name: "notifier_stream_lag_entries",
-    help: "Entries in the stream not yet read by the consumer group.",
-    registers: [registry],
-    collect() {
-      this.set(lag.undelivered);
-    },
-  });
-  new Gauge({
-    name: "notifier_stream_oldest_age_seconds",
-    help: "Age of the oldest entry pending or not yet read; 0 when caught up.",
-    registers: [registry],
-    collect() {
-      this.set(lag.oldestSeconds);
-    },
-  });
+  registerLagGauges(registry, redis, stream, group);
 
   const duration = new Histogram({
     name: "notifier_http_request_duration_seconds",
@@ -126,9 +74,71 @@ export function createNotifierMetrics(redis: Redis, stream: string, group: strin
   };
 }
 
+/** One counter per outcome, each by intake. */
+function outcomeCounters(registry: Registry): Record<Outcome, Counter<"intake">> {
+  return {
+    accepted: new Counter({ name: "notifier_events_accepted_total", help: "Valid events taken in, by intake.", labelNames: ["intake"], registers: [registry] }),
+    delivered: new Counter({
+      name: "notifier_events_delivered_total",
+      help: "Events published to the chat pods, by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
+    duplicate: new Counter({
+      name: "notifier_events_duplicate_total",
+      help: "Events whose id was already delivered within the window, by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
+    failed: new Counter({
+      name: "notifier_events_failed_total",
+      help: "Events that could not be published (Redis unavailable), by intake.",
+      labelNames: ["intake"],
+      registers: [registry],
+    }),
+  };
+}
+
+/** The consumer group's lag, read from Redis at scrape time; a failed read keeps the last values. */
+function registerLagGauges(registry: Registry, redis: Redis, stream: string, group: string): void {
+  const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
+  const refreshLag = async () => {
+    try {
+      Object.assign(lag, await readLag(redis, stream, group));
+    } catch {
+      // Redis away or the group not created yet: nothing new to report.
+    }
+  };
+  new Gauge({
+    name: "notifier_stream_pending_entries",
+    help: "Entries handed to a consumer and not acked yet.",
+    registers: [registry],
+    async collect() {
+      await refreshLag();
+      this.set(lag.pending);
+    },
+  });
+  new Gauge({
+    name: "notifier_stream_lag_entries",
+    help: "Entries in the stream not yet read by the consumer group.",
+    registers: [registry],
+    collect() {
+      this.set(lag.undelivered);
+    },
+  });
+  new Gauge({
+    name: "notifier_stream_oldest_age_seconds",
+    help: "Age of the oldest entry pending or not yet read; 0 when caught up.",
+    registers: [registry],
+    collect() {
+      this.set(lag.oldestSeconds);
+    },
+  });
+}
+
 async function readLag(redis: Redis, stream: string, group: string): Promise<{ pending: number; undelivered: number; oldestSeconds: number }> {
   const groups = (await redis.xinfo("GROUPS", stream)) as (string | number | null)[][];
-  const info = groups.map((g) => new Map(pairs(g))).find((g) => g.get("name") === group);
+  const info = groups.map((g) => new Map(pairsOf(g))).find((g) => g.get("name") === group);
   if (!info) return { pending: 0, undelivered: 0, oldestSeconds: 0 };
   const pending = Number(info.get("pending") ?? 0);
   const undelivered = Number(info.get("lag") ?? 0);
@@ -142,10 +152,4 @@ async function readLag(redis: Redis, stream: string, group: string): Promise<{ p
   }
   const oldestSeconds = oldest ? Math.max(0, Date.now() - Number(oldest.split("-")[0])) / 1000 : 0;
   return { pending, undelivered, oldestSeconds };
-}
-
-function pairs(flat: (string | number | null)[]): [string, string | number | null][] {
-  const out: [string, string | number | null][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), flat[i + 1]!]);
-  return out;
 }

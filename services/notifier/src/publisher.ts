@@ -1,12 +1,17 @@
-import type { Redis, Result } from "ioredis";
-import { NOTIFICATION_EVENT, createBusEmitter, encodeOrRefuse, userRoom, type BusMode, type RoomLog } from "@chat/shared";
+import type { ChainableCommander, Redis } from "ioredis";
+import {
+  NOTIFICATION_EVENT,
+  NOTIFIER_DEDUPE_PREFIX,
+  busPublishCommand,
+  encodeBroadcast,
+  encodeOrRefuse,
+  luaScript,
+  userRoom,
+  type BusMode,
+  type EncodedBroadcast,
+  type RoomLog,
+} from "@chat/shared";
 import { toNotification, type NotifierEvent } from "./events.js";
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    notifierPublish(key: string, ttlSeconds: number, channel: string, message: Buffer | string, command: string): Result<number, Context>;
-  }
-}
 
 /**
  * Dedupe and publish in one atomic step. "SET NX, then publish" loses the event if the process
@@ -14,16 +19,16 @@ declare module "ioredis" {
  * one script Redis runs both or neither, so an id reaches clients at most once and a retry after
  * any failure is always safe.
  */
-const DEDUPE_PUBLISH = `
+const dedupePublish = luaScript<number>(
+  `
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call(ARGV[4], ARGV[2], ARGV[3])
   return 1
 end
 return 0
-`;
-
-/** Every event id ever published lives under this prefix for the dedupe window. */
-export const DEDUPE_PREFIX = "notifier:seen:";
+`,
+  1,
+);
 
 export interface Publisher {
   /**
@@ -39,33 +44,14 @@ export interface Publisher {
   publishMany(events: NotifierEvent[]): Promise<(boolean | Error)[]>;
 }
 
-interface Captured {
-  channel: string;
-  message: Buffer | string;
-}
-
 /**
- * The bus emitter does the channel naming and msgpack encoding the chat pods' adapter expects, in
- * either bus mode; this stand-in for its Redis client only records what it would have published,
- * so the script can publish it atomically with the dedupe key. The emitter publishes
- * synchronously inside `emit`, which is what makes a single slot enough.
+ * A user or broadcast event as the bus carries it (the script publishes it atomically with the
+ * dedupe key). Room events go through the room log instead.
  */
-function createEncoder(mode: BusMode): (event: NotifierEvent, ts: number) => Captured {
-  let captured: Captured | undefined;
-  const record = (channel: string, message: Buffer) => {
-    captured = { channel, message };
-  };
-  const emitter = createBusEmitter({ publish: record, spublish: record }, mode);
-  return (event, ts) => {
-    captured = undefined;
-    const { target } = event;
-    const payload = toNotification(event, ts);
-    if (target.kind === "room") emitter.to(target.room).emit(NOTIFICATION_EVENT, payload);
-    else if (target.kind === "user") emitter.to(userRoom(target.user)).emit(NOTIFICATION_EVENT, payload);
-    else emitter.emit(NOTIFICATION_EVENT, payload);
-    if (!captured) throw new Error("the Socket.IO emitter published nothing");
-    return captured;
-  };
+function encode(mode: BusMode, event: NotifierEvent, ts: number): EncodedBroadcast {
+  const { target } = event;
+  const room = target.kind === "room" ? target.room : target.kind === "user" ? userRoom(target.user) : undefined;
+  return encodeBroadcast(mode, room, NOTIFICATION_EVENT, toNotification(event, ts));
 }
 
 export interface PublisherOptions {
@@ -77,9 +63,7 @@ export interface PublisherOptions {
 }
 
 export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, busMode = "classic" }: PublisherOptions): Publisher {
-  redis.defineCommand("notifierPublish", { numberOfKeys: 1, lua: DEDUPE_PUBLISH });
-  const encode = createEncoder(busMode);
-  const publishCommand = busMode === "sharded" ? "SPUBLISH" : "PUBLISH";
+  const publishCommand = busPublishCommand(busMode);
 
   /**
    * A room event is appended to the room's log, which dedupes and publishes it in the same
@@ -103,39 +87,24 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
     // queued before it, so a stream's entries reach a client in stream order.
     const results: Promise<boolean | Error>[] = [];
     const ts = Date.now();
-    let pipeline = redis.pipeline();
-    let piped: number[] = [];
-    const flush = () => {
-      if (!piped.length) return;
-      const indexes = piped;
-      const replies = pipeline.exec().catch((err: Error) => indexes.map((): [Error, null] => [err, null]));
-      for (const [k, i] of indexes.entries()) {
-        results[i] = replies.then((all) => {
-          const [err, value] = all?.[k] ?? [new Error("no reply from Redis"), undefined];
-          return err ?? value === 1;
-        });
-      }
-      pipeline = redis.pipeline();
-      piped = [];
-    };
+    let batch = createBatch(redis);
     for (const [i, event] of events.entries()) {
       if (event.target.kind === "room") {
-        flush();
+        batch.flush(results);
+        batch = createBatch(redis);
         results[i] = publishToRoom(event, event.target.room);
         continue;
       }
-      let encoded: Captured;
+      let encoded: EncodedBroadcast;
       try {
-        encoded = encodeOrRefuse(() => encode(event, ts));
+        encoded = encodeOrRefuse(() => encode(busMode, event, ts));
       } catch (err) {
         results[i] = Promise.resolve(err as Error);
         continue;
       }
-      const { channel, message } = encoded;
-      pipeline.notifierPublish(DEDUPE_PREFIX + event.id, dedupeWindowSeconds, channel, message, publishCommand);
-      piped.push(i);
+      batch.add(i, NOTIFIER_DEDUPE_PREFIX + event.id, dedupeWindowSeconds, encoded.channel, encoded.bytes, publishCommand);
     }
-    flush();
+    batch.flush(results);
     return Promise.all(results);
   }
 
@@ -145,6 +114,38 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
       const [result] = await publishMany([event]);
       if (result instanceof Error) throw result;
       return result!;
+    },
+  };
+}
+
+/**
+ * User and broadcast events queued on one pipeline: each is a run of the dedupe-and-publish
+ * script, behind a SCRIPT LOAD so that a Redis that lost its scripts (a restart) still runs them.
+ */
+function createBatch(redis: Redis) {
+  let pipeline: ChainableCommander | undefined;
+  const indexes: number[] = [];
+  return {
+    /** Queues the event at `index` of the caller's list. */
+    add(index: number, ...keysAndArgs: (string | number | Buffer)[]) {
+      if (!pipeline) {
+        pipeline = redis.pipeline();
+        dedupePublish.load(pipeline);
+      }
+      dedupePublish.queue(pipeline, ...keysAndArgs);
+      indexes.push(index);
+    },
+    /** Sends what was queued; each event's result (true, false or the error) lands at its index. */
+    flush(results: Promise<boolean | Error>[]) {
+      if (!pipeline) return;
+      const replies = pipeline.exec().catch((err: Error) => [[err, null]] as [Error, null][]);
+      for (const [k, i] of indexes.entries()) {
+        results[i] = replies.then((all) => {
+          const [loadErr] = all?.[0] ?? [];
+          const [err, value] = all?.[k + 1] ?? [loadErr ?? new Error("no reply from Redis"), undefined];
+          return err ?? value === 1;
+        });
+      }
     },
   };
 }

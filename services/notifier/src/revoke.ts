@@ -1,6 +1,15 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { SESSION_ENDED_EVENT, createBusEmitter, revokedTokenKey, sessionRoom, type BusMode, type SessionEnded } from "@chat/shared";
+import {
+  SESSION_ENDED_EVENT,
+  busPublishCommand,
+  encodeBroadcast,
+  encodeDisconnect,
+  revokedTokenKey,
+  sessionRoom,
+  type BusMode,
+  type SessionEnded,
+} from "@chat/shared";
 
 /** Tokens that outlive this are refused: nobody should mint them, and the denylist would never empty. */
 const MAX_LIFETIME_SECONDS = 366 * 86_400;
@@ -33,31 +42,27 @@ export interface Revoker {
  * socket in its token's room (`sessionRoom`), which is what makes one publish reach them all.
  */
 export function createRevoker(redis: Redis, busMode: BusMode = "classic"): Revoker {
-  // The emitter encodes what the chat pods' adapter expects (in the deployment's bus mode); its
-  // publishes are collected here and sent in one MULTI with the denylist entry, so a revocation is
-  // all done or, on error, not at all (the emitter itself would not tell us whether Redis took it).
-  let outbox: [command: "publish" | "spublish", channel: string, message: Buffer][] = [];
-  const emitter = createBusEmitter(
-    {
-      publish: (channel, message) => outbox.push(["publish", channel, message]),
-      spublish: (channel, message) => outbox.push(["spublish", channel, message]),
-    },
-    busMode,
-  );
+  const publish = busPublishCommand(busMode) === "SPUBLISH" ? "spublish" : "publish";
   return {
     async revoke({ jti, exp }) {
       const now = Math.floor(Date.now() / 1000);
       if (exp > now + MAX_LIFETIME_SECONDS) throw new RangeError(`exp is more than ${MAX_LIFETIME_SECONDS / 86_400} days away`);
       const denylisted = exp > now;
-      outbox = [];
+      // The bus messages go in one MULTI with the denylist entry, so a revocation is all done or,
+      // on error, not at all (the emitter itself would not tell us whether Redis took them).
       // Each socket gets the reason, then the disconnect: both travel in order on one channel.
-      emitter.to(sessionRoom(jti)).emit(SESSION_ENDED_EVENT, { reason: "token_revoked", reconnect: false } satisfies SessionEnded);
-      emitter.in(sessionRoom(jti)).disconnectSockets();
+      const reason = encodeBroadcast(busMode, sessionRoom(jti), SESSION_ENDED_EVENT, { reason: "token_revoked", reconnect: false } satisfies SessionEnded);
+      const disconnect = encodeDisconnect(busMode, sessionRoom(jti));
       const multi = redis.multi();
       // The denylist entry first: a socket that reconnects after the disconnect is refused.
       if (denylisted) multi.set(revokedTokenKey(jti), "1", "EXAT", exp);
-      for (const [command, channel, message] of outbox) multi[command](channel, message);
-      await multi.exec();
+      for (const { channel, bytes } of [reason, disconnect]) multi[publish](channel, bytes);
+      // exec() resolves even when a command inside failed (a Redis that refuses SPUBLISH, an ACL,
+      // OOM): each reply carries its own error, and any of them means the revocation is not done.
+      const replies = await multi.exec();
+      if (!replies) throw new Error("the revocation's transaction was aborted");
+      const failed = replies.find(([err]) => err)?.[0];
+      if (failed) throw failed;
       return { jti, denylisted };
     },
   };

@@ -1,10 +1,5 @@
-import type { Redis, Result } from "ioredis";
-
-declare module "ioredis" {
-  interface RedisCommander<Context> {
-    notifierRead(stream: string, ...args: (string | number)[]): Result<RawBatch, Context>;
-  }
-}
+import type { Redis } from "ioredis";
+import { luaScript } from "@chat/shared";
 
 /** A valid entry has at most 4 fields (a target, type, data, id): more is malformed anyway. */
 const MAX_FIELDS = 8;
@@ -52,6 +47,7 @@ for i, e in ipairs(entries) do
 end
 return {cursor, 0, out}
 `;
+const readScript = luaScript<RawBatch>(READ_SCRIPT, 1);
 
 type RawBatch = [cursor: string, more: 0 | 1, entries: [id: string, fields: string[] | null, sizes: number[], fieldCount: number][]];
 
@@ -88,8 +84,6 @@ export interface StreamReaderOptions {
 
 /** Reads and claims through READ_SCRIPT: what reaches the notifier is bounded by bytes. */
 export function createStreamReader(redis: Redis, { stream, group, consumer, count, budget, cap }: StreamReaderOptions) {
-  // Defined once per connection (the HTTP and stream connections each build their own reader).
-  if (!(redis as { notifierRead?: unknown }).notifierRead) redis.defineCommand("notifierRead", { numberOfKeys: 1, lua: READ_SCRIPT });
   const toBatch = ([cursor, more, raw]: RawBatch, claim: boolean): ReadBatch => ({
     entries: raw.map(([id, fields, sizes, fieldCount]) => ({ id, fields: fields || null, sizes, fieldCount })),
     more: more === 1,
@@ -98,11 +92,11 @@ export function createStreamReader(redis: Redis, { stream, group, consumer, coun
   return {
     /** New entries (`from` = ">"), or this consumer's own pending ones after `from`. */
     async read(from: string): Promise<ReadBatch> {
-      return toBatch(await redis.notifierRead(stream, "read", group, consumer, count, budget, cap, from, 0), false);
+      return toBatch(await readScript.run(redis, stream, "read", group, consumer, count, budget, cap, from, 0), false);
     },
     /** Entries idle for `idleMs` (a dead consumer's), from `cursor` on. */
     async claim(cursor: string, idleMs: number): Promise<ReadBatch> {
-      return toBatch(await redis.notifierRead(stream, "claim", group, consumer, count, budget, cap, cursor, idleMs), true);
+      return toBatch(await readScript.run(redis, stream, "claim", group, consumer, count, budget, cap, cursor, idleMs), true);
     },
   };
 }

@@ -121,10 +121,25 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     },
   ];
   const sent = new Map<string, Case>();
+  const idOf = new Map<Case, string>();
+  let sending: Promise<void> | undefined;
+  /**
+   * Sends every case once, in order, whichever test asks first, so that each test of this file
+   * also runs alone (`-t`): the later ones look at what all the cases delivered.
+   */
+  const sendAll = () =>
+    (sending ??= (async () => {
+      for (const c of cases) {
+        const id = await c.send();
+        sent.set(id, c);
+        idOf.set(c, id);
+        await waitFor(() => c.to.every((key) => inboxes[key].some((n) => n.eventId === id)), { what: () => `${id} to reach ${c.to.join(", ")}` });
+      }
+    })());
 
   it.each(cases)("delivers $name to its targets on both pods", async (c) => {
-    const id = await c.send();
-    sent.set(id, c);
+    await sendAll();
+    const id = idOf.get(c)!;
     await waitFor(() => c.to.every((key) => inboxes[key].some((n) => n.eventId === id)), {
       what: () => `${id} to reach ${c.to.join(", ")}`,
     });
@@ -144,6 +159,7 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
   });
 
   it("stores room events in the room's log, so a client that comes back catches up on them", async () => {
+    await sendAll();
     const late = await connectClient(chatUrl, "late");
     const ack = (await late.emitWithAck("join", { room: "room-a", since: "0-0" })) as {
       ok: boolean;
@@ -160,6 +176,7 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
   });
 
   it("reaches nobody else", async () => {
+    await sendAll();
     // A broadcast travels the same way as every event before it: once it is everywhere, anything
     // that was going to reach a wrong client has done so.
     expect(await accepted(post(notifier.url, "/v1/broadcast", { id: "marker", type: "marker", data: null }))).toBe("marker");
@@ -176,7 +193,8 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
     }
   });
 
-  it("sends data as given", () => {
+  it("sends data as given", async () => {
+    await sendAll();
     expect(inboxes.a1.find((n) => n.eventId === "http-room")).toMatchObject({ type: "order.shipped", data: { n: 1 } });
     expect(inboxes.x0.find((n) => n.eventId === "stream-user")).toMatchObject({ type: "t", data: [1, 2] });
     expect(inboxes.n1.find((n) => n.eventId === "stream-all")).toMatchObject({ data: true });

@@ -1,24 +1,22 @@
 import type { Cluster, Redis } from "ioredis";
+import { DeploymentConflict, untilRedisAnswers } from "./deployment-setting.js";
+import { AUTH_MODE_KEY } from "./keys.js";
 import type { Logger } from "./logger.js";
+
+export { AUTH_MODE_KEY } from "./keys.js";
 
 /** `AUTH_MODE` of the chat pods. */
 export type AuthMode = "open" | "jwt";
 
-/**
- * The deployment's auth mode, in Redis, pinned like the bus mode (bus-mode.ts): the first chat pod
- * writes it, every later one reads it. One pod started without `AUTH_MODE=jwt` on a jwt
- * deployment's Redis would otherwise run open, and anyone connecting to it could read another
- * user's notifications and post as them.
+/*
+ * The deployment's auth mode is in Redis (`AUTH_MODE_KEY`), pinned like the bus mode (bus-mode.ts):
+ * the first chat pod writes it, every later one reads it. One pod started without `AUTH_MODE=jwt`
+ * on a jwt deployment's Redis would otherwise run open, and anyone connecting to it could read
+ * another user's notifications and post as them.
  */
-export const AUTH_MODE_KEY = "chat:auth:mode";
 
 /** The configured mode contradicts the deployment's. */
-export class AuthModeConflict extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "AuthModeConflict";
-  }
-}
+export class AuthModeConflict extends DeploymentConflict {}
 
 type RedisLike = Redis | Cluster;
 
@@ -35,30 +33,17 @@ export async function resolveAuthMode(redis: RedisLike, mode: AuthMode): Promise
 }
 
 /**
- * `resolveAuthMode` at start: waits while Redis is unreachable, exits 1 on a conflict (fail closed:
- * no pod serves in another mode than the deployment's). Writes the mode back after every
- * reconnect, so a Redis that lost its data still holds it for pods started later.
+ * `resolveAuthMode` at start: waits while Redis is unreachable, throws `AuthModeConflict` on a
+ * conflict (the caller ends the process: fail closed, no pod serves in another mode than the
+ * deployment's). Writes the mode back after every reconnect, so a Redis that lost its data still
+ * holds it for pods started later.
  */
 export async function settleAuthMode(redis: RedisLike, mode: AuthMode, log: Logger): Promise<void> {
-  let warned = false;
-  for (;;) {
-    try {
-      await resolveAuthMode(redis, mode);
-      redis.on("ready", () => {
-        redis.set(AUTH_MODE_KEY, mode, "NX").then(
-          () => undefined,
-          (err: Error) => log.debug({ err: err.message }, "could not write the auth mode back"),
-        );
-      });
-      return;
-    } catch (err) {
-      if (err instanceof AuthModeConflict) {
-        log.fatal({ authMode: mode }, err.message);
-        process.exit(1);
-      }
-      if (!warned) log.warn({ err: (err as Error).message }, "waiting for Redis to learn the deployment's auth mode");
-      warned = true;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+  await untilRedisAnswers("the deployment's auth mode", () => resolveAuthMode(redis, mode), log);
+  redis.on("ready", () => {
+    redis.set(AUTH_MODE_KEY, mode, "NX").then(
+      () => undefined,
+      (err: Error) => log.debug({ err: err.message }, "could not write the auth mode back"),
+    );
+  });
 }

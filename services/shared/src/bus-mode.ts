@@ -1,25 +1,23 @@
 import type { Cluster, Redis } from "ioredis";
 import { BUS_MODES, type BusMode } from "./bus.js";
+import { DeploymentConflict, untilRedisAnswers } from "./deployment-setting.js";
+import { BUS_MODE_KEY } from "./keys.js";
 import type { Logger } from "./logger.js";
+
+export { BUS_MODE_KEY } from "./keys.js";
 
 /** `BUS_MODE`: a mode, or `auto` to follow the deployment (and pick sharded on Redis 7). */
 export type BusModeSetting = "auto" | BusMode;
 
-/**
- * The deployment's mode, in Redis itself: the first process to start writes it, every later one
- * reads it. Chat pods and notifiers therefore agree even when their `BUS_MODE` settings differ
- * (`auto` beside an explicit mode), and an explicit mode that contradicts it stops the process
- * instead of silently losing messages.
+/*
+ * The deployment's mode is in Redis itself (`BUS_MODE_KEY`): the first process to start writes it,
+ * every later one reads it. Chat pods and notifiers therefore agree even when their `BUS_MODE`
+ * settings differ (`auto` beside an explicit mode), and an explicit mode that contradicts it stops
+ * the process instead of silently losing messages.
  */
-export const BUS_MODE_KEY = "chat:bus:mode";
 
 /** The configured mode contradicts the deployment's: starting would lose messages. */
-export class BusModeConflict extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "BusModeConflict";
-  }
-}
+export class BusModeConflict extends DeploymentConflict {}
 
 type RedisLike = Redis | Cluster;
 
@@ -73,28 +71,15 @@ export async function resolveBusMode(redis: RedisLike, setting: BusModeSetting):
 
 /**
  * `resolveBusMode` for a process's start: waits for Redis while it is unreachable (logging once),
- * and exits the process with status 1 on a conflict, which no retry would fix. Afterwards it
- * writes the mode back after every reconnect, so a Redis that lost its data (no persistence)
- * still tells processes started later which mode the running ones use.
+ * and throws `BusModeConflict` on a conflict, which no retry would fix (the caller ends the
+ * process). Afterwards it writes the mode back after every reconnect, so a Redis that lost its
+ * data (no persistence) still tells processes started later which mode the running ones use.
  */
 export async function settleBusMode(redis: RedisLike, setting: BusModeSetting, log: Logger): Promise<BusMode> {
-  let warned = false;
-  for (;;) {
-    try {
-      const mode = await resolveBusMode(redis, setting);
-      log.info({ busMode: mode, setting }, `message bus: ${mode} pub/sub`);
-      redis.on("ready", () => void reassert(redis, mode, log));
-      return mode;
-    } catch (err) {
-      if (err instanceof BusModeConflict) {
-        log.fatal({ setting }, err.message);
-        process.exit(1);
-      }
-      if (!warned) log.warn({ err: (err as Error).message }, "waiting for Redis to learn the message bus mode");
-      warned = true;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+  const mode = await untilRedisAnswers("the message bus mode", () => resolveBusMode(redis, setting), log);
+  log.info({ busMode: mode, setting }, `message bus: ${mode} pub/sub`);
+  redis.on("ready", () => void reassert(redis, mode, log));
+  return mode;
 }
 
 async function reassert(redis: RedisLike, mode: BusMode, log: Logger): Promise<void> {

@@ -59,6 +59,12 @@ function redact(name: string, value: string): string {
   return value;
 }
 
+/** A whole number from `min` (`below` says so) up to `max`, `fallback` when unset. */
+function wholeNumber(min: number, below: string) {
+  return (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+    z.coerce.number({ message: "must be a number" }).int("must be a whole number").min(min, below).max(max, `must be at most ${max}`).default(fallback);
+}
+
 /** Variables shared by every service of the product. */
 export const env = {
   port: (fallback: number) =>
@@ -68,20 +74,8 @@ export const env = {
       .min(0, "must be between 0 and 65535")
       .max(65535, "must be between 0 and 65535")
       .default(fallback),
-  positiveInt: (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
-    z.coerce
-      .number({ message: "must be a number" })
-      .int("must be a whole number")
-      .min(1, "must be at least 1")
-      .max(max, `must be at most ${max}`)
-      .default(fallback),
-  nonNegativeInt: (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
-    z.coerce
-      .number({ message: "must be a number" })
-      .int("must be a whole number")
-      .min(0, "must be 0 or more")
-      .max(max, `must be at most ${max}`)
-      .default(fallback),
+  positiveInt: wholeNumber(1, "must be at least 1"),
+  nonNegativeInt: wholeNumber(0, "must be 0 or more"),
   logLevel: () =>
     z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {

@@ -82,10 +82,7 @@ export function sessionRoom(jti: string): string {
  */
 export const DENYLIST_MAX_SECONDS = 366 * 86_400;
 
-/** The denylist entry of a revoked token; it expires when the token would have. */
-export function revokedTokenKey(jti: string): string {
-  return `chat:revoked:${jti}`;
-}
+export { revokedTokenKey } from "./keys.js";
 
 /** The event that carries a `SessionEnded`. */
 export const SESSION_ENDED_EVENT = "session_ended";

@@ -39,8 +39,6 @@ export interface OperationsOptions {
 export interface Operations {
   server: Server;
   port: number;
-  /** True from the first SIGTERM/SIGINT on. */
-  shuttingDown(): boolean;
 }
 
 /** Why a probe failed; terminus answers 503 with it. */
@@ -69,43 +67,8 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   ticker.unref();
 
   let shuttingDown = false;
-  const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/metrics") {
-      registry.metrics().then(
-        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
-        (err: Error) => {
-          log.error({ err }, "metrics collection failed");
-          res.writeHead(500).end("metrics collection failed\n");
-        },
-      );
-      return;
-    }
-    const { debug = {} } = options;
-    const page = req.method === "GET" && req.url && Object.hasOwn(debug, req.url) ? debug[req.url] : undefined;
-    if (page) {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(page()));
-      return;
-    }
-    const paths = ["/livez", "/readyz", "/metrics", ...Object.keys(debug)];
-    res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try ${paths.slice(0, -1).join(", ")} or ${paths.at(-1)}\n`);
-  });
-
-  // Probes are polled every few seconds: a failure is logged when the state changes (with its
-  // reason, without a stack), not on every poll.
-  const failing: Record<string, string | undefined> = {};
-  async function probe(name: "alive" | "ready", check: () => void | Promise<void>): Promise<{ status: string }> {
-    try {
-      await check();
-    } catch (err) {
-      const reason = (err as Error).message;
-      if (failing[name] !== reason) log.warn({ probe: name, reason }, `not ${name}: ${reason}`);
-      failing[name] = reason;
-      throw err;
-    }
-    if (failing[name] !== undefined) log.info({ probe: name, was: failing[name] }, `${name} again`);
-    failing[name] = undefined;
-    return { status: name };
-  }
+  const server = createProbeServer(options);
+  const probe = probeLogger(log);
 
   createTerminus(server, {
     healthChecks: {
@@ -147,7 +110,51 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       resolve();
     });
   });
-  return { server, port: (server.address() as AddressInfo).port, shuttingDown: () => shuttingDown };
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** `/metrics`, the debug pages and a 404 that lists the paths; terminus adds `/livez` and `/readyz`. */
+function createProbeServer({ registry, log, debug = {} }: OperationsOptions): Server {
+  return createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (err: Error) => {
+          log.error({ err }, "metrics collection failed");
+          res.writeHead(500).end("metrics collection failed\n");
+        },
+      );
+      return;
+    }
+    const page = req.method === "GET" && req.url && Object.hasOwn(debug, req.url) ? debug[req.url] : undefined;
+    if (page) {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(page()));
+      return;
+    }
+    const paths = ["/livez", "/readyz", "/metrics", ...Object.keys(debug)];
+    res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try ${paths.slice(0, -1).join(", ")} or ${paths.at(-1)}\n`);
+  });
+}
+
+/**
+ * Runs a probe's check. Probes are polled every few seconds: a failure is logged when the state
+ * changes (with its reason, without a stack), not on every poll.
+ */
+function probeLogger(log: Logger) {
+  const failing: Record<string, string | undefined> = {};
+  return async function probe(name: "alive" | "ready", check: () => void | Promise<void>): Promise<{ status: string }> {
+    try {
+      await check();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (failing[name] !== reason) log.warn({ probe: name, reason }, `not ${name}: ${reason}`);
+      failing[name] = reason;
+      throw err;
+    }
+    if (failing[name] !== undefined) log.info({ probe: name, was: failing[name] }, `${name} again`);
+    failing[name] = undefined;
+    return { status: name };
+  };
 }
 
 /** Runs `drain()`, for at most `drainTimeoutMs`; a failure or an overrun is logged, never thrown. */

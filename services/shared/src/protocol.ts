@@ -3,11 +3,10 @@ import { LOG_ID_PATTERN } from "./log-id.js";
 
 export * from "./log-id.js";
 
-/**
+/*
  * Protocol v1: the shapes every client and service agree on. These schemas both validate the
  * wire and document it (docs/protocol.md quotes them), so the two can never drift apart.
  */
-export const PROTOCOL_VERSION = 1;
 
 /** Error codes a client can act on. Never renamed: clients switch on them. */
 export type ErrorCode =

@@ -26,14 +26,7 @@ export interface RateLimit {
   readonly options: RateLimitOptions;
 }
 
-/**
- * The Redis keys `consume(key)` counts in: rate-limiter-flexible's `<keyPrefix>:<key>`, and the
- * burst limiter's under `<keyPrefix>:burst`. Each holds the points used in its window, and expires
- * with the window.
- */
-export function rateLimitKeys({ keyPrefix }: RateLimitOptions, key: string): [base: string, burst: string] {
-  return [`${keyPrefix}:${key}`, `${keyPrefix}:burst:${key}`];
-}
+export { rateLimitKeys } from "./keys.js";
 
 /**
  * rate-limiter-flexible over Redis, so the limit is global across pods, with an in-memory

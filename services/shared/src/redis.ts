@@ -38,8 +38,10 @@ export function createRedisClient(url: string, { role, log, options }: RedisClie
   const client = new Redis(url, {
     // Reconnect forever: an outage of Redis must not take the pod down with it.
     retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
-    // Commands sent while Redis is down fail fast instead of queueing: callers turn that into a
-    // clear `unavailable` error rather than an answer that comes minutes later or never.
+    // Commands sent while Redis is down are queued (the offline queue), so a brief blip or the
+    // first connect costs nothing, but only until one reconnection attempt has failed: then they
+    // are rejected (MaxRetriesPerRequestError), and callers turn that into a clear `unavailable`
+    // error rather than an answer that comes minutes later or never.
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
     connectTimeout: 5000,

@@ -1,5 +1,7 @@
 import { decodeStoredBody } from "./entry-encoding.js";
+import { fieldOf, pairsOf } from "./flat-reply.js";
 import { LOG_START, compareLogIds } from "./log-id.js";
+import { luaScript } from "./lua.js";
 import type { ReplayedEntry } from "./protocol.js";
 
 /**
@@ -87,9 +89,7 @@ export function toReadResult(options: ReadOptions, { rows, more, lastGenerated }
 
 /** Bytes an entry takes in a read: the length of its stored fields (as the Redis script counts). */
 export function rawSize(fields: string[]): number {
-  let size = 0;
-  for (let i = 1; i < fields.length; i += 2) size += Buffer.byteLength(fields[i]!);
-  return size;
+  return pairsOf(fields).reduce((size, [, value]) => size + Buffer.byteLength(value), 0);
 }
 
 /**
@@ -98,7 +98,7 @@ export function rawSize(fields: string[]): number {
  * since was trimmed" differ). Forward: ARGV[1] = "f", XRANGE ARGV[2] ARGV[3]; backward: "b",
  * XREVRANGE ARGV[3] ARGV[2]. ARGV[4] is the limit, ARGV[5] the byte budget.
  */
-export const READ_SCRIPT = `
+const READ_SCRIPT = `
 local limit = tonumber(ARGV[4])
 local rows
 if ARGV[1] == 'f' then
@@ -128,6 +128,8 @@ if #rows == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return {out, more, last}
 `;
+
+export const readScript = luaScript<[RawEntry[], number, string]>(READ_SCRIPT, 1);
 
 /** The script's arguments for `options`. */
 export function readArgs({ after, before, limit, maxBytes = Number.POSITIVE_INFINITY }: ReadOptions): string[] {
@@ -166,11 +168,6 @@ export function readArray<T extends { id: string; size: number }>(
     rows.push(entry);
   }
   return { rows: forward ? rows : rows.reverse(), more, lastGenerated: matching.length ? undefined : lastGenerated };
-}
-
-export function fieldOf(fields: string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { roomName } from "./protocol.js";
 import { userId } from "./notification.js";
+import { presenceKeys } from "./keys.js";
 
 /**
  * What the notifier's server API (docs/server-api.md) and the chat pods agree on: the moderation
@@ -78,17 +79,8 @@ end
 if longest < 0 then redis.call('PERSIST', KEYS[1]) elseif longest > 0 then redis.call('PEXPIREAT', KEYS[1], longest) end
 return 1`;
 
-/** Presence's keys (services/chat/src/presence.ts writes them; the admin reads read them). */
-export const presenceKeys = {
-  /** A room's hash: one field `<instance>|<user id>` per user and pod instance, the user in JSON. */
-  room: (room: string): string => `chat:presence:{${room}}`,
-  /** A pod instance's liveness key. */
-  instance: (id: string): string => `chat:instance:${id}`,
-  /** Every registered pod instance. */
-  instances: "chat:instances",
-  /** The rooms a pod instance has local members in. */
-  roomsOf: (id: string): string => `chat:instance-rooms:${id}`,
-};
+/** Presence's keys as the chat pods write them (their prefix is `chat`); the admin reads read them. */
+export const CHAT_PRESENCE_KEYS = presenceKeys("chat");
 
 /** A chat pod's figures for `GET /v1/stats`, renewed with its liveness (pod-stats.ts). */
 export const podStatsKey = (instance: string): string => `chat:pod-stats:${instance}`;

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
+import { LIMIT_PREFIXES } from "./keys.js";
 
 export interface StorageQuotaOptions {
   /**
@@ -56,7 +57,7 @@ const MAX_SPENT = 10_000;
  * one message per pod. Undefined when all three are off.
  */
 export function createStorageQuota(redis: Redis | undefined, options: StorageQuotaOptions): StorageQuota | undefined {
-  const { windowSeconds: duration, keyPrefix = "chat:quota" } = options;
+  const { windowSeconds: duration, keyPrefix = LIMIT_PREFIXES.quota } = options;
   const make = (points: number, scope: QuotaScope): [QuotaScope, number, RateLimiterAbstract] | undefined => {
     if (points <= 0) return undefined;
     const prefix = `${keyPrefix}:${scope}`;

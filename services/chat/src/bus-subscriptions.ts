@@ -1,0 +1,110 @@
+import type { Redis } from "ioredis";
+import { BUS_MAIN_CHANNEL, busRoomChannel, type BusMode, type Logger } from "@chat/shared";
+import { quietCommands, redisSubscriptions, wrapAddAll } from "./compat/index.js";
+
+/** The parts of the adapter's state the subscription check reads (socket.io-adapter's fields). */
+export interface AdapterState {
+  uid: string;
+  rooms: Map<string, Set<string>>;
+  sids: Map<string, Set<string>>;
+}
+
+/** What the pod is subscribed to, what it should be, and the repair after every reconnect. */
+export interface Subscriptions {
+  /** Channels (and patterns) Redis has confirmed on the subscriber connection. */
+  actual(): string[];
+  /** In sharded mode: the two channels every adapter has, and one per room with a local member. */
+  expected(): string[];
+  /** True once the subscriptions are known to be in place (always, in classic mode). */
+  settled(): boolean;
+}
+
+const noop = () => undefined;
+
+/**
+ * Tracks the subscriber's subscriptions against the adapter's rooms. ioredis resubscribes on its
+ * own after a reconnect, but a subscribe or unsubscribe the adapter sent while Redis was gone may
+ * have been dropped (offline commands fail after a retry). So after every connect, once everything
+ * ioredis re-sent is answered (a PING on the same connection comes back after it), the pod
+ * compares Redis's view with its rooms and fixes the difference; `onSettled` follows each repair.
+ */
+export function trackSubscriptions(sub: Redis, mode: BusMode, adapter: () => AdapterState, log: Logger, onSettled: () => void): Subscriptions {
+  let unreadable = false;
+  const actual = (): string[] => {
+    const channels = redisSubscriptions(sub);
+    if (channels) return channels;
+    if (!unreadable)
+      log.warn("cannot read the Redis subscriber's subscriptions (ioredis internals changed): /debug/bus and the repair after a reconnect are off");
+    unreadable = true;
+    return [];
+  };
+  const expected = (): string[] => {
+    if (mode === "classic") return actual();
+    const { uid, rooms, sids } = adapter();
+    const channels = [BUS_MAIN_CHANNEL, `${BUS_MAIN_CHANNEL}${uid}#`];
+    // A socket's own room is private: the adapter gives it no channel.
+    for (const room of rooms.keys()) if (!sids.has(room)) channels.push(busRoomChannel(room));
+    return channels;
+  };
+
+  let settled = mode === "classic";
+  let generation = 0;
+  async function settle(): Promise<void> {
+    const mine = ++generation;
+    settled = false;
+    try {
+      await sub.ping();
+      if (mine !== generation) return;
+      if (!unreadable) {
+        await repair(new Set(actual()), new Set(expected()));
+        if (mine !== generation) return;
+      }
+      settled = true;
+      onSettled();
+    } catch (err) {
+      // The connection dropped again; its next `ready` starts over.
+      log.debug({ err: (err as Error).message }, "bus subscription check interrupted");
+    }
+  }
+  /** Subscribes to what is missing and leaves what is extra; resolves once Redis has answered. */
+  async function repair(have: Set<string>, want: Set<string>): Promise<void> {
+    const missing = [...want].filter((channel) => !have.has(channel));
+    const extra = [...have].filter((channel) => !want.has(channel));
+    for (const channel of missing) sub.ssubscribe(channel).catch(noop);
+    for (const channel of extra) sub.sunsubscribe(channel).catch(noop);
+    await sub.ping();
+    if (missing.length || extra.length) log.info({ resubscribed: missing.length, unsubscribed: extra.length }, "bus subscriptions repaired");
+  }
+  if (mode === "sharded") {
+    quietSubscriptions(sub, log);
+    sub.on("ready", () => void settle());
+    sub.on("close", () => {
+      generation++;
+      settled = false;
+    });
+    if (sub.status === "ready") void settle();
+  }
+  return { actual, expected, settled: () => settled };
+}
+
+/**
+ * Makes `socket.join(room)` resolve once the pod's subscription to the room's channel is in
+ * place: the adapter sends the SSUBSCRIBE without waiting, and a join that read the room's log
+ * before Redis took it could miss a message appended in between. A PING on the subscriber
+ * connection is answered after every command sent before it, so once it is back the channel is
+ * live. It never rejects: if Redis is gone, the join fails on its next command anyway.
+ */
+export function awaitableJoins(adapter: AdapterState, sub: Redis): void {
+  wrapAddAll(adapter, (id, rooms) => ([...rooms].some((room) => room !== id) ? sub.ping().then(noop, noop) : undefined));
+}
+
+/**
+ * The adapter sends its SSUBSCRIBE and SUNSUBSCRIBE without handling their promises, so one that
+ * ioredis drops during an outage would surface as an unhandled rejection (an error in the logs).
+ * Dropping it is expected, and `settle` repairs the subscriptions on reconnect: log it at debug.
+ */
+function quietSubscriptions(sub: Redis, log: Logger): void {
+  quietCommands(sub, ["ssubscribe", "sunsubscribe"], (command, err) =>
+    log.debug({ command, err: err.message }, "bus subscription change dropped; repaired on reconnect"),
+  );
+}

@@ -1,0 +1,63 @@
+import type { Server, Socket } from "socket.io";
+import type {
+  Ack,
+  ChatMessage,
+  HistoryAck,
+  HistoryRequest,
+  JoinAck,
+  JoinRequest,
+  LeaveRequest,
+  MessageRequest,
+  PresenceEvent,
+  ProtocolError,
+  SessionEnded,
+  User,
+} from "@chat/shared";
+import type { Session } from "./auth.js";
+import type { SHUTDOWN_EVENT } from "./drain.js";
+
+/**
+ * A client event: its payload (the zod schema's type in protocol.ts) and the ack it gets. The
+ * payload is what a well-behaved client sends; handlers still take it as `unknown` and validate it,
+ * since any client can send anything.
+ */
+type Request<Payload, Answer extends object = object> = (payload: Payload, ack: (answer: Ack<Answer>) => void) => void;
+
+/** The events a client sends, each with an ack (docs/protocol.md). */
+export interface ClientToServer {
+  join: Request<JoinRequest, JoinAck>;
+  leave: Request<LeaveRequest, { room: string }>;
+  history: Request<HistoryRequest, HistoryAck>;
+  message: Request<MessageRequest, { id: string; ts: number; duplicate?: true }>;
+}
+
+/** The events the chat sends to a client. Notifications come from the notifier, over the bus. */
+export interface ServerToClient {
+  message: (message: ChatMessage) => void;
+  presence: (event: PresenceEvent) => void;
+  /** After a bus outage: re-join every room with `since`. */
+  resync: (why: { reason: "bus_reconnected" }) => void;
+  session_ended: (ended: SessionEnded) => void;
+  /** A backend kicked (or banned) this connection's user from `room` (docs/server-api.md). */
+  kicked: (kicked: { room: string; reason?: string }) => void;
+  shutdown: (why: typeof SHUTDOWN_EVENT) => void;
+  /** An event sent without an ack callback. */
+  protocol_error: (problem: { event: string; error: ProtocolError }) => void;
+}
+
+/** Pods talk through the Redis adapter only: no server-to-server events. */
+export type InterServer = Record<never, never>;
+
+/** What a connection keeps on `socket.data`, set by the handshake before any handler runs. */
+export interface SocketData {
+  session: Session;
+  user: User;
+  /** Rooms whose `join` is under way (rooms.ts): they count against the cap already. */
+  joining?: Set<string>;
+  /** The per-connection event bucket (events.ts). */
+  eventTokens?: number;
+  eventAt?: number;
+}
+
+export type ChatServerIo = Server<ClientToServer, ServerToClient, InterServer, SocketData>;
+export type ChatSocket = Socket<ClientToServer, ServerToClient, InterServer, SocketData>;
