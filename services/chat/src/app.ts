@@ -7,7 +7,8 @@ import { admit } from "./admission.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import type { FastPaths } from "./compat/index.js";
 import type { ChatConfig } from "./config.js";
-import { createConnectionCounts } from "./connection-cap.js";
+import { createConnectionCounts, type ConnectionCounts } from "./connection-cap.js";
+import { adoptRelease } from "./handshake.js";
 import { installDelivery } from "./delivery.js";
 import { drainClients } from "./drain.js";
 import { createBinder, type Handler } from "./events.js";
@@ -101,7 +102,7 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   if (redis && bus) bus.on("resynced", () => resyncClients(io, redis.pub, log));
   const busReady = () => !bus || bus.ready();
   const history = createHistory(io, redis, config, busMode);
-  const deps = { config, log, presence, history, limits, metrics, busReady };
+  const deps = { config, log, presence, history, limits, metrics, busReady, connections };
   // Bans and mutes from the server API (docs/server-api.md); they need Redis, as the API does.
   const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveAndAnnounce(deps, socket, room) });
   const stopPodStats =
@@ -170,12 +171,12 @@ function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
 /** Binds the event handlers to every connection, and the leave of its rooms to its disconnect. */
 function bindClients(
   io: ChatServerIo,
-  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics },
+  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts },
   redis: Redis | undefined,
   /** The server API's guards around `join` and `message` (moderation, webhooks). */
   wrap: { join: (handler: Handler) => Handler; message: (handler: Handler) => Handler },
 ): void {
-  const { config, log, metrics } = deps;
+  const { config, log, metrics, connections } = deps;
   const rooms = roomHandlers(deps);
   const bindHandlers = createBinder(
     {
@@ -195,7 +196,11 @@ function bindClients(
   function onDisconnecting(this: ChatSocket) {
     for (const room of joinedRooms(this)) void leaveAndAnnounce(deps, this, room);
   }
+  function uncount(this: ChatSocket) {
+    void connections.disconnect(this.data.user.id).catch(() => undefined);
+  }
   io.on("connection", (socket) => {
+    adoptRelease(socket, uncount);
     // Cannot reject: classic mode joins synchronously, and in sharded mode the adapter hook
     // resolves on the subscription's PING either way. A user room only carries targeted events
     // (session ends, revocations), so the connection does not wait for it.

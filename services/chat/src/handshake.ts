@@ -110,7 +110,10 @@ export function handshake(options: HandshakeOptions) {
       }
       socket.data.session = session;
       socket.data.user = session.user;
-      if (countedUser !== undefined) socket.once("disconnect", release);
+      // Counted: `release` stays on the transport's close until the socket is connected, when
+      // `adoptRelease` swaps it for a listener shared by every connection (no closure is kept per
+      // connection for its whole life: about 0.25 KiB each).
+      if (countedUser !== undefined) socket.data.release = release;
       else release();
       next();
     } catch (err) {
@@ -123,6 +126,19 @@ export function handshake(options: HandshakeOptions) {
 }
 
 const closed = () => new HandshakeError("unavailable", "the connection closed during the handshake");
+
+/**
+ * For the "connection" handler: a counted socket is connected now, so Socket.IO will emit its
+ * `disconnect` however it ends, and the handshake's per-connection `release` is swapped for
+ * `uncount`, a listener shared by every socket (`this` is the socket).
+ */
+export function adoptRelease(socket: ChatSocket, uncount: (this: ChatSocket) => void): void {
+  const { release } = socket.data;
+  if (!release) return;
+  socket.data.release = undefined;
+  socket.conn.off("close", release);
+  socket.once("disconnect", uncount);
+}
 
 /**
  * Browsers send an Origin with every WebSocket and request; CORS does not protect WebSockets, so

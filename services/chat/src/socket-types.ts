@@ -57,6 +57,11 @@ export interface SocketData {
   /** The per-connection event bucket (events.ts). */
   eventTokens?: number;
   eventAt?: number;
+  /**
+   * Until the socket is connected: what uncounts it from the per-user connection cap should its
+   * transport close first (handshake.ts); then the shared `uncountOnDisconnect` takes over.
+   */
+  release?: (() => void) | undefined;
 }
 
 export type ChatServerIo = Server<ClientToServer, ServerToClient, InterServer, SocketData>;
