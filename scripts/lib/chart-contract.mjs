@@ -32,7 +32,7 @@ function checkCa(problem, deploy, e, id) {
   const file = e.REDIS_TLS_CA_FILE.slice((m?.mountPath.length ?? 0) + 1);
   const items = vol?.configMap?.items ?? vol?.secret?.items ?? [];
   if (!m?.readOnly || !items.some((i) => i.path === file)) problem(id, `REDIS_TLS_CA_FILE ${e.REDIS_TLS_CA_FILE} is not a mounted read-only file`);
-  if (!/^rediss:\/\//.test(e.REDIS_URL)) problem(id, "REDIS_TLS_CA_FILE without a rediss:// REDIS_URL");
+  if (!/^rediss:\/\//.test(e.REDIS_URL ?? "") && e.REDIS_TLS !== "1") problem(id, "REDIS_TLS_CA_FILE without a rediss:// REDIS_URL or REDIS_TLS");
 }
 
 /** Probes on the probe port, never the public port. */
@@ -75,7 +75,6 @@ function checkChat(c) {
   const need = [
     "PORT",
     "PROBE_PORT",
-    "REDIS_URL",
     "LOG_LEVEL",
     "POD_NAME",
     "AUTH_MODE",
@@ -90,6 +89,9 @@ function checkChat(c) {
     "HISTORY_MAX_ENTRIES",
   ];
   for (const name of need) if (!(name in env)) problem(`${where} chat`, `env ${name} is missing`);
+  // Redis one way: a URL, or sentinels with their master's name (the services refuse both).
+  if ("REDIS_URL" in env === "REDIS_SENTINELS" in env) problem(`${where} chat`, "needs exactly one of REDIS_URL and REDIS_SENTINELS");
+  if ("REDIS_SENTINELS" in env && !env.REDIS_SENTINEL_MASTER) problem(`${where} chat`, "REDIS_SENTINELS without REDIS_SENTINEL_MASTER");
   if (env.POD_NAME?.from?.fieldRef?.fieldPath !== "metadata.name") problem(`${where} chat`, "POD_NAME must come from metadata.name");
   if (/\/\/[^/]*@/.test(env.REDIS_URL ?? "")) problem(`${where} chat`, "REDIS_URL must not carry credentials");
   if (/\*/.test(env.CORS_ORIGINS ?? "")) problem(`${where} chat`, "CORS_ORIGINS must never be *");
@@ -167,7 +169,6 @@ function checkNotifier(c, env) {
     for (const name of [
       "PORT",
       "PROBE_PORT",
-      "REDIS_URL",
       "LOG_LEVEL",
       "POD_NAME",
       "NOTIFIER_API_KEYS",
@@ -181,9 +182,20 @@ function checkNotifier(c, env) {
       if (!(name in nenv)) problem(`${where} notifier`, `env ${name} is missing`);
     if (!nenv.NOTIFIER_API_KEYS?.from?.secretKeyRef) problem(`${where} notifier`, "NOTIFIER_API_KEYS must come from a Secret");
     if (nenv.BUS_MODE !== env.BUS_MODE) problem(where, `BUS_MODE differs: chat ${env.BUS_MODE}, notifier ${nenv.BUS_MODE}`);
-    for (const name of ["REDIS_URL", "REDIS_TLS_CA_FILE", "HISTORY_MAX_ENTRIES", "HISTORY_MAX_AGE_SECONDS"])
+    for (const name of [
+      "REDIS_URL",
+      "REDIS_SENTINELS",
+      "REDIS_SENTINEL_MASTER",
+      "REDIS_TLS",
+      "REDIS_WAIT_REPLICAS",
+      "REDIS_TLS_CA_FILE",
+      "HISTORY_MAX_ENTRIES",
+      "HISTORY_MAX_AGE_SECONDS",
+    ])
       if (nenv[name] !== env[name]) problem(where, `chat and notifier get different ${name}s`);
     if (env.REDIS_PASSWORD && !nenv.REDIS_PASSWORD?.from?.secretKeyRef) problem(`${where} notifier`, "REDIS_PASSWORD must come from a Secret");
+    if (env.REDIS_SENTINEL_PASSWORD && !nenv.REDIS_SENTINEL_PASSWORD?.from?.secretKeyRef)
+      problem(`${where} notifier`, "REDIS_SENTINEL_PASSWORD must come from a Secret");
     checkCa(problem, notifier, nenv, `${where} notifier`);
     const nPreStop = Number(nc.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
     if (!(notifier.spec.template.spec.terminationGracePeriodSeconds > nPreStop + seconds(nenv.SHUTDOWN_DELAY_SECONDS)))

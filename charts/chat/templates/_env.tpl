@@ -26,8 +26,26 @@ Deployments, never here.
 {{- if and (gt (int $sources) 0) .Values.redis.enabled -}}
 {{- fail "externalRedis.tlsCa needs redis.enabled=false (the in-cluster Redis has no TLS)" -}}
 {{- end -}}
-{{- if and (gt (int $sources) 0) (not (hasPrefix "rediss://" (.Values.externalRedis.url | default ""))) -}}
+{{- $x := .Values.externalRedis -}}
+{{- if and (gt (int $sources) 0) (eq $x.mode "standalone") (not (hasPrefix "rediss://" ($x.url | default ""))) -}}
 {{- fail "externalRedis.tlsCa needs a rediss:// externalRedis.url" -}}
+{{- end -}}
+{{- if and (gt (int $sources) 0) (ne $x.mode "standalone") (not $x.tls) -}}
+{{- fail "externalRedis.tlsCa needs externalRedis.tls=true in mode sentinel" -}}
+{{- end -}}
+{{- if not .Values.redis.enabled -}}
+{{- if eq $x.mode "cluster" -}}
+{{- fail "externalRedis.mode=cluster: the services do not support Redis Cluster yet (docs/deploy.md#external-redis); use standalone or sentinel" -}}
+{{- end -}}
+{{- if and (eq $x.mode "sentinel") (or (not $x.sentinel.hosts) (not $x.sentinel.masterName)) -}}
+{{- fail "externalRedis.mode=sentinel needs externalRedis.sentinel.hosts (host:port of each sentinel) and externalRedis.sentinel.masterName" -}}
+{{- end -}}
+{{- if and (ne $x.mode "standalone") $x.url -}}
+{{- fail (printf "externalRedis.url is for mode standalone; mode %s names its endpoints under externalRedis.%s" $x.mode $x.mode) -}}
+{{- end -}}
+{{- if and $x.tls (eq $x.mode "standalone") -}}
+{{- fail "externalRedis.tls is for mode sentinel; in mode standalone write rediss:// in externalRedis.url" -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
 
@@ -55,7 +73,19 @@ Deployments, never here.
 
 {{/* Redis settings both services get. */}}
 {{- define "chat.env.redis" -}}
+{{- $x := .Values.externalRedis -}}
+{{- if or .Values.redis.enabled (eq $x.mode "standalone") -}}
 REDIS_URL: {{ include "chat.redis.url" . | quote }}
+{{- else if eq $x.mode "sentinel" -}}
+REDIS_SENTINELS: {{ join "," $x.sentinel.hosts | quote }}
+REDIS_SENTINEL_MASTER: {{ $x.sentinel.masterName | quote }}
+{{- end }}
+{{- if and (not .Values.redis.enabled) $x.tls }}
+REDIS_TLS: "1"
+{{- end }}
+{{- if and (not .Values.redis.enabled) $x.waitReplicas }}
+REDIS_WAIT_REPLICAS: {{ $x.waitReplicas | int64 | quote }}
+{{- end }}
 {{- with include "chat.redis.username" . }}
 REDIS_USERNAME: {{ . | quote }}
 {{- end }}
@@ -145,6 +175,13 @@ SHUTDOWN_DELAY_SECONDS: {{ $n.shutdownDelaySeconds | int64 | quote }}
     secretKeyRef:
       name: {{ include "chat.redis.secretName" . }}
       key: {{ include "chat.redis.clientSecretKey" . }}
+{{- end }}
+{{- if include "chat.redis.hasSentinelPassword" . }}
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.externalRedis.sentinel.existingSecret | default (include "chat.redis.fullname" .) }}
+      key: {{ if .Values.externalRedis.sentinel.existingSecret }}{{ .Values.externalRedis.sentinel.existingSecretKey }}{{ else }}sentinel-password{{ end }}
 {{- end }}
 {{- end }}
 

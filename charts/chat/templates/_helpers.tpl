@@ -117,9 +117,16 @@ Redis: the URL the services get (never with the password in it), and where the p
 {{- define "chat.redis.url" -}}
 {{- if .Values.redis.enabled -}}
 redis://{{ include "chat.redis.fullname" . }}:{{ .Values.redis.port }}/{{ .Values.redis.db }}
+{{- else if ne .Values.externalRedis.mode "standalone" -}}
 {{- else -}}
 {{- required "externalRedis.url is required when redis.enabled=false (e.g. rediss://10.0.0.3:6378/0, without the password)" .Values.externalRedis.url -}}
 {{- end -}}
+{{- end }}
+
+{{/* True (non-empty) when the services get a REDIS_SENTINEL_PASSWORD. */}}
+{{- define "chat.redis.hasSentinelPassword" -}}
+{{- $s := .Values.externalRedis.sentinel -}}
+{{- if and (not .Values.redis.enabled) (eq .Values.externalRedis.mode "sentinel") (or $s.password $s.existingSecret) }}true{{ end -}}
 {{- end }}
 
 {{/* True (non-empty) when the services get a REDIS_PASSWORD. */}}

@@ -16,6 +16,10 @@ producer-password: {{ include "chat.secretValue" (dict "ctx" $ "name" $name "key
 {{- else if and (not $r.enabled) .Values.externalRedis.password (not .Values.externalRedis.existingSecret) -}}
 redis-password: {{ .Values.externalRedis.password | b64enc }}
 {{- end -}}
+{{- $s := .Values.externalRedis.sentinel -}}
+{{- if and (include "chat.redis.hasSentinelPassword" .) $s.password (not $s.existingSecret) }}
+sentinel-password: {{ $s.password | b64enc }}
+{{- end -}}
 {{- end }}
 
 {{- define "chat.secret.auth.data" -}}

@@ -2,7 +2,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRedisRoomLog, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
+import { createMemoryRoomLog, createRedisRoomLog, withReplicaWait, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
 import { admit } from "./admission.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import type { FastPaths } from "./compat/index.js";
@@ -10,7 +10,9 @@ import type { ChatConfig } from "./config.js";
 import { createConnectionCounts, type ConnectionCounts } from "./connection-cap.js";
 import { adoptRelease } from "./handshake.js";
 import { installDelivery } from "./delivery.js";
+import { createDmDirectory, dmHandlers, type DmDirectory } from "./dms.js";
 import { drainClients } from "./drain.js";
+import { editHandlers } from "./edits.js";
 import { createBinder, type Handler } from "./events.js";
 import { userRoom } from "./identity.js";
 import { createLimits } from "./limits.js";
@@ -20,10 +22,12 @@ import { publishPodStats } from "./pod-stats.js";
 import { createWebhookEvents } from "./webhook-events.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
+import { readHandlers } from "./read-markers.js";
 import { joinedRooms, leaveAndAnnounce, roomHandlers, type RoomDeps } from "./rooms.js";
 import { bindSession, endRevokedSessions } from "./sessions.js";
 import type { ChatServerIo, ChatSocket } from "./socket-types.js";
 import { createTransport, type Transport } from "./transport.js";
+import { typingHandlers } from "./typing.js";
 
 export interface ChatServerOptions {
   config: ChatConfig;
@@ -102,7 +106,8 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   if (redis && bus) bus.on("resynced", () => resyncClients(io, redis.pub, log));
   const busReady = () => !bus || bus.ready();
   const history = createHistory(io, redis, config, busMode);
-  const deps = { config, log, presence, history, limits, metrics, busReady, connections };
+  const dms = createDmDirectory(redis?.pub, config.HISTORY_MAX_AGE_SECONDS);
+  const deps = { config, log, presence, history, dms, limits, metrics, busReady, connections };
   // Bans and mutes from the server API (docs/server-api.md); they need Redis, as the API does.
   const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveAndAnnounce(deps, socket, room) });
   const stopPodStats =
@@ -152,7 +157,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
 /** Every room's log: in Redis (appended and published by one script), or in memory on a single node. */
 function createHistory(io: ChatServerIo, redis: { pub: Redis } | undefined, config: ChatConfig, busMode: BusMode): RoomLog {
   const options = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
-  if (redis) return createRedisRoomLog(redis.pub, options);
+  // With REDIS_WAIT_REPLICAS, an append is acked only once that many replicas have it (Sentinel).
+  const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
+  if (redis) return withReplicaWait(createRedisRoomLog(redis.pub, options), redis.pub, wait);
   // The memory log hands over whatever was appended, under the event it was appended as.
   const emit = io.to.bind(io) as (room: string) => { emit(event: string, payload: unknown): boolean };
   return createMemoryRoomLog((room, event, payload) => emit(room).emit(event, payload), options);
@@ -171,19 +178,25 @@ function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
 /** Binds the event handlers to every connection, and the leave of its rooms to its disconnect. */
 function bindClients(
   io: ChatServerIo,
-  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts },
+  deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts; history: RoomLog; dms: DmDirectory },
   redis: Redis | undefined,
   /** The server API's guards around `join` and `message` (moderation, webhooks). */
   wrap: { join: (handler: Handler) => Handler; message: (handler: Handler) => Handler },
 ): void {
   const { config, log, metrics, connections } = deps;
   const rooms = roomHandlers(deps);
+  const join = countAcks(wrap.join(rooms.join), metrics.joins);
   const bindHandlers = createBinder(
     {
-      join: countAcks(wrap.join(rooms.join), metrics.joins),
+      join,
       leave: rooms.leave,
       history: rooms.history,
       message: countAcks(wrap.message(messageHandlers(deps).message), metrics.messagesReceived),
+      // Issue 19's additions, each in its own module.
+      ...typingHandlers(redis),
+      ...dmHandlers({ io, directory: deps.dms, join }),
+      ...editHandlers(deps),
+      ...readHandlers(deps),
     },
     log,
     {

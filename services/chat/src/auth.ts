@@ -15,6 +15,8 @@ export interface Session {
   jti?: string;
   /** Room names, or prefixes ending in `*`, the token allows; undefined: any room. */
   rooms?: string[];
+  /** The token's `roles` claim: `moderator` may delete anyone's message. */
+  roles?: string[];
 }
 
 /** Reads a handshake (its `auth` and headers) into a session, or throws a `HandshakeError`. */
@@ -134,7 +136,15 @@ function sessionOf(payload: JWTPayload): Session {
   if (payload.jti !== undefined && (typeof payload.jti !== "string" || payload.jti.length > 256)) {
     throw new HandshakeError("unauthorized", "the token's jti claim must be a string of at most 256 characters");
   }
-  return { user: { id: id.data, name: name.data }, expiresAt: payload.exp! * 1000, jti: payload.jti, rooms };
+  // Tokens were accepted with any `roles` before it meant something: one that is not a list of
+  // strings grants nothing rather than refusing the connection.
+  const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string").slice(0, 32) : undefined;
+  return { user: { id: id.data, name: name.data }, expiresAt: payload.exp! * 1000, jti: payload.jti, rooms, ...(roles && { roles }) };
+}
+
+/** Whether the session's token has `roles: ["moderator"]`. */
+export function isModerator(session: Session): boolean {
+  return session.roles?.includes("moderator") ?? false;
 }
 
 /** Whether a session's `rooms` claim lets it into `room`. */

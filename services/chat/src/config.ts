@@ -1,6 +1,6 @@
 import proxyaddr from "proxy-addr";
 import { z } from "zod";
-import { DENYLIST_MAX_SECONDS, env, parseEnv, type EnvCheck } from "@chat/shared";
+import { DENYLIST_MAX_SECONDS, env, parseEnv, redisTopologyCheck, redisTopologyEnv, type EnvCheck } from "@chat/shared";
 import type { TrustProxy } from "./client-address.js";
 
 /** `1`/`true` or `0`/`false`. */
@@ -53,8 +53,16 @@ const schema = z.object({
   SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
   /** Seconds over which a draining pod disconnects its clients, in even batches. */
   DRAIN_SECONDS: env.nonNegativeInt(10, 600),
-  /** Redis for scale-out. Unset: a single node with the in-memory adapter. */
+  /** Redis for scale-out. Unset (and no sentinels or cluster nodes): a single node with the in-memory adapter. */
   REDIS_URL: env.redisUrl(),
+  /** Or Redis through Sentinel, or a Redis Cluster, and the REDIS_WAIT_* acks: the same rules for both services (shared redis-config.ts). */
+  REDIS_SENTINELS: redisTopologyEnv.REDIS_SENTINELS,
+  REDIS_SENTINEL_MASTER: redisTopologyEnv.REDIS_SENTINEL_MASTER,
+  REDIS_SENTINEL_PASSWORD: redisTopologyEnv.REDIS_SENTINEL_PASSWORD,
+  REDIS_CLUSTER_NODES: redisTopologyEnv.REDIS_CLUSTER_NODES,
+  REDIS_TLS: redisTopologyEnv.REDIS_TLS,
+  REDIS_WAIT_REPLICAS: redisTopologyEnv.REDIS_WAIT_REPLICAS,
+  REDIS_WAIT_TIMEOUT_MS: redisTopologyEnv.REDIS_WAIT_TIMEOUT_MS,
   /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
   REDIS_PASSWORD: z.string().optional(),
   /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
@@ -175,6 +183,7 @@ const schema = z.object({
 
 /** Rules between variables, checked on the raw values so they show up next to any other problem. */
 const checks: EnvCheck[] = [
+  redisTopologyCheck({ required: false, service: "chat" }),
   (raw) => {
     if ((raw.TLS_CERT_FILE === undefined) === (raw.TLS_KEY_FILE === undefined)) return [];
     const missing = raw.TLS_CERT_FILE === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE";

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Registry } from "prom-client";
-import { createRedisClient, redisOptions, runService, settleAuthMode } from "@chat/shared";
+import { connectRedis, redisTarget, runService, settleAuthMode } from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig } from "./config.js";
 
@@ -12,14 +12,16 @@ await runService({
   name: "chat",
   loadConfig,
   connect(config, log) {
-    const url = config.REDIS_URL;
-    const options = url && redisOptions(url, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
-    const redis = url
-      ? {
-          pub: createRedisClient(url, { role: "pub", log, options: options || undefined }),
-          sub: createRedisClient(url, { role: "sub", log, options: options || undefined }),
-        }
-      : undefined;
+    const target = redisTarget(config);
+    if (target?.kind === "cluster") {
+      console.error("chat: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the chat yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS");
+      process.exit(1);
+    }
+    const settings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
+    const redis = target && {
+      pub: connectRedis(target, settings, { role: "pub", log }),
+      sub: connectRedis(target, settings, { role: "sub", log }),
+    };
     if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");
     const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
     const registry = new Registry();

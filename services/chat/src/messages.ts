@@ -25,7 +25,7 @@ const QUOTA_OWNER: Record<QuotaScope, string> = {
 };
 
 /** A storage quota's refusal: which quota, how much it allows, and when a retry can pass. */
-function overQuota(scope: QuotaScope, limitBytes: number, windowSeconds: number, retryAfterMs: number): { ok: false; error: ProtocolError } {
+export function overQuota(scope: QuotaScope, limitBytes: number, windowSeconds: number, retryAfterMs: number): { ok: false; error: ProtocolError } {
   const message = `${QUOTA_OWNER[scope]} stored the most allowed (${limitBytes} bytes per ${windowSeconds} s); retry in ${retryAfterMs} ms`;
   return { ok: false, error: { code: "rate_limited", message, retryAfterMs } };
 }

@@ -1,5 +1,6 @@
 import {
   HISTORY_PAGE_DEFAULT,
+  UNREAD_CAP,
   fail,
   historyRequest,
   joinRequest,
@@ -16,6 +17,7 @@ import {
 } from "@chat/shared";
 import { mayJoin } from "./auth.js";
 import type { ChatConfig } from "./config.js";
+import { dmRefusal, isDmRoom, type DmDirectory } from "./dms.js";
 import type { Handler } from "./events.js";
 import { reservedRoom } from "./identity.js";
 import type { ChatMetrics } from "./metrics.js";
@@ -31,8 +33,10 @@ export interface LeaveDeps {
 /** What the room handlers use. */
 export interface RoomDeps extends LeaveDeps {
   presence: Pick<Presence, "add" | "remove" | "roster">;
-  /** Every room's log, read on join (the catch-up) and by `history`. */
-  history: Pick<RoomLog, "read">;
+  /** Every room's log, read on join (the catch-up, the user's read state) and by `history`. */
+  history: Pick<RoomLog, "read" | "readState">;
+  /** Who may join each direct-message room (dms.ts). */
+  dms: Pick<DmDirectory, "users">;
   /** Joins per connection, and joins plus `history` requests per user across pods; undefined: off. */
   limits: { joins?: RateLimit; userReads?: RateLimit };
   metrics: Pick<ChatMetrics, "rateLimited" | "catchUps" | "replayed">;
@@ -128,13 +132,14 @@ async function joinRoom(deps: RoomDeps, socket: ChatSocket, room: string, since:
   // The socket is in the room before the log is read: a message appended meanwhile is both
   // in what is read and delivered live, and the client drops the duplicate by id.
   const readCaps = { maxBytes: config.CATCH_UP_MAX_BYTES };
-  let roster, history;
+  let roster, history, readState;
   try {
-    [roster, history] = await Promise.all([
+    [roster, history, readState] = await Promise.all([
       presence.roster(room),
       since !== undefined
         ? roomLog.read(room, { after: since, limit: config.CATCH_UP_MAX_ENTRIES, ...readCaps })
         : roomLog.read(room, { limit: config.HISTORY_ON_JOIN, ...readCaps }),
+      roomLog.readState(room, user.id, UNREAD_CAP),
     ]);
   } catch {
     return unavailable();
@@ -146,7 +151,8 @@ async function joinRoom(deps: RoomDeps, socket: ChatSocket, room: string, since:
   if (first && (roster.get(user.id)?.instances ?? 1) === 1) {
     socket.to(room).emit("presence", { room, user, action: "join" } satisfies PresenceEvent);
   }
-  return ok({ room, members: usersOf(roster), messages: history.entries, ...status(history) });
+  const { lastRead, unread } = readState;
+  return ok({ room, members: usersOf(roster), messages: history.entries, ...status(history), ...(lastRead && { lastRead }), unread });
 }
 
 /**
@@ -166,7 +172,12 @@ export function roomHandlers(deps: RoomDeps): { join: Handler; leave: Handler; h
       const { room, since } = request.data;
       const reserved = reservedRoom(room, socket.nsp.sockets);
       if (reserved) return fail("bad_request", `room: ${reserved}`);
-      if (!mayJoin(socket.data.session, room)) return fail("forbidden", `your token does not allow room ${room}`);
+      if (isDmRoom(room)) {
+        // Only its two users, whatever a token's `rooms` claim says (dms.ts).
+        const refusal = await dmRefusal(deps.dms, room, socket.data.user.id).catch(() => "unavailable");
+        if (refusal === "unavailable") return unavailable();
+        if (refusal) return fail("forbidden", refusal);
+      } else if (!mayJoin(socket.data.session, room)) return fail("forbidden", `your token does not allow room ${room}`);
       const joining = joiningRooms(socket);
       const already = socket.rooms.has(room) || joining.has(room);
       // The cap counts the joins under way too, and the slot is taken before the first await:

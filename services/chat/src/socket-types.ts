@@ -1,16 +1,29 @@
 import type { Server, Socket } from "socket.io";
 import type {
   Ack,
+  AmendAck,
   ChatMessage,
+  DeleteRequest,
+  DmAck,
+  DmEvent,
+  DmRequest,
+  EditRequest,
   HistoryAck,
   HistoryRequest,
   JoinAck,
   JoinRequest,
   LeaveRequest,
+  MessageDeleted,
+  MessageEdited,
   MessageRequest,
   PresenceEvent,
   ProtocolError,
+  ReadEvent,
+  ReadRequest,
+  RoomsAck,
   SessionEnded,
+  TypingEvent,
+  TypingRequest,
   User,
 } from "@chat/shared";
 import type { Session } from "./auth.js";
@@ -29,12 +42,29 @@ export interface ClientToServer {
   leave: Request<LeaveRequest, { room: string }>;
   history: Request<HistoryRequest, HistoryAck>;
   message: Request<MessageRequest, { id: string; ts: number; duplicate?: true }>;
+  // Issue 19 (docs/protocol.md).
+  typing: Request<TypingRequest>;
+  dm: Request<DmRequest, DmAck>;
+  edit: Request<EditRequest, AmendAck>;
+  delete: Request<DeleteRequest, AmendAck>;
+  read: Request<ReadRequest, ReadEvent>;
+  rooms: Request<Record<string, never>, RoomsAck>;
 }
+
+/** A live edit or delete: the entry's own log id is `logId`, `id` is the message's (room-log-amend.ts). */
+type Amended<Body> = Body & { logId: string; prev: string; ts: number };
 
 /** The events the chat sends to a client. Notifications come from the notifier, over the bus. */
 export interface ServerToClient {
   message: (message: ChatMessage) => void;
   presence: (event: PresenceEvent) => void;
+  typing: (event: TypingEvent) => void;
+  /** Another user started a direct conversation with this one. */
+  dm: (event: DmEvent) => void;
+  message_edited: (event: Amended<MessageEdited>) => void;
+  message_deleted: (event: Amended<MessageDeleted>) => void;
+  /** This user's read marker moved, on another of their connections. */
+  read: (event: ReadEvent) => void;
   /** After a bus outage: re-join every room with `since`. */
   resync: (why: { reason: "bus_reconnected" }) => void;
   session_ended: (ended: SessionEnded) => void;

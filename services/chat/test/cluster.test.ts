@@ -4,11 +4,13 @@ import {
   closeAllClients,
   connectMany,
   record,
-  startRedis,
+  REDIS_ENGINES,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitForCounts,
-  type RedisServer,
+  type RedisEngine,
+  type RedisEngineKind,
   type ServiceProcess,
 } from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
@@ -35,14 +37,20 @@ async function sendFromEveryPod(clients: Socket[], pods: number, room: string): 
   return ids;
 }
 
-describe.each(["sharded", "classic"] as const)("3 chat processes on one Redis, %s bus", (mode) => {
-  let redis: RedisServer;
+/** Both bus modes on one server; the other engines in the sharded mode a deployment would use. */
+const cases: [RedisEngineKind, "sharded" | "classic"][] = [
+  ["standalone", "classic"],
+  ...REDIS_ENGINES.map((engine): [RedisEngineKind, "sharded"] => [engine, "sharded"]),
+];
+
+describe.each(cases)("3 chat processes on %s Redis, %s bus", (engine, mode) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
   let clients: Socket[];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url, BUS_MODE: mode } })));
+    redis = await startRedisEngine(engine);
+    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { ...redis.env, BUS_MODE: mode } })));
     clients = await connectMany(
       pods.map((p) => p.url),
       CLIENTS,

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
-import { closeAllClients, metricValue, record, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  REDIS_ENGINES,
+  closeAllClients,
+  metricValue,
+  record,
+  startRedisEngine,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisEngine,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { Ack, ChatMessage } from "@chat/shared";
 
 type Refusal = Error & { data?: { code?: string; retryAfterMs?: number } };
@@ -20,14 +31,14 @@ function attempt(url: string, name: string, headers: Record<string, string> = {}
 const join = (socket: Socket, room: string) => socket.emitWithAck("join", { room }) as Promise<Ack>;
 const send = (socket: Socket, room: string, text: string) => socket.emitWithAck("message", { room, text }) as Promise<Ack<{ id: string }>>;
 
-describe("rate limits shared by every pod", () => {
-  let redis: RedisServer;
+describe.each(REDIS_ENGINES)("rate limits shared by every pod, on %s Redis", (engine) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
 
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startRedisEngine(engine);
     const env = {
-      REDIS_URL: redis.url,
+      ...redis.env,
       // 1 per second sustained plus a burst of 4 per 10 s: 5 in quick succession, 6 at most if
       // the sends straddle a second.
       RATE_LIMIT_MESSAGES_PER_SECOND: "1",

@@ -4,11 +4,12 @@ import {
   closeAllClients,
   connectClient,
   record,
-  startRedis,
+  REDIS_ENGINES,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
-  type RedisServer,
+  type RedisEngine,
   type ServiceProcess,
 } from "@chat/testkit";
 import type { Ack, PresenceEvent, User } from "@chat/shared";
@@ -21,16 +22,16 @@ async function members(pod: ServiceProcess, room: string): Promise<string[]> {
   return body.members.map((m) => m.name);
 }
 
-describe("presence across pods", () => {
-  let redis: RedisServer;
+describe.each(REDIS_ENGINES)("presence across pods, on %s Redis", (engine) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
   let ann: Socket;
   let bob: Socket;
   let cat: Socket;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PRESENCE_TTL_SECONDS: String(TTL_SECONDS) };
+    redis = await startRedisEngine(engine);
+    const env = { ...redis.env, PRESENCE_TTL_SECONDS: String(TTL_SECONDS) };
     pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `p-${i}`, env })));
     ann = await connectClient(pods[0]!.url, "ann");
     bob = await connectClient(pods[1]!.url, "bob");

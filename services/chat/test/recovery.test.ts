@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatClient, ChatMessage } from "@chat/client";
 import {
+  REDIS_ENGINES,
   closeAllChatClients,
   connectChatClient,
   startBalancer,
   startRedis,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
   type Balancer,
+  type RedisEngine,
   type RedisServer,
   type ServiceProcess,
 } from "@chat/testkit";
@@ -55,16 +58,16 @@ function expectExactlyOnceInOrder(inboxes: ChatMessage[][], acked: string[]): vo
   }
 }
 
-describe("losing a pod under load", () => {
-  let redis: RedisServer;
+describe.each(REDIS_ENGINES)("losing a pod under load, on %s Redis", (engine) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
   let balancer: Balancer;
   let clients: ChatClient[];
   let inboxes: ChatMessage[][];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: { REDIS_URL: redis.url } })));
+    redis = await startRedisEngine(engine);
+    pods = await Promise.all([0, 1, 2].map((i) => startService("chat", { pod: `chat-${i}`, env: redis.env })));
     balancer = await startBalancer(pods.map((p) => p.port));
     clients = [];
     for (let start = 0; start < CLIENTS; start += 50) {

@@ -1,5 +1,12 @@
-// The web client: pick a name, join a room, see members and messages live, send messages.
-import { ChatClient, ChatError, type ChatMessage, type Notification, type User } from "@chat/client";
+// The web client: rooms and direct conversations in a sidebar with unread counts, scroll-back,
+// inline edit and delete, typing, a reconnect banner. Built on @chat/client, without a framework.
+import { ChatClient, type ChatMessage, type User } from "@chat/client";
+import { appendMessage, notice, onScrolledToTop, redrawMessage, renderAll, renderNotification, type ListActions } from "./message-list.js";
+import { showBanner, showError, showToastFor } from "./notices.js";
+import { addMessage, addOlder, applyDelete, applyEdit, logIdOf, noteOldest, roomState, rooms, type Entry, type RoomState } from "./room-state.js";
+import { renderMembers as drawMembers, renderSidebar as drawSidebar, type SidebarActions } from "./sidebar.js";
+import { renderTyping, sawMessage, sawTyping } from "./typing.js";
+import { bindComposer } from "./composer.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -7,11 +14,10 @@ const ui = {
   joinForm: $<HTMLFormElement>("join-form"),
   name: $<HTMLInputElement>("name"),
   room: $<HTMLInputElement>("room"),
-  error: $<HTMLParagraphElement>("error"),
   title: $<HTMLHeadingElement>("room-title"),
-  messages: $<HTMLOListElement>("messages"),
-  members: $<HTMLUListElement>("members"),
-  sendForm: $<HTMLFormElement>("send-form"),
+  roomList: $<HTMLUListElement>("room-list"),
+  sidebar: $<HTMLElement>("sidebar"),
+  menu: $<HTMLButtonElement>("menu"),
   text: $<HTMLInputElement>("text"),
   send: $<HTMLButtonElement>("send"),
 };
@@ -22,167 +28,244 @@ const ui = {
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
 if (token) history.replaceState(null, "", location.pathname + location.search);
 
+/** The token's `sub` (not verified here: the server does that), to tell one's own messages. */
+function subOf(jwt: string): string | undefined {
+  try {
+    return (JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { sub?: string }).sub;
+  } catch {
+    return undefined;
+  }
+}
+
 let client: ChatClient | undefined;
+let myId: string | undefined;
 let currentName = "";
-let currentRoom = "";
-const members = new Map<string, User>();
+let current: RoomState | undefined;
+let online = false;
+let reconnecting = false;
+let caughtUp = 0;
 
 ui.name.value = localStorage.getItem("chat.name") ?? "";
 ui.room.value = localStorage.getItem("chat.room") ?? ui.room.value;
 
-function showError(message: string | undefined): void {
-  ui.error.hidden = !message;
-  ui.error.textContent = message ?? "";
-}
+const actions: ListActions = {
+  me: () => myId,
+  async edit(message, text) {
+    try {
+      await client!.edit(message.room, message.id, text);
+    } catch (err) {
+      showToastFor("Not edited", err);
+      throw err;
+    }
+  },
+  async delete(message) {
+    try {
+      await client!.delete(message.room, message.id);
+    } catch (err) {
+      showToastFor("Not deleted", err);
+      throw err;
+    }
+  },
+};
 
 function setStatus(state: "online" | "offline" | "reconnecting"): void {
+  online = state === "online";
   ui.status.dataset.state = state;
   ui.status.textContent = state;
-  ui.text.disabled = ui.send.disabled = state !== "online" || !currentRoom;
+  ui.text.disabled = ui.send.disabled = !online || !current;
 }
 
-/**
- * Cyrillic and Greek letters drawn like Latin ones: "Аlice" with a Cyrillic А looks like "Alice".
- * Not all of Unicode's confusables, the ones a name is most easily forged with.
- */
-const LOOKALIKES = new Map(
-  (
-    "\u0430a \u0410A \u0412B \u0435e \u0415E \u041AK \u043Ak \u041CM \u041DH \u043Eo \u041EO \u0440p \u0420P \u0441c " +
-    "\u0421C \u0422T \u0443y \u0423Y \u0445x \u0425X \u0456i \u0406I \u0458j \u0408J \u0455s \u0405S \u0501d \u051Bq " +
-    "\u051Dw \u0391A \u0392B \u0395E \u0396Z \u0397H \u0399I \u039AK \u039CM \u039DN \u039FO \u03A1P \u03A4T \u03A5Y " +
-    "\u03A7X \u03BFo \u03BDv \u03C1p \u03B9i \u03BAk"
-  )
-    .split(" ")
-    .map((pair) => [pair[0]!, pair[1]!] as const),
-);
+const sidebar: SidebarActions = {
+  current: () => current,
+  me: () => myId,
+  open: (state) => show(state),
+  leave: (state) => void leaveRoom(state),
+  message: (user) => void startDm(user),
+};
+const renderSidebar = () => drawSidebar(sidebar);
+const renderMembers = () => drawMembers(sidebar);
 
-/** What a name looks like: compatibility forms folded, look-alike letters mapped to Latin, any case. */
-function looks(name: string): string {
-  return [...name.normalize("NFKC")]
-    .map((c) => LOOKALIKES.get(c) ?? c)
-    .join("")
-    .toLowerCase();
+/** Marks the shown room read up to its newest entry, when the page is being looked at. */
+function markRead(state: RoomState): void {
+  const last = client?.lastId(state.room);
+  state.unread = 0;
+  if (client && last && last !== "0-0" && document.visibilityState === "visible") client.markRead(state.room, last).catch(() => undefined);
 }
 
-/** Ids seen under each look of a display name in the current room (members and authors). */
-const idsByName = new Map<string, Set<string>>();
-
-function seen(user: User): void {
-  const key = looks(user.name);
-  const ids = idsByName.get(key) ?? new Set<string>();
-  ids.add(user.id);
-  idsByName.set(key, ids);
+function show(state: RoomState): void {
+  current = state;
+  ui.title.textContent = state.label;
+  localStorage.setItem("chat.room", state.room);
+  ui.sidebar.classList.remove("open");
+  ui.menu.setAttribute("aria-expanded", "false");
+  markRead(state);
+  renderAll(state, actions);
+  renderSidebar();
+  renderMembers();
+  renderTyping(current);
+  setStatus(client?.socket.connected ? "online" : "offline");
 }
 
-/**
- * A user's name, and beside it their stable id when someone else in the room goes by the same
- * name, or one that looks the same: a display name proves nothing, the id (the token's `sub`) is
- * who it is.
- */
-function nameOf<T extends HTMLElement>(element: T, user: User): T {
-  element.textContent = user.name;
-  if ((idsByName.get(looks(user.name))?.size ?? 0) > 1) {
-    element.append(Object.assign(document.createElement("span"), { className: "uid", textContent: ` (${user.id})` }));
-  }
-  return element;
+function remember(): void {
+  localStorage.setItem("chat.rooms", JSON.stringify([...rooms.values()].map(({ room, label }) => ({ room, label }))));
 }
 
-function renderMembers(): void {
-  for (const user of members.values()) seen(user);
-  ui.members.replaceChildren(
-    ...[...members.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id)).map((user) => nameOf(document.createElement("li"), user)),
-  );
-}
-
-function append(node: HTMLElement): void {
-  const atBottom = ui.messages.scrollTop + ui.messages.clientHeight >= ui.messages.scrollHeight - 8;
-  ui.messages.append(node);
-  if (atBottom) ui.messages.scrollTop = ui.messages.scrollHeight;
-}
-
-function renderMessage(message: ChatMessage): void {
-  const li = document.createElement("li");
-  li.dataset.id = message.id;
-  const when = Object.assign(document.createElement("span"), {
-    className: "when",
-    textContent: new Date(message.ts).toLocaleTimeString(),
-  });
-  seen(message.user);
-  const who = nameOf(Object.assign(document.createElement("span"), { className: "who" }), message.user);
-  li.append(when, who, document.createTextNode(message.text));
-  append(li);
-}
-
-function notice(text: string): void {
-  append(Object.assign(document.createElement("li"), { className: "notice", textContent: text }));
-}
-
-function renderNotification(notification: Notification): void {
-  const text = `${notification.type}: ${JSON.stringify(notification.data)}`.slice(0, 500);
-  append(Object.assign(document.createElement("li"), { className: "notice", textContent: text }));
-}
-
-async function join(room: string): Promise<void> {
+async function enter(room: string, label?: string, focus = true): Promise<void> {
   if (!client) return;
-  if (currentRoom && currentRoom !== room) {
-    const previous = currentRoom;
-    currentRoom = "";
-    await client.leave(previous).catch(() => undefined);
-  }
-  if (currentRoom !== room) {
-    ui.messages.replaceChildren();
-    idsByName.clear();
-  }
-  currentRoom = room;
+  const state = roomState(room, label);
+  if (label) state.label = label;
   try {
-    // The client renders what the join delivers through its "message" events, in order.
-    await client.join(room);
+    const joined = await client.join(room);
+    const first = joined.entries[0];
+    if (first) noteOldest(state, logIdOf(first));
+    if (!state.oldest) state.startReached = joined.complete;
+    if (state.oldest && joined.complete && !joined.entries.length) state.startReached = true;
+    if (joined.unread !== undefined && state !== current) state.unread = joined.unread;
     showError(undefined);
-    localStorage.setItem("chat.room", room);
-    ui.title.textContent = `#${room}`;
-    setStatus("online");
+    remember();
+    if (focus || !current) show(state);
+    else renderSidebar();
   } catch (err) {
-    currentRoom = "";
-    showError(`Could not join ${room}: ${(err as Error).message}`);
+    if (!state.messages.length) rooms.delete(room);
+    showToastFor(`Could not join ${room}`, err);
+    renderSidebar();
+  }
+}
+
+async function leaveRoom(state: RoomState): Promise<void> {
+  rooms.delete(state.room);
+  remember();
+  await client?.leave(state.room).catch(() => undefined);
+  if (current === state) {
+    current = undefined;
+    const next = rooms.values().next().value;
+    if (next) show(next);
+    else {
+      ui.title.textContent = "No room yet";
+      renderAll(undefined, actions);
+      renderMembers();
+      setStatus(online ? "online" : "offline");
+    }
+  }
+  renderSidebar();
+}
+
+async function startDm(user: User): Promise<void> {
+  try {
+    const room = await client!.dm(user.id);
+    await enter(room, `@${user.name}`);
+  } catch (err) {
+    showToastFor(`Could not message ${user.name}`, err);
+  }
+}
+
+async function loadOlder(): Promise<void> {
+  const state = current;
+  if (!client || !state || state.startReached || state.loadingOlder || !state.oldest) return;
+  state.loadingOlder = true;
+  try {
+    const page = await client.history(state.room, { before: state.oldest, limit: 50 });
+    addOlder(state, page.entries as unknown as Entry[], state.room);
+    const first = page.entries[0];
+    if (first) noteOldest(state, logIdOf(first));
+    state.startReached = !page.more;
+    if (state === current) renderAll(state, actions, "anchor");
+  } catch (err) {
+    showToastFor("Could not load older messages", err);
+  } finally {
+    state.loadingOlder = false;
+  }
+}
+
+function onMessage(message: ChatMessage): void {
+  const state = rooms.get(message.room);
+  if (!state) return;
+  if (reconnecting) caughtUp++;
+  const shown = addMessage(state, message);
+  if (!shown) return;
+  if (!state.oldest) noteOldest(state, message.id);
+  sawMessage(state, message.user.id);
+  if (state === current) {
+    appendMessage(state, shown, actions);
+    // One's own messages count as read too, so that they are not unread after a reload.
+    markRead(state);
+  } else if (message.user.id !== myId) {
+    state.unread++;
+    renderSidebar();
   }
 }
 
 function connect(name: string): ChatClient {
-  // WebSocket first: it keeps a client on one pod without sticky sessions. Long-polling remains
-  // as a fallback for networks that block WebSocket. The client re-joins every room with the last
-  // id it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
-  // With a token (see above), the name comes from the token.
+  // WebSocket first (long-polling as a fallback). The client re-joins every room with the last id
+  // it saw after any reconnect, so nothing said meanwhile is missed, and nothing twice.
   const next = new ChatClient(location.origin, { auth: token ? { token } : { name } });
-  next.on("status", (online) => setStatus(online ? "online" : "reconnecting"));
+  myId = token ? subOf(token) : name;
+  next.on("status", (up) => {
+    setStatus(up ? "online" : "reconnecting");
+    if (!up && !reconnecting) {
+      reconnecting = true;
+      caughtUp = 0;
+      showBanner("Reconnecting…");
+    } else if (up && reconnecting) {
+      reconnecting = false;
+      showBanner(`Reconnected: caught up ${caughtUp} message${caughtUp === 1 ? "" : "s"}.`, 5000);
+    }
+  });
   next.on("slow_consumer", () => notice("This page fell behind the room (a slow link?): reconnecting and catching up."));
-  next.on("joined", ({ room, members: list }) => {
-    if (room !== currentRoom) return;
-    members.clear();
-    for (const user of list) members.set(user.id, user);
-    renderMembers();
+  next.on("joined", ({ room, members }) => {
+    const state = rooms.get(room);
+    if (!state) return;
+    state.members = new Map(members.map((u) => [u.id, u]));
+    if (state === current) renderMembers();
   });
   next.socket.on("connect_error", (err: Error & { data?: { code?: string } }) => {
     setStatus("offline");
     showError(`Cannot connect: ${err.message}`);
     if (err.data?.code === "unauthorized") next.close();
   });
-  next.on("message", (message: ChatMessage) => {
-    if (message.room === currentRoom) renderMessage(message);
+  next.on("message", onMessage);
+  next.on("message_edited", (e) => {
+    const state = rooms.get(e.room);
+    const message = state && applyEdit(state, e.id, e.text, e.editedAt);
+    if (state && message && state === current) redrawMessage(state, message, actions);
   });
-  next.on("notification", (notification) => {
-    if (notification.room === undefined || notification.room === currentRoom) renderNotification(notification);
+  next.on("message_deleted", (e) => {
+    const state = rooms.get(e.room);
+    if (state && applyDelete(state, e.id) && state === current) renderAll(state, actions, "anchor");
   });
-  next.on("gap", ({ room }) => {
-    if (room === currentRoom) notice("Some older messages are no longer available.");
+  next.on("notification", (n) => (n.room === undefined || n.room === current?.room) && renderNotification(n));
+  next.on("gap", ({ room }) => room === current?.room && notice("Some older messages are no longer available."));
+  next.on("typing", (e) => sawTyping(rooms.get(e.room), e.user, current));
+  next.on("dm", ({ room, user }) => void enter(room, `@${user.name}`, false));
+  next.on("read", ({ room, id }) => {
+    const state = rooms.get(room);
+    if (state && client?.lastId(room) === id) {
+      state.unread = 0;
+      renderSidebar();
+    }
   });
   next.on("presence", (event) => {
-    if (event.room !== currentRoom) return;
-    if (event.action === "join") members.set(event.user.id, event.user);
-    else members.delete(event.user.id);
+    const state = rooms.get(event.room);
+    if (!state) return;
+    if (event.action === "join") state.members.set(event.user.id, event.user);
+    else state.members.delete(event.user.id);
+    if (state !== current) return;
     renderMembers();
     notice(`${event.user.name} ${event.action === "join" ? "joined" : "left"}`);
   });
   return next;
+}
+
+/** The sidebar after connecting: the rooms this connection is in, with their unread counts. */
+async function refreshRoomList(): Promise<void> {
+  const list = await client?.roomList().catch(() => undefined);
+  for (const summary of list ?? []) {
+    const state = rooms.get(summary.room);
+    if (!state) continue;
+    if (summary.dm && state.label.startsWith("#")) state.label = `@${summary.dm}`;
+    if (state !== current) state.unread = summary.unread;
+  }
+  renderSidebar();
 }
 
 ui.joinForm.addEventListener("submit", (event) => {
@@ -192,32 +275,30 @@ ui.joinForm.addEventListener("submit", (event) => {
   localStorage.setItem("chat.name", name);
   if (!client || name !== currentName) {
     client?.close();
+    rooms.clear();
+    current = undefined;
     currentName = name;
-    currentRoom = "";
     client = connect(name);
-    client.socket.once("connect", () => void join(room));
+    const saved = JSON.parse(localStorage.getItem("chat.rooms") ?? "[]") as { room: string; label: string }[];
+    client.socket.once("connect", () => {
+      void (async () => {
+        await Promise.all(saved.filter((r) => r.room !== room).map((r) => enter(r.room, r.label, false)));
+        await enter(room);
+        await refreshRoomList();
+      })();
+    });
   } else {
-    void join(room);
+    void enter(room);
   }
 });
 
-ui.sendForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  // send() shows every failure itself (try/catch below): nothing is left to reject.
-  void send();
+ui.menu.addEventListener("click", () => {
+  const open = ui.sidebar.classList.toggle("open");
+  ui.menu.setAttribute("aria-expanded", String(open));
+  if (open) ui.roomList.querySelector<HTMLButtonElement>("button")?.focus();
 });
 
-async function send() {
-  const text = ui.text.value;
-  if (!client || !currentRoom || !text) return;
-  ui.send.disabled = true;
-  try {
-    await client.send(currentRoom, text);
-    ui.text.value = "";
-    showError(undefined);
-  } catch (err) {
-    showError(`Not sent: ${err instanceof ChatError ? err.message : String(err)}`);
-  } finally {
-    ui.send.disabled = ui.text.disabled;
-  }
-}
+bindComposer(() => (client && current ? { client, state: current, online, me: myId } : undefined));
+
+onScrolledToTop(() => void loadOlder());
+document.addEventListener("visibilitychange", () => current && markRead(current));

@@ -2,11 +2,14 @@ import { io, type Socket } from "socket.io-client";
 import { Emitter } from "@socket.io/component-emitter";
 import { LOG_START } from "@chat/shared/log-id";
 import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
-import type { Ack, ChatMessage, HistoryAck, JoinAck, PresenceEvent, SessionEnded, User } from "@chat/shared";
+import type { Ack, ChatMessage, DmEvent, HistoryAck, JoinAck, PresenceEvent, ReadEvent, RoomSummary, SessionEnded, TypingEvent, User } from "@chat/shared";
+import { AMEND_EVENTS, type MessageDeletedEvent, type MessageEditedEvent } from "./conversations.js";
 import { RoomSequencer } from "./sequencer.js";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 export type { ChatMessage, PresenceEvent, SessionEnded, User };
+export type { DmEvent, ReadEvent, RoomSummary, TypingEvent } from "@chat/shared";
+export type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 export { RoomSequencer, type SequencedEntry, type Verdict } from "./sequencer.js";
 export { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
@@ -90,6 +93,50 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
       else this.emitReserved("notification", n);
     });
     socket.on("presence", (event: PresenceEvent) => this.emitReserved("presence", event));
+    // Edits and deletes are room entries (kept as the last id, checked against `prev`); typing,
+    // dm and read are not stored and pass straight on.
+    for (const event of AMEND_EVENTS) socket.on(event, (e: RoomEntry) => this.accept({ ...e, event }));
+    socket.on("typing", (e: TypingEvent) => this.emitReserved("typing", e));
+    socket.on("dm", (e: DmEvent) => this.emitReserved("dm", e));
+    socket.on("read", (e: ReadEvent) => this.emitReserved("read", e));
+  }
+
+  /** Tells the room this user is typing (the server passes on one every 2 s per room). */
+  async typing(room: string): Promise<void> {
+    await this.ask("typing", { room });
+  }
+
+  /** Opens the direct conversation with user `user` (a user id), joins it, and returns its room. */
+  async dm(user: string): Promise<string> {
+    const { room } = await this.ask<{ room: string }>("dm", { user });
+    await this.join(room);
+    return room;
+  }
+
+  /** Replaces the text of your message `id`; `message_edited` follows, like any room entry. */
+  async edit(room: string, id: string, text: string): Promise<void> {
+    await this.ask("edit", { room, id, text });
+  }
+
+  /** Deletes your message `id` (anyone's, with a moderator token); `message_deleted` follows. */
+  async delete(room: string, id: string): Promise<void> {
+    await this.ask("delete", { room, id });
+  }
+
+  /** Marks `room` read up to entry `id`; resolves to the stored marker (never moves back). */
+  async markRead(room: string, id: string): Promise<string> {
+    return (await this.ask<{ id: string }>("read", { room, id })).id;
+  }
+
+  /** The rooms this connection is in, with unread counts and last messages. */
+  async roomList(): Promise<RoomSummary[]> {
+    return (await this.ask<{ rooms: RoomSummary[] }>("rooms", {})).rooms;
+  }
+
+  private async ask<T extends object = object>(event: string, payload: unknown): Promise<T> {
+    const ack = await this.request<Ack<T>>(event, payload);
+    if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
+    return ack;
   }
 
   /** Connects again after the session ended or `close()`; rooms are re-joined with `since`. */
@@ -181,9 +228,12 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     const since = state.seq.beginCatchUp();
     const ack = await this.request<Ack<JoinAck>>("join", since ? { room, since } : { room });
     if (!ack.ok) throw new ChatError(ack.error.code, ack.error.message, ack.error.retryAfterMs);
-    const delivered: (ChatMessage | Notification)[] = [];
+    const delivered: JoinResult["entries"] = [];
     const deliverAll = (entries: RoomEntry[]) => {
-      for (const entry of entries) delivered.push(this.deliver(entry));
+      for (const entry of entries) {
+        const payload = this.deliver(entry);
+        if (payload) delivered.push(payload);
+      }
     };
     // A server from before paging has no `gap`: there, an incomplete catch-up was a gap.
     let gap = since !== undefined && (ack.gap ?? !ack.complete);
@@ -206,7 +256,8 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     deliverAll(state.seq.finishCatchUp());
     const complete = since !== undefined ? !gap : ack.complete;
     this.emitReserved("joined", { room, members: ack.members, complete });
-    return { members: ack.members, entries: delivered, complete };
+    const read = { ...(ack.lastRead !== undefined && { lastRead: ack.lastRead }), ...(ack.unread !== undefined && { unread: ack.unread }) };
+    return { members: ack.members, entries: delivered, complete, ...read };
   }
 
   async leave(room: string): Promise<void> {
@@ -271,12 +322,25 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     else if (verdict === "gap") void this.sync(entry.room).catch(() => undefined);
   }
 
-  /** Emits an entry the sequencer let through, and returns its payload. */
-  private deliver(entry: RoomEntry): ChatMessage | Notification {
+  /**
+   * Emits an entry the sequencer let through, and returns its payload; undefined for an entry of a
+   * kind this client does not know (the sequencer keeps it as the last id, it is not shown).
+   */
+  private deliver(entry: RoomEntry): ChatMessage | Notification | MessageEditedEvent | MessageDeletedEvent | undefined {
     const { event, ...payload } = entry;
-    if (event === "notification") {
-      this.emitReserved("notification", payload as unknown as Notification);
-      return payload as unknown as Notification;
+    switch (event) {
+      case "notification":
+        this.emitReserved("notification", payload as unknown as Notification);
+        return payload as unknown as Notification;
+      case "message_edited":
+      case "message_deleted":
+        this.emitReserved(event, payload as never);
+        return payload as unknown as MessageEditedEvent | MessageDeletedEvent;
+      case undefined:
+      case "message":
+        break;
+      default:
+        return undefined;
     }
     this.emitReserved("message", payload as unknown as ChatMessage);
     return payload as unknown as ChatMessage;

@@ -1,5 +1,6 @@
 import type { ManagerOptions, SocketOptions } from "socket.io-client";
-import type { ChatMessage, PresenceEvent, ProtocolError, SessionEnded, User } from "@chat/shared";
+import type { ChatMessage, DmEvent, PresenceEvent, ProtocolError, ReadEvent, SessionEnded, TypingEvent, User } from "@chat/shared";
+import type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 
 // The client's public types, apart from the class that uses them.
 
@@ -88,17 +89,31 @@ export interface ClientEvents {
    * the client reconnects and catches up from the room logs on its own, like after any drop.
    */
   slow_consumer: () => void;
+  /** A message's text was edited (live, or replayed by a catch-up). */
+  message_edited: (event: MessageEditedEvent) => void;
+  /** A message was deleted (live, or replayed by a catch-up). */
+  message_deleted: (event: MessageDeletedEvent) => void;
+  /** Someone in the room is typing (not stored; show it for about 5 s). */
+  typing: (event: TypingEvent) => void;
+  /** Another user started a direct conversation with this one: `join(room)` to read it. */
+  dm: (event: DmEvent) => void;
+  /** This user's read marker moved on another of their connections. */
+  read: (event: ReadEvent) => void;
 }
 
 export interface JoinResult {
   members: User[];
   /** The messages and room notifications this call delivered, oldest first. */
-  entries: (ChatMessage | Notification)[];
+  entries: (ChatMessage | Notification | MessageEditedEvent | MessageDeletedEvent)[];
   /**
    * A re-join: everything since the last id held was delivered (false only with a gap). A first
    * join: the entries reach back to the start of the room's log.
    */
   complete: boolean;
+  /** The user's read marker in the room, when set (servers from issue 19 on). */
+  lastRead?: string;
+  /** Entries after `lastRead`, at most 100 (show "99+"); servers from issue 19 on. */
+  unread?: number;
 }
 
 /** An error the server answered with: `code` is one of protocol v1's error codes. */

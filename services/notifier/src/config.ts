@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { env, parseEnv } from "@chat/shared";
+import { env, parseEnv, redisTopologyCheck, redisTopologyEnv } from "@chat/shared";
 import { webhookEnv, webhookSecretRequired } from "./webhook-config.js";
 
 /** Shorter keys are guessable; 16 characters is the floor, a random 32+ is what we hand out. */
@@ -24,8 +24,19 @@ const schema = z.object({
   PORT: env.port(3001),
   /** Address to listen on. */
   HOST: z.string().default("0.0.0.0"),
-  /** Required: the notifier only ever talks to chat pods through Redis, it has no embedded mode. */
-  REDIS_URL: z.string({ error: "is required: the notifier reaches chat pods only through Redis, e.g. redis://redis:6379/0" }).pipe(env.redisUrl().unwrap()),
+  /**
+   * Required, or REDIS_SENTINELS, or REDIS_CLUSTER_NODES: the notifier only ever talks to chat pods
+   * through Redis, it has no embedded mode.
+   */
+  REDIS_URL: env.redisUrl(),
+  /** Or Redis through Sentinel, or a Redis Cluster, and the REDIS_WAIT_* acks: the same rules for both services (shared redis-config.ts). */
+  REDIS_SENTINELS: redisTopologyEnv.REDIS_SENTINELS,
+  REDIS_SENTINEL_MASTER: redisTopologyEnv.REDIS_SENTINEL_MASTER,
+  REDIS_SENTINEL_PASSWORD: redisTopologyEnv.REDIS_SENTINEL_PASSWORD,
+  REDIS_CLUSTER_NODES: redisTopologyEnv.REDIS_CLUSTER_NODES,
+  REDIS_TLS: redisTopologyEnv.REDIS_TLS,
+  REDIS_WAIT_REPLICAS: redisTopologyEnv.REDIS_WAIT_REPLICAS,
+  REDIS_WAIT_TIMEOUT_MS: redisTopologyEnv.REDIS_WAIT_TIMEOUT_MS,
   /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
   REDIS_PASSWORD: z.string().optional(),
   /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
@@ -86,5 +97,5 @@ const schema = z.object({
 export type NotifierConfig = z.infer<typeof schema>;
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return parseEnv(schema, source, [webhookSecretRequired]);
+  return parseEnv(schema, source, [redisTopologyCheck({ required: true, service: "notifier" }), webhookSecretRequired]);
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { LIMIT_PREFIXES, createRateLimit, createRedisClient, createRedisRoomLog, isRedisReady, redisOptions, runService } from "@chat/shared";
+import { LIMIT_PREFIXES, connectRedis, createRateLimit, createRedisRoomLog, isRedisReady, redisTarget, runService, withReplicaWait } from "@chat/shared";
 import type { Redis } from "ioredis";
 import { createNotifierApp } from "./app.js";
 import { loadConfig } from "./config.js";
@@ -17,21 +17,34 @@ await runService({
   loadConfig,
   connect(config, log) {
     // Two connections: the stream loop's batches would otherwise queue in front of HTTP publishes.
-    const options = redisOptions(config.REDIS_URL, { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE });
-    const httpRedis = createRedisClient(config.REDIS_URL, { role: "http", log, options });
-    const streamRedis = createRedisClient(config.REDIS_URL, { role: "stream", log, options });
+    const target = redisTarget(config)!; // the configuration requires one
+    if (target.kind === "cluster") {
+      console.error(
+        "notifier: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the notifier yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS",
+      );
+      process.exit(1);
+    }
+    const settings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
+    const httpRedis = connectRedis(target, settings, { role: "http", log });
+    const streamRedis = connectRedis(target, settings, { role: "stream", log });
     const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
     const consumerName = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
     // Webhook delivery polls and waits on endpoints: a connection of its own, only when there are endpoints.
-    const webhookRedis = config.WEBHOOK_URLS.length ? createRedisClient(config.REDIS_URL, { role: "webhooks", log, options }) : undefined;
+    const webhookRedis = config.WEBHOOK_URLS.length ? connectRedis(target, settings, { role: "webhooks", log }) : undefined;
     const webhooks = webhookRedis && startWebhooks({ config, redis: webhookRedis, log, registry: metrics.registry, consumer: consumerName });
     return {
       redis: httpRedis,
       registry: metrics.registry,
       async start(busMode) {
         const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
+        // With REDIS_WAIT_REPLICAS, a room event is accepted only once that many replicas have it.
+        const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
         const publisherFor = (redis: Redis) =>
-          createPublisher(redis, { dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS, roomLog: createRedisRoomLog(redis, logOptions), busMode });
+          createPublisher(redis, {
+            dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
+            roomLog: withReplicaWait(createRedisRoomLog(redis, logOptions), redis, wait),
+            busMode,
+          });
         const app = createNotifierApp({
           config,
           log,
@@ -42,7 +55,7 @@ await runService({
           redisReady: () => isRedisReady(httpRedis),
           serverApi: serverApiRoutes({
             redis: httpRedis,
-            roomLog: createRedisRoomLog(httpRedis, logOptions),
+            roomLog: withReplicaWait(createRedisRoomLog(httpRedis, logOptions), httpRedis, wait),
             log,
             redisReady: () => isRedisReady(httpRedis),
             onDeleted: webhooks && ((room, id, entryId) => webhooks.deleted(room, id, entryId)),

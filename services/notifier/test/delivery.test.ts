@@ -2,14 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import {
+  REDIS_ENGINES,
   closeAllClients,
   connectClient,
   record,
-  startRedis,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
-  type RedisServer,
+  type RedisEngine,
+  type RedisEngineKind,
   type ServiceProcess,
 } from "@chat/testkit";
 import type { Notification } from "@chat/shared";
@@ -31,8 +33,14 @@ interface Case {
   shape: Record<string, string>;
 }
 
-describe.each(["sharded", "classic"] as const)("notifications through both intakes, to 2 chat pods, %s bus", (mode) => {
-  let redis: RedisServer;
+/** Both bus modes on one server; the other engines in the sharded mode a deployment would use. */
+const cases: [RedisEngineKind, "sharded" | "classic"][] = [
+  ["standalone", "classic"],
+  ...REDIS_ENGINES.map((engine): [RedisEngineKind, "sharded"] => [engine, "sharded"]),
+];
+
+describe.each(cases)("notifications through both intakes, to 2 chat pods, on %s Redis, %s bus", (engine, mode) => {
+  let redis: RedisEngine;
   let db: Redis;
   let notifier: ServiceProcess;
   let chatUrl: string;
@@ -40,13 +48,13 @@ describe.each(["sharded", "classic"] as const)("notifications through both intak
   const inboxes = {} as Record<ClientName, Notification[]>;
 
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startRedisEngine(engine);
     db = redisClient(redis.url);
-    const env = { REDIS_URL: redis.url, BUS_MODE: mode };
+    const env = { ...redis.env, BUS_MODE: mode };
     const [pod0, pod1] = await Promise.all([
       startService("chat", { pod: "chat-0", env }),
       startService("chat", { pod: "chat-1", env }),
-      startNotifier(redis.url, { BUS_MODE: mode }).then((n) => (notifier = n)),
+      startNotifier(redis.env, { BUS_MODE: mode }).then((n) => (notifier = n)),
     ]);
     chatUrl = pod0.url;
     // a* in room-a, b* in room-b, x* are one user on both pods, n1 is in no room at all.

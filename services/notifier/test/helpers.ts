@@ -7,10 +7,11 @@ import type { Ack } from "@chat/shared";
 export const API_KEY = "test-key-0123456789abcdef";
 export const OLD_API_KEY = "old-key-fedcba9876543210";
 
-export function startNotifier(redisUrl: string, env: Record<string, string> = {}, pod?: string): Promise<ServiceProcess> {
+/** A notifier on `redis`: a URL, or the variables of a `RedisEngine` (`engine.env`). */
+export function startNotifier(redis: string | Record<string, string>, env: Record<string, string> = {}, pod?: string): Promise<ServiceProcess> {
   return startService("notifier", {
     pod,
-    env: { REDIS_URL: redisUrl, NOTIFIER_API_KEYS: `${OLD_API_KEY}, ${API_KEY}`, ...env },
+    env: { ...(typeof redis === "string" ? { REDIS_URL: redis } : redis), NOTIFIER_API_KEYS: `${OLD_API_KEY}, ${API_KEY}`, ...env },
   });
 }
 

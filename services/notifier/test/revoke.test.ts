@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
 import {
+  REDIS_ENGINES,
   closeAllClients,
   connectClient,
   record,
   startBalancer,
   startRedis,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
   type Balancer,
+  type RedisEngine,
   type RedisServer,
   type ServiceProcess,
 } from "@chat/testkit";
@@ -28,17 +31,17 @@ function token(sub: string, jti: string, exp = now() + 600): Promise<string> {
     .sign(new TextEncoder().encode(SECRET));
 }
 
-describe("token revocation", () => {
-  let redis: RedisServer;
+describe.each(REDIS_ENGINES)("token revocation, on %s Redis", (engine) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
   let notifier: ServiceProcess;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, AUTH_MODE: "jwt", JWT_SECRET: SECRET };
+    redis = await startRedisEngine(engine);
+    const env = { ...redis.env, AUTH_MODE: "jwt", JWT_SECRET: SECRET };
     [pods, notifier] = await Promise.all([
       Promise.all([startService("chat", { env, pod: "chat-a" }), startService("chat", { env, pod: "chat-b" })]),
-      startNotifier(redis.url),
+      startNotifier(redis.env),
     ]);
   });
 

@@ -1,10 +1,13 @@
 export * from "./config.js";
 export * from "./logger.js";
 export * from "./protocol.js";
+export * from "./protocol-additions.js";
 export * from "./close-codes.js";
 export * from "./redis.js";
+export * from "./redis-config.js";
 export * from "./notification.js";
 export * from "./room-log.js";
+export { type Amendment, type AmendResult, type MessageDeleted, type MessageEdited, type ReadState } from "./room-log-amend.js";
 export * from "./operations.js";
 export * from "./rate-limit.js";
 export * from "./bus.js";
@@ -20,3 +23,4 @@ export * from "./scrape-counter.js";
 export * from "./deployment-setting.js";
 export * from "./run-service.js";
 export * from "./server-api.js";
+export * from "./replica-wait.js";

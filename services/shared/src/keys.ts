@@ -25,13 +25,27 @@ export function revokedTokenKey(jti: string): string {
 }
 
 /**
- * A room's log (room-log.ts), a Redis Stream, and its append dedupe keys. `tag` is the hash tag:
- * the room's name, or its sharded channel on a cluster in sharded mode (room-log-append.ts).
+ * A room's log (room-log.ts), a Redis Stream, its append dedupe keys, and its read markers
+ * (room-log-amend.ts: a hash, user id → last-read id). `tag` is the hash tag: the room's name, or
+ * its sharded channel on a cluster in sharded mode (room-log-append.ts).
  */
 export const roomLogKeys = (prefix: string, tag: string) => ({
   stream: `${prefix}:log:{${tag}}`,
   dedupe: (scope: string) => `${prefix}:dedupe:{${tag}}:${scope}`,
+  read: `${prefix}:read:{${tag}}`,
 });
+
+/**
+ * A direct-message room's two user ids (the chat's dms.ts), a JSON pair, expiring with the
+ * room's log. `room` is `dm:<a>:<b>`.
+ */
+export const dmKey = (prefix: string, room: string): string => `${prefix}:dm:${room}`;
+
+/**
+ * One user's typing pass in a room (the chat's typing.ts): set NX for the throttle interval, so
+ * that `typing` goes out at most once per interval across pods.
+ */
+export const typingKey = (prefix: string, room: string, user: string): string => `${prefix}:typing:{${room}}:${user}`;
 
 /** Presence (the chat's presence.ts): who is in which room, on which pod. */
 export interface PresenceKeys {

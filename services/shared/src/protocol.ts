@@ -10,7 +10,7 @@ export * from "./log-id.js";
 
 /** Error codes a client can act on. Never renamed: clients switch on them. */
 export type ErrorCode =
-  "bad_request" | "not_in_room" | "unknown_event" | "unavailable" | "unauthorized" | "forbidden" | "rate_limited" | "limit_exceeded" | "internal";
+  "bad_request" | "not_in_room" | "unknown_event" | "unavailable" | "unauthorized" | "forbidden" | "rate_limited" | "limit_exceeded" | "internal" | "not_found";
 
 export interface ProtocolError {
   code: ErrorCode;
@@ -173,8 +173,11 @@ export interface ReadStatus {
   cursor?: string;
 }
 
-/** The `join` ack. */
-export type JoinAck = { room: string; members: User[]; messages: ReplayedEntry[] } & ReadStatus;
+/**
+ * The `join` ack. `lastRead` (the user's read marker, when set) and `unread` (entries after it,
+ * at most `UNREAD_CAP`) came with issue 19: older servers leave them out.
+ */
+export type JoinAck = { room: string; members: User[]; messages: ReplayedEntry[]; lastRead?: string; unread?: number } & ReadStatus;
 
 /** The `history` ack. */
 export type HistoryAck = { room: string; messages: ReplayedEntry[] } & ReadStatus;

@@ -6,6 +6,7 @@ import { rateLimitKeys, roomLogKeys } from "./keys.js";
 import { LOG_START } from "./log-id.js";
 import { luaScript } from "./lua.js";
 import { tsOf } from "./room-log-read.js";
+import { AMEND_HEAD, guardArgs, type AmendGuard, type AmendRefused, type IdFields } from "./room-log-amend.js";
 import type { RateLimit } from "./rate-limit.js";
 
 /** Makes a retry recognisable: the same `scope` within `ttlSeconds` is appended once. */
@@ -22,6 +23,17 @@ export interface AppendOptions {
    * @default false
    */
   logIdAlias?: boolean;
+  /**
+   * The body's `id` is the message this entry is about (an edit or a delete, room-log-amend.ts):
+   * the entry's own log id then goes in `logId`, which clients keep as the room's last id.
+   * @default false
+   */
+  reference?: boolean;
+}
+
+/** Where an entry's log id goes, as stored in its `f` field (decodeEntry reads it back). */
+export function idFields({ logIdAlias = false, reference = false }: AppendOptions): IdFields {
+  return reference ? "ref" : logIdAlias ? "id,logId" : "id";
 }
 
 /** A rate limit the append must pass first: `key` (a user id, say) is counted against `limiter`. */
@@ -60,7 +72,7 @@ export interface AppendResult {
  * that only when the channel hashes to the slot of the script's keys, so on a cluster the keys
  * take the channel's name as their hash tag (see `roomKeyLayout`).
  */
-const APPEND_SCRIPT = `
+const APPEND_HEAD = `
 local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   local seen = redis.call('GET', KEYS[2])
@@ -86,9 +98,19 @@ if points > 0 then
     if not burstOk then return {2, tostring(math.min(wait, burstWait))} end
   end
 end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local prev = '${LOG_START}'
-if #last > 0 then prev = last[1][1] end
+local prev
+`;
+
+/**
+ * Appends (XADD, trims) and publishes: the part of the append shared with the amend script
+ * (room-log-amend.ts), which may set `prev` first (to the last id before it deleted an entry).
+ */
+const APPEND_TAIL = `
+if not prev then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  prev = '${LOG_START}'
+  if #last > 0 then prev = last[1][1] end
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3], 'p', prev, 'f', ARGV[8], 'b', ARGV[4])
 local ms = tonumber(string.match(id, '^(%d+)'))
 local maxAge = tonumber(ARGV[2])
@@ -140,8 +162,10 @@ interface Template {
  * decodes), then cuts it around the placeholders. The placeholders come before every field a
  * client controls, so the first match is always the right one.
  */
-function template(mode: BusMode, room: string, event: string, body: Record<string, unknown>, alias: boolean): Template {
-  const marks = alias ? { id: ID_MARK, logId: ID_MARK } : { id: ID_MARK };
+function template(mode: BusMode, room: string, event: string, body: Record<string, unknown>, ids: IdFields): Template {
+  const alias = ids === "id,logId";
+  // An edit or a delete carries the message's own `id` in its body: only `logId` is the entry's.
+  const marks = alias ? { id: ID_MARK, logId: ID_MARK } : ids === "ref" ? { logId: ID_MARK } : { id: ID_MARK };
   const { channel, bytes } = encodeBroadcast(mode, room, event, { ...marks, prev: PREV_MARK, ts: TS_MARK, ...body });
   const kinds = alias ? "iipt" : "ipt";
   const parts: Buffer[] = [];
@@ -157,7 +181,9 @@ function template(mode: BusMode, room: string, event: string, body: Record<strin
   return { channel, kinds, parts };
 }
 
-const appendScript = luaScript<[0 | 1 | 2, string]>(APPEND_SCRIPT, 4);
+const appendScript = luaScript<[0 | 1 | 2, string]>(APPEND_HEAD + APPEND_TAIL, 4);
+/** The amend script reads its guard (ARGV 10 to 13) where the append reads its limit; status 3 is a refusal. */
+const amendScript = luaScript<[1 | 3, string]>(AMEND_HEAD + APPEND_TAIL, 4);
 
 const isCluster = (redis: Redis | Cluster): boolean => "isCluster" in redis && redis.isCluster;
 
@@ -182,24 +208,30 @@ export interface AppenderSettings {
   keysOf: ReturnType<typeof roomKeyLayout>;
 }
 
-/** One append by the script: stored, published, and (with `limit`) counted against the limit first. */
+/**
+ * One append by the script: stored, published, and (with `limit`) counted against the limit first.
+ * With `guard` it is an edit or a delete (room-log-amend.ts), checked by the amend script first.
+ */
 export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSeconds, busMode, keysOf }: AppenderSettings) {
   const publishCommand = busPublishCommand(busMode);
   return async function append(
     room: string,
     event: string,
     body: Record<string, unknown>,
-    { dedupe, logIdAlias = false }: AppendOptions,
+    options: AppendOptions,
     limit?: AppendLimit,
-  ): Promise<AppendResult | AppendRefused> {
+    guard?: AmendGuard,
+  ): Promise<AppendResult | AppendRefused | AmendRefused> {
+    const { dedupe } = options;
+    const ids = idFields(options);
     // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
-    const { channel, kinds, parts } = encodeOrRefuse(() => template(busMode, room, event, body, logIdAlias));
+    const { channel, kinds, parts } = encodeOrRefuse(() => template(busMode, room, event, body, ids));
     const stored = encodeOrRefuse(() => encodeStoredBody(body));
     const keys = keysOf(room);
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const limitKeys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [keys.stream, keys.stream];
     const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
-    const [status, value] = await appendScript.run(
+    const [status, value] = await (guard ? amendScript : appendScript).run(
       redis,
       keys.stream,
       dedupe ? keys.dedupe(dedupe.scope) : keys.stream,
@@ -211,15 +243,13 @@ export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSecon
       channel,
       kinds,
       dedupe?.ttlSeconds ?? 0,
-      logIdAlias ? "id,logId" : "id",
+      ids,
       publishCommand,
-      points,
-      durationSeconds,
-      burst?.points ?? 0,
-      burst?.durationSeconds ?? 0,
+      ...(guard ? guardArgs(guard) : [points, durationSeconds, burst?.points ?? 0, burst?.durationSeconds ?? 0]),
       ...parts,
     );
     if (status === 2) return { refused: "rate_limited", retryAfterMs: Math.max(1, Number(value)) };
+    if (status === 3) return { refused: value as AmendRefused["refused"] };
     return { id: value, ts: tsOf(value), duplicate: status === 0 };
   };
 }

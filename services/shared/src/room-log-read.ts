@@ -55,6 +55,11 @@ export interface RawRead {
   rows: RawEntry[];
   more: boolean;
   lastGenerated?: string;
+  /**
+   * Forward: an entry at or before `after` is still in the log. Trimming only ever removes the
+   * oldest entries, so then a hole after `after` is a deleted message (room-log-amend.ts), not a gap.
+   */
+  anchored?: boolean;
 }
 
 /**
@@ -66,7 +71,7 @@ export interface RawRead {
  * - nothing is after `after`, yet the log once gave a newer id (or no longer exists and `after`
  *   is not `0-0`): everything after it was trimmed.
  */
-export function toReadResult(options: ReadOptions, { rows, more, lastGenerated }: RawRead): ReadResult {
+export function toReadResult(options: ReadOptions, { rows, more, lastGenerated, anchored = false }: RawRead): ReadResult {
   const entries: ReplayedEntry[] = [];
   for (const [id, fields] of rows) {
     const entry = decodeEntry(id, fields);
@@ -76,7 +81,7 @@ export function toReadResult(options: ReadOptions, { rows, more, lastGenerated }
   if (options.after !== undefined) {
     const after = options.after;
     let gap: boolean;
-    if (firstPrev !== undefined) gap = compareLogIds(firstPrev, after) > 0 || (firstPrev === LOG_START && after !== LOG_START);
+    if (firstPrev !== undefined) gap = !anchored && (compareLogIds(firstPrev, after) > 0 || (firstPrev === LOG_START && after !== LOG_START));
     else if (lastGenerated) gap = compareLogIds(lastGenerated, after) > 0;
     else gap = after !== LOG_START;
     const cursor = more ? rows.at(-1)?.[0] : undefined;
@@ -119,6 +124,8 @@ for i, row in ipairs(rows) do
   bytes = bytes + size
   out[#out + 1] = row
 end
+local anchored = 0
+if ARGV[1] == 'f' and #out > 0 and #redis.call('XREVRANGE', KEYS[1], string.sub(ARGV[2], 2), '-', 'COUNT', 1) > 0 then anchored = 1 end
 local last = ''
 if #rows == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[1])
@@ -126,10 +133,10 @@ if #rows == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
     if info[i] == 'last-generated-id' then last = info[i + 1] end
   end
 end
-return {out, more, last}
+return {out, more, last, anchored}
 `;
 
-export const readScript = luaScript<[RawEntry[], number, string]>(READ_SCRIPT, 1);
+export const readScript = luaScript<[RawEntry[], number, string, number]>(READ_SCRIPT, 1);
 
 /** The script's arguments for `options`. */
 export function readArgs({ after, before, limit, maxBytes = Number.POSITIVE_INFINITY }: ReadOptions): string[] {
@@ -139,8 +146,13 @@ export function readArgs({ after, before, limit, maxBytes = Number.POSITIVE_INFI
 }
 
 /** The script's answer as a `RawRead` (backward rows are turned oldest first). */
-export function fromScript(options: ReadOptions, [rows, more, last]: [RawEntry[], number, string]): RawRead {
-  return { rows: options.after !== undefined ? rows : rows.reverse(), more: more === 1, lastGenerated: last };
+export function fromScript(options: ReadOptions, [rows, more, last, anchored]: [RawEntry[], number, string, number?]): RawRead {
+  return { rows: options.after !== undefined ? rows : rows.reverse(), more: more === 1, lastGenerated: last, anchored: anchored === 1 };
+}
+
+/** The memory log's `anchored` (see `RawRead`): its entries are oldest first. */
+export function anchoredIn(log: readonly { id: string }[], { after }: ReadOptions): boolean {
+  return after !== undefined && log.length > 0 && compareLogIds(log[0]!.id, after) <= 0;
 }
 
 /**
@@ -186,6 +198,8 @@ export function decodeEntry(id: string, fields: string[]): ReplayedEntry | undef
     const entry: ReplayedEntry = { event, id, prev: fieldOf(fields, "p") ?? LOG_START, ts: tsOf(id), ...rest };
     if (ids === "logId") return { ...entry, eventId: String(legacyEventId), logId: id };
     if (ids === "id,logId") return { ...entry, logId: id };
+    // An edit or a delete: `id` names the message, `logId` is the entry's own id.
+    if (ids === "ref") return { ...entry, id: String(legacyEventId), logId: id };
     return entry;
   } catch {
     return undefined; // a malformed entry is skipped, never thrown at a client

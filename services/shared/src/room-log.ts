@@ -1,8 +1,10 @@
 import type { Cluster, Redis } from "ioredis";
 import type { BusMode } from "./bus.js";
 import { LOG_START } from "./log-id.js";
+import { amendmentEntry, memoryAmend, memoryReadMarkers, redisReadMarkers, type AmendResult, type Amendment, type ReadState } from "./room-log-amend.js";
 import {
   createAppender,
+  idFields,
   limitInScript,
   roomKeyLayout,
   type AppendLimit,
@@ -10,7 +12,19 @@ import {
   type AppendRefused,
   type AppendResult,
 } from "./room-log-append.js";
-import { fromScript, rawSize, readArgs, readArray, readScript, toReadResult, tsOf, type RawEntry, type ReadOptions, type ReadResult } from "./room-log-read.js";
+import {
+  anchoredIn,
+  fromScript,
+  rawSize,
+  readArgs,
+  readArray,
+  readScript,
+  toReadResult,
+  tsOf,
+  type RawEntry,
+  type ReadOptions,
+  type ReadResult,
+} from "./room-log-read.js";
 
 export { tsOf, type ReadOptions, type ReadResult } from "./room-log-read.js";
 export type { AppendLimit, AppendOptions, AppendRefused, AppendResult, Dedupe } from "./room-log-append.js";
@@ -52,6 +66,12 @@ export interface RoomLog {
   appendLimited(room: string, event: string, body: Record<string, unknown>, limit: AppendLimit, options?: AppendOptions): Promise<AppendResult | AppendRefused>;
   /** A catch-up (`after`) or a page back (`before`, or the newest entries); see `ReadOptions`. */
   read(room: string, options: ReadOptions): Promise<ReadResult>;
+  /** Edits or deletes a message, as one more entry (room-log-amend.ts). */
+  amend(room: string, amendment: Amendment): Promise<AmendResult>;
+  /** Moves `user`'s read marker in `room` forward to `id` (never back); returns the marker. */
+  markRead(room: string, user: string, id: string): Promise<string>;
+  /** `user`'s read marker in `room`, the entries after it (capped) and the newest message. */
+  readState(room: string, user: string, cap: number): Promise<ReadState>;
 }
 
 /** The room log in Redis: a capped Stream per room, appended and published by one script (room-log-append.ts). */
@@ -62,21 +82,28 @@ export function createRedisRoomLog(
   const keysOf = roomKeyLayout(redis, prefix, busMode);
   const append = createAppender(redis, { maxEntries, maxAgeSeconds, busMode, keysOf });
   const inScript = limitInScript(redis);
+  const markers = redisReadMarkers(redis, (room) => [keysOf(room).stream, keysOf(room).read], maxAgeSeconds);
 
   return {
     append: (room, event, body, options = {}) => append(room, event, body, options) as Promise<AppendResult>,
 
     async appendLimited(room, event, body, limit, options = {}) {
-      if (inScript) return append(room, event, body, options, limit);
+      if (inScript) return append(room, event, body, options, limit) as Promise<AppendResult | AppendRefused>;
       const allowed = await limit.limiter.consume(limit.key);
       if (!allowed.ok) return { refused: "rate_limited", retryAfterMs: allowed.retryAfterMs };
-      return append(room, event, body, options);
+      return append(room, event, body, options) as Promise<AppendResult>;
     },
 
     async read(room, options) {
       const raw = await readScript.run(redis, keysOf(room).stream, ...readArgs(options));
       return toReadResult(options, fromScript(options, raw));
     },
+
+    async amend(room, amendment) {
+      const { event, body, guard } = amendmentEntry(room, amendment);
+      return (await append(room, event, body, { reference: true }, undefined, guard)) as AmendResult;
+    },
+    ...markers,
   };
 }
 
@@ -91,6 +118,7 @@ export function createMemoryRoomLog(
   // one completeness rule with the Redis log. `last` is the newest id a room ever gave.
   const rooms = new Map<string, { entries: { id: string; ts: number; fields: string[]; size: number }[]; last: string }>();
   const seen = new Map<string, { id: string; expires: number }>();
+  const markers = memoryReadMarkers((room) => rooms.get(room)?.entries ?? []);
   let lastMs = 0;
   let seq = 0;
 
@@ -101,7 +129,9 @@ export function createMemoryRoomLog(
       return log.append(room, event, body, options);
     },
 
-    async append(room, event, body, { dedupe, logIdAlias = false } = {}) {
+    async append(room, event, body, options = {}) {
+      const { dedupe } = options;
+      const ids = idFields(options);
       const now = Date.now();
       const key = dedupe && `${room}\u0000${dedupe.scope}`;
       const earlier = key ? seen.get(key) : undefined;
@@ -112,7 +142,7 @@ export function createMemoryRoomLog(
       const state = rooms.get(room) ?? { entries: [], last: LOG_START };
       rooms.set(room, state);
       const prev = state.last;
-      const fields = ["e", event, "p", prev, "f", logIdAlias ? "id,logId" : "id", "b", JSON.stringify(body)];
+      const fields = ["e", event, "p", prev, "f", ids, "b", JSON.stringify(body)];
       state.entries.push({ id, ts: lastMs, fields, size: rawSize(fields) });
       state.last = id;
       const oldest = maxAgeSeconds > 0 ? lastMs - maxAgeSeconds * 1000 : 0;
@@ -121,15 +151,28 @@ export function createMemoryRoomLog(
         seen.set(key, { id, expires: now + dedupe.ttlSeconds * 1000 });
         if (seen.size > 100_000) for (const [k, v] of seen) if (v.expires <= now) seen.delete(k);
       }
-      deliver(room, event, { id, ...(logIdAlias && { logId: id }), prev, ts: lastMs, ...body });
+      deliver(
+        room,
+        event,
+        ids === "ref" ? { logId: id, prev, ts: lastMs, ...body } : { id, ...(ids === "id,logId" && { logId: id }), prev, ts: lastMs, ...body },
+      );
       return { id, ts: lastMs, duplicate: false };
     },
 
     async read(room, options) {
       const state = rooms.get(room);
       const { rows, more, lastGenerated } = readArray(state?.entries ?? [], state?.last ?? "", options);
-      return toReadResult(options, { rows: rows.map((e): RawEntry => [e.id, e.fields]), more, lastGenerated });
+      return toReadResult(options, {
+        rows: rows.map((e): RawEntry => [e.id, e.fields]),
+        more,
+        lastGenerated,
+        anchored: anchoredIn(state?.entries ?? [], options),
+      });
     },
+
+    amend: (room, amendment) =>
+      memoryAmend(rooms.get(room)?.entries ?? [], room, amendment, (event, body) => log.append(room, event, body, { reference: true })),
+    ...markers,
   };
   return log;
 }

@@ -7,3 +7,5 @@ export * from "./balancer.js";
 export * from "./prometheus.js";
 export * from "./redis-cluster.js";
 export * from "./raw-client.js";
+export * from "./redis-sentinel.js";
+export * from "./redis-engine.js";
