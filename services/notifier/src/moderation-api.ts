@@ -2,14 +2,12 @@ import type { Router } from "express";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import {
-  MESSAGE_DELETED_EVENT,
   MODERATION_CHANNEL,
   PUT_RULE_SCRIPT,
   bansKey,
   liveRule,
   logId,
   mutesKey,
-  roomLogKey,
   roomName,
   userId,
   type Logger,
@@ -41,9 +39,6 @@ export interface ModerationApiOptions {
   /** Told of each message deleted, for the `message.deleted` webhook. */
   onDeleted?: (room: string, id: string, entryId: string) => void;
 }
-
-/** How long a delete is remembered, so that a retried DELETE appends no second entry. */
-const DELETE_DEDUPE_SECONDS = 7 * 86_400;
 
 /**
  * Moderation routes (docs/server-api.md#moderation). Each stores what must outlive the moment
@@ -123,23 +118,14 @@ export function moderationRoutes(v1: Router, { redis, roomLog, log, redisReady, 
       "the message was not deleted",
       redisReady,
       async () => {
-        const found = (await redis.xrange(roomLogKey(room), id, id)) as [string, string[]][];
-        const fields = found[0]?.[1] ?? [];
-        const event = fields[fields.indexOf("e") + 1];
-        if (!found.length || fields.indexOf("e") % 2 !== 0 || event !== "message") {
-          return sendError(res, 404, "not_found", `no message ${id} in ${room}'s log (it may have been trimmed)`);
-        }
-        // The same entry kind as a member's own delete (issue 19): members apply it live or on catch-up.
-        // Not `{ room, id }`: `id` is every entry's own log id, so the deleted one is `messageId`.
-        const appended = await roomLog.append(
-          room,
-          MESSAGE_DELETED_EVENT,
-          { room, messageId: id },
-          { dedupe: { scope: `del:${id}`, ttlSeconds: DELETE_DEDUPE_SECONDS } },
-        );
-        if (!appended.duplicate) onDeleted?.(room, id, appended.id);
+        // Main's amendment (room-log-amend.ts), without `by`: anyone's message, and members get the
+        // same `message_deleted { room, id }` entry as for a member's own delete. The script removes
+        // the message and its edits, so a second delete of the same id finds nothing: 404.
+        const result = await roomLog.amend(room, { kind: "delete", id });
+        if ("refused" in result) return sendError(res, 404, "not_found", `no message ${id} in ${room}'s log (deleted already, or trimmed)`);
+        onDeleted?.(room, id, result.id);
         log.info({ room, id }, "message deleted");
-        res.status(200).json({ room, id, entryId: appended.id, duplicate: appended.duplicate });
+        res.status(200).json({ room, id, entryId: result.id });
       },
       log,
     );

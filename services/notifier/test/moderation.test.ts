@@ -124,7 +124,7 @@ describe("moderation through the server API, across 2 chat pods and 2 notifiers"
     for (const socket of carol) await waitFor(async () => (await send(socket, "mute-room", "back")).ok, { what: "carol unmuted" });
   });
 
-  it("deletes a message as a moderator: every member on both pods gets message_deleted {room, messageId}, and it stays in the log", async () => {
+  it("deletes anyone's message as a moderator: every member on both pods gets message_deleted {room, id, logId}, the message leaves the log, and a second DELETE is 404", async () => {
     const [frank, grace] = await Promise.all(pods.map((pod, i) => connectClient(pod.url, i ? "grace" : "frank")));
     for (const socket of [frank!, grace!]) await joinRoom(socket, "del-room");
     const deleted = [frank!, grace!].map((socket) => record(socket, "message_deleted"));
@@ -132,13 +132,13 @@ describe("moderation through the server API, across 2 chat pods and 2 notifiers"
     if (!sent.ok) throw new Error(JSON.stringify(sent));
 
     const reply = await call("DELETE", `/v1/rooms/del-room/messages/${sent.id}`);
-    expect(reply).toMatchObject({ status: 200, body: { room: "del-room", id: sent.id, duplicate: false } });
+    expect(reply).toMatchObject({ status: 200, body: { room: "del-room", id: sent.id } });
     await waitFor(() => deleted.every((list) => list.length === 1), { what: "message_deleted on both pods" });
-    for (const list of deleted) expect(list[0]).toMatchObject({ room: "del-room", messageId: sent.id, id: (reply.body as { entryId: string }).entryId });
-    // A retried DELETE appends nothing more.
-    expect((await call("DELETE", `/v1/rooms/del-room/messages/${sent.id}`)).body).toMatchObject({ duplicate: true });
+    for (const list of deleted) expect(list[0]).toMatchObject({ room: "del-room", id: sent.id, logId: (reply.body as { entryId: string }).entryId });
+    // The message is gone from the log, so a retried DELETE finds nothing and appends nothing.
+    expect(await call("DELETE", `/v1/rooms/del-room/messages/${sent.id}`)).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
     const history = await call("GET", "/v1/rooms/del-room/messages?limit=10");
-    expect((history.body.messages as { event: string }[]).map((m) => m.event)).toEqual(["message", "message_deleted"]);
+    expect((history.body.messages as { event: string }[]).map((m) => m.event)).toEqual(["message_deleted"]);
     const missing = await call("DELETE", "/v1/rooms/del-room/messages/1-0");
     expect(missing).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
   });

@@ -111,12 +111,6 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 export const DEFAULT_WEBHOOK_EVENTS: WebhookEventType[] = ["room.occupied", "room.vacated", "member.joined", "member.left"];
 
 /**
- * The entry kind of a deleted message in a room's log, `{ room, messageId }`, delivered as
- * `{ id, prev, ts, room, messageId }` like every entry (so the deleted message's id cannot be `id`).
- */
-export const MESSAGE_DELETED_EVENT = "message_deleted";
-
-/**
  * A room's log stream on a standalone Redis (room-log.ts names it so; on a Redis Cluster in sharded
  * mode the hash tag is the room's channel instead, which the server API does not support yet).
  */
