@@ -91,7 +91,16 @@ const schema = z.object({
   PROBE_PORT: env.port(9100),
   /** Seconds between failing readiness on SIGTERM and stopping. */
   SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
-  ...webhookEnv,
+  /** Webhooks (docs/server-api.md#webhooks), validated in webhook-config.ts; named here, where the chart's env contract looks. */
+  WEBHOOK_URLS: webhookEnv.WEBHOOK_URLS,
+  WEBHOOK_SECRET: webhookEnv.WEBHOOK_SECRET,
+  WEBHOOK_EVENTS: webhookEnv.WEBHOOK_EVENTS,
+  WEBHOOK_TIMEOUT_MS: webhookEnv.WEBHOOK_TIMEOUT_MS,
+  WEBHOOK_MAX_ATTEMPTS: webhookEnv.WEBHOOK_MAX_ATTEMPTS,
+  WEBHOOK_RETRY_BASE_MS: webhookEnv.WEBHOOK_RETRY_BASE_MS,
+  WEBHOOK_RETRY_MAX_MS: webhookEnv.WEBHOOK_RETRY_MAX_MS,
+  WEBHOOK_BATCH_SIZE: webhookEnv.WEBHOOK_BATCH_SIZE,
+  WEBHOOK_BATCH_MS: webhookEnv.WEBHOOK_BATCH_MS,
 });
 
 export type NotifierConfig = z.infer<typeof schema>;
