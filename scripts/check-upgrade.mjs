@@ -64,7 +64,12 @@ for (const [c, t] of Object.entries(base))
   const expect = {
     redis: [redisText],
     chat: [redisText, text(secretData("-auth"))],
-    notifier: [redisText, text(secretData("-notifier"))],
+    // With notifier.webhooks on, the webhook signing Secret too.
+    notifier: [
+      redisText,
+      text(secretData("-notifier")),
+      ...(before.some((o) => o.kind === "Secret" && o.metadata.name === "chat-notifier-webhooks") ? [text(secretData("-notifier-webhooks"))] : []),
+    ],
   };
   for (const [c, parts] of Object.entries(expect)) {
     const sum = createHash("sha256").update(parts.join("\n")).digest("hex");

@@ -161,6 +161,19 @@ NOTIFIER_CLAIM_IDLE_MS: {{ $n.claimIdleMs | int64 | quote }}
 NOTIFIER_BATCH_SIZE: {{ $n.batchSize | int64 | quote }}
 NOTIFIER_POLL_MS: {{ $n.pollMs | int64 | quote }}
 SHUTDOWN_DELAY_SECONDS: {{ $n.shutdownDelaySeconds | int64 | quote }}
+{{- with $n.webhooks }}{{ if .enabled }}
+{{- if not .urls }}{{ fail "notifier.webhooks.enabled needs at least one notifier.webhooks.urls entry" }}{{ end }}
+WEBHOOK_URLS: {{ join "," .urls | quote }}
+{{- with .events }}
+WEBHOOK_EVENTS: {{ join "," . | quote }}
+{{- end }}
+WEBHOOK_TIMEOUT_MS: {{ .timeoutMs | int64 | quote }}
+WEBHOOK_MAX_ATTEMPTS: {{ .maxAttempts | int64 | quote }}
+WEBHOOK_RETRY_BASE_MS: {{ .retryBaseMs | int64 | quote }}
+WEBHOOK_RETRY_MAX_MS: {{ .retryMaxMs | int64 | quote }}
+WEBHOOK_BATCH_SIZE: {{ .batchSize | int64 | quote }}
+WEBHOOK_BATCH_MS: {{ .batchMs | int64 | quote }}
+{{- end }}{{ end }}
 {{- end }}
 
 {{/* The env entries of a service container that come from Secrets and the downward API. */}}

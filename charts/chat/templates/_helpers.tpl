@@ -197,6 +197,13 @@ redis-password
 {{- define "chat.notifier.secretName" -}}
 {{- .Values.notifier.apiKeys.existingSecret | default (include "chat.notifier.fullname" .) -}}
 {{- end }}
+{{/* The webhook signing secret: its own Secret, so that it works whether the API keys are generated or existing. */}}
+{{- define "chat.webhooks.secretName" -}}
+{{- .Values.notifier.webhooks.secret.existingSecret | default (printf "%s-webhooks" (include "chat.notifier.fullname" .)) -}}
+{{- end }}
+{{- define "chat.webhooks.secretKey" -}}
+{{- if .Values.notifier.webhooks.secret.existingSecret }}{{ .Values.notifier.webhooks.secret.existingSecretKey }}{{ else }}webhook-secret{{ end -}}
+{{- end }}
 {{- define "chat.notifier.secretKey" -}}
 {{- if .Values.notifier.apiKeys.existingSecret }}{{ .Values.notifier.apiKeys.existingSecretKey }}{{ else }}api-keys{{ end -}}
 {{- end }}

@@ -28,6 +28,13 @@ jwt-secret: {{ include "chat.secretValue" (dict "ctx" $ "name" (include "chat.au
 {{- end -}}
 {{- end }}
 
+{{- define "chat.secret.webhooks.data" -}}
+{{- $w := .Values.notifier.webhooks -}}
+{{- if and .Values.notifier.enabled $w.enabled (not $w.secret.existingSecret) -}}
+webhook-secret: {{ include "chat.secretValue" (dict "ctx" $ "name" (include "chat.webhooks.secretName" .) "key" "webhook-secret" "value" $w.secret.value "length" 48) }}
+{{- end -}}
+{{- end }}
+
 {{- define "chat.secret.notifier.data" -}}
 {{- if and .Values.notifier.enabled (not .Values.notifier.apiKeys.existingSecret) -}}
 api-keys: {{ include "chat.secretValue" (dict "ctx" $ "name" (include "chat.notifier.secretName" .) "key" "api-keys" "value" (join "," .Values.notifier.apiKeys.keys) "length" 40) }}

@@ -17,6 +17,9 @@ import { createBinder, type Handler } from "./events.js";
 import { userRoom } from "./identity.js";
 import { createLimits } from "./limits.js";
 import { messageHandlers, type MessageDeps } from "./messages.js";
+import { createModeration } from "./moderation.js";
+import { publishPodStats } from "./pod-stats.js";
+import { createWebhookEvents } from "./webhook-events.js";
 import { createChatMetrics, type ChatMetrics } from "./metrics.js";
 import { createPresence, type Presence } from "./presence.js";
 import { readHandlers } from "./read-markers.js";
@@ -75,12 +78,20 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const transport = createTransport(config, log);
   const { io } = transport;
   const bus = redis && attachBus(io, redis, { mode: busMode, log });
-  const presence = createPresence(redis?.pub, instanceId, log, {
-    ttlSeconds: config.PRESENCE_TTL_SECONDS,
-    // Through the adapter: the room's members on every pod hear it, from this pod alone.
-    onExpired: (room, user) => io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent),
-    onResync: () => connections.resync(),
-  });
+  // Webhook events go to a Redis Stream the notifier delivers from (docs/server-api.md#webhooks).
+  const webhookEvents = redis && createWebhookEvents({ redis: redis.pub, log, instanceId });
+  const withWebhooks = (inner: Presence): Presence => webhookEvents?.wrap(inner) ?? inner;
+  const presence = withWebhooks(
+    createPresence(redis?.pub, instanceId, log, {
+      ttlSeconds: config.PRESENCE_TTL_SECONDS,
+      // Through the adapter: the room's members on every pod hear it, from this pod alone.
+      onExpired: (room, user) => {
+        io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
+        webhookEvents?.expired(room, user);
+      },
+      onResync: () => connections.resync(),
+    }),
+  );
   const connections = createConnectionCounts(redis?.pub, instanceId, log, { liveInstances: (ids) => presence.liveInstances(ids) });
   const metrics = createChatMetrics(io, presence, redis, registry);
   // The write path, explicitly here: after attachBus, whose adapter the fan-out wraps.
@@ -96,7 +107,25 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const busReady = () => !bus || bus.ready();
   const history = createHistory(io, redis, config, busMode);
   const dms = createDmDirectory(redis?.pub, config.HISTORY_MAX_AGE_SECONDS);
-  bindClients(io, { config, log, presence, history, dms, limits, metrics, busReady, connections }, redis?.pub);
+  const deps = { config, log, presence, history, dms, limits, metrics, busReady, connections };
+  // Bans and mutes from the server API (docs/server-api.md); they need Redis, as the API does.
+  const moderation = redis && createModeration({ io, redis: redis.pub, log, leave: (socket, room) => leaveAndAnnounce(deps, socket, room) });
+  const stopPodStats =
+    redis &&
+    publishPodStats({
+      io,
+      redis: redis.pub,
+      log,
+      pod: config.POD_NAME,
+      instance: instanceId,
+      rooms: () => presence.localRooms(),
+      ready: () => !draining && busReady(),
+      ttlSeconds: config.PRESENCE_TTL_SECONDS,
+    });
+  bindClients(io, deps, redis?.pub, {
+    join: (handler) => moderation?.guardJoin(handler) ?? handler,
+    message: (handler) => moderation?.guardMessage(webhookEvents ? webhookEvents.afterMessage(handler) : handler) ?? handler,
+  });
 
   return {
     app: transport.app,
@@ -118,6 +147,9 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
       await closeTransport(transport, graceMs, log);
       await connections.close().catch((err: Error) => log.warn({ err: err.message }, "connection counts cleanup failed"));
       await presence.close().catch((err: Error) => log.warn({ err: err.message }, "presence cleanup failed"));
+      await moderation?.close();
+      await stopPodStats?.();
+      webhookEvents?.stop();
     },
   };
 }
@@ -148,16 +180,18 @@ function bindClients(
   io: ChatServerIo,
   deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts; history: RoomLog; dms: DmDirectory },
   redis: Redis | undefined,
+  /** The server API's guards around `join` and `message` (moderation, webhooks). */
+  wrap: { join: (handler: Handler) => Handler; message: (handler: Handler) => Handler },
 ): void {
   const { config, log, metrics, connections } = deps;
   const rooms = roomHandlers(deps);
-  const join = countAcks(rooms.join, metrics.joins);
+  const join = countAcks(wrap.join(rooms.join), metrics.joins);
   const bindHandlers = createBinder(
     {
       join,
       leave: rooms.leave,
       history: rooms.history,
-      message: countAcks(messageHandlers(deps).message, metrics.messagesReceived),
+      message: countAcks(wrap.message(messageHandlers(deps).message), metrics.messagesReceived),
       // Issue 19's additions, each in its own module.
       ...typingHandlers(redis),
       ...dmHandlers({ io, directory: deps.dms, join }),

@@ -68,6 +68,8 @@ export interface ServerToClient {
   /** After a bus outage: re-join every room with `since`. */
   resync: (why: { reason: "bus_reconnected" }) => void;
   session_ended: (ended: SessionEnded) => void;
+  /** A backend kicked (or banned) this connection's user from `room` (docs/server-api.md). */
+  kicked: (kicked: { room: string; reason?: string }) => void;
   shutdown: (why: typeof SHUTDOWN_EVENT) => void;
   /** An event sent without an ack callback. */
   protocol_error: (problem: { event: string; error: ProtocolError }) => void;

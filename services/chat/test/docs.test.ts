@@ -7,7 +7,7 @@ import { matchesInOrder, readExamples, runShell, startScript, type Example } fro
  * must answer what the page says (conventions in doc-examples.ts). A change of behaviour breaks
  * this test, not a user who copies an example.
  */
-const PAGES = ["docs/protocol.md", "docs/notifier.md", "services/client/README.md"];
+const PAGES = ["docs/protocol.md", "docs/notifier.md", "services/client/README.md", "docs/server-api.md"];
 const KEY = "docs-test-key-0123456789abcdef";
 /** How long an example may take to print what the page says (a busy machine included). */
 // Generous: CI runs the test files in parallel on 2 cores, and a stream event waits for the notifier's poll.
@@ -76,7 +76,11 @@ beforeAll(async () => {
   redis = await startRedis();
   [chat, notifier] = await Promise.all([
     startService("chat", { pod: "docs-chat", env: { REDIS_URL: redis.url } }),
-    startService("notifier", { pod: "docs-notifier", env: { REDIS_URL: redis.url, NOTIFIER_API_KEYS: KEY } }),
+    // Webhooks on (to a port nobody listens on), so docs/server-api.md's replay route exists.
+    startService("notifier", {
+      pod: "docs-notifier",
+      env: { REDIS_URL: redis.url, NOTIFIER_API_KEYS: KEY, WEBHOOK_URLS: "http://127.0.0.1:9/hook", WEBHOOK_SECRET: "docs-webhook-secret-0123" },
+    }),
   ]);
 });
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response } from "express";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response, type Router } from "express";
 import { UnencodableError, validate, type ErrorCode, type Logger, type RateLimit } from "@chat/shared";
 import { createKeyCheck } from "./auth.js";
 import type { NotifierConfig } from "./config.js";
@@ -28,6 +28,8 @@ export interface NotifierAppOptions {
   rateLimit?: RateLimit;
   /** True when Redis can take a command right now. */
   redisReady: () => boolean;
+  /** Adds the server API's routes (server-api.ts) to /v1, behind the same key check and rate limit. @default none */
+  serverApi?: (v1: Router) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -174,6 +176,7 @@ export function createNotifierApp(options: NotifierAppOptions): Express {
   v1.post("/users/:userId/events", requireJson, parseJson, (req, res) => accept(res, checkTarget("user", req.params.userId as string), req.body));
   v1.post("/broadcast", requireJson, parseJson, (req, res) => accept(res, { ok: true, value: { kind: "broadcast" } }, req.body));
   v1.post("/tokens/revoke", requireJson, parseJson, revokeHandler(options));
+  options.serverApi?.(v1);
   app.use("/v1", v1);
 
   app.use((req, res) => sendError(res, 404, "not_found", `no route ${req.method} ${req.path.slice(0, 200)}`));

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { env, parseEnv, redisTopologyCheck, redisTopologyEnv } from "@chat/shared";
+import { webhookEnv, webhookSecretRequired } from "./webhook-config.js";
 
 /** Shorter keys are guessable; 16 characters is the floor, a random 32+ is what we hand out. */
 const MIN_KEY_LENGTH = 16;
@@ -90,10 +91,20 @@ const schema = z.object({
   PROBE_PORT: env.port(9100),
   /** Seconds between failing readiness on SIGTERM and stopping. */
   SHUTDOWN_DELAY_SECONDS: env.nonNegativeInt(5, 300),
+  /** Webhooks (docs/server-api.md#webhooks), validated in webhook-config.ts; named here, where the chart's env contract looks. */
+  WEBHOOK_URLS: webhookEnv.WEBHOOK_URLS,
+  WEBHOOK_SECRET: webhookEnv.WEBHOOK_SECRET,
+  WEBHOOK_EVENTS: webhookEnv.WEBHOOK_EVENTS,
+  WEBHOOK_TIMEOUT_MS: webhookEnv.WEBHOOK_TIMEOUT_MS,
+  WEBHOOK_MAX_ATTEMPTS: webhookEnv.WEBHOOK_MAX_ATTEMPTS,
+  WEBHOOK_RETRY_BASE_MS: webhookEnv.WEBHOOK_RETRY_BASE_MS,
+  WEBHOOK_RETRY_MAX_MS: webhookEnv.WEBHOOK_RETRY_MAX_MS,
+  WEBHOOK_BATCH_SIZE: webhookEnv.WEBHOOK_BATCH_SIZE,
+  WEBHOOK_BATCH_MS: webhookEnv.WEBHOOK_BATCH_MS,
 });
 
 export type NotifierConfig = z.infer<typeof schema>;
 
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return parseEnv(schema, source, [redisTopologyCheck({ required: true, service: "notifier" })]);
+  return parseEnv(schema, source, [redisTopologyCheck({ required: true, service: "notifier" }), webhookSecretRequired]);
 }

@@ -7,7 +7,9 @@ import { loadConfig } from "./config.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createPublisher } from "./publisher.js";
 import { createRevoker } from "./revoke.js";
+import { serverApiRoutes } from "./server-api.js";
 import { startStreamConsumer } from "./stream.js";
+import { startWebhooks } from "./webhooks.js";
 
 /** The composition root: what the notifier connects to and builds; `runService` does the rest. */
 await runService({
@@ -26,6 +28,10 @@ await runService({
     const httpRedis = connectRedis(target, settings, { role: "http", log });
     const streamRedis = connectRedis(target, settings, { role: "stream", log });
     const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
+    const consumerName = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
+    // Webhook delivery polls and waits on endpoints: a connection of its own, only when there are endpoints.
+    const webhookRedis = config.WEBHOOK_URLS.length ? connectRedis(target, settings, { role: "webhooks", log }) : undefined;
+    const webhooks = webhookRedis && startWebhooks({ config, redis: webhookRedis, log, registry: metrics.registry, consumer: consumerName });
     return {
       redis: httpRedis,
       registry: metrics.registry,
@@ -47,6 +53,14 @@ await runService({
           revoker: createRevoker(httpRedis, busMode),
           rateLimit: createRateLimit(httpRedis, { keyPrefix: LIMIT_PREFIXES.notifier, points: config.RATE_LIMIT_NOTIFIER_PER_SECOND, durationSeconds: 1 }),
           redisReady: () => isRedisReady(httpRedis),
+          serverApi: serverApiRoutes({
+            redis: httpRedis,
+            roomLog: withReplicaWait(createRedisRoomLog(httpRedis, logOptions), httpRedis, wait),
+            log,
+            redisReady: () => isRedisReady(httpRedis),
+            onDeleted: webhooks && ((room, id, entryId) => webhooks.deleted(room, id, entryId)),
+            more: webhooks ? [(v1) => webhooks.routes(v1)] : [],
+          }),
         });
         const httpServer = createServer(app);
         const consumer = startStreamConsumer({
@@ -56,7 +70,7 @@ await runService({
           metrics,
           stream: config.NOTIFIER_STREAM,
           group: config.NOTIFIER_GROUP,
-          consumer: `${config.POD_NAME}-${randomBytes(3).toString("hex")}`,
+          consumer: consumerName,
           batchSize: config.NOTIFIER_BATCH_SIZE,
           batchBytes: config.NOTIFIER_BATCH_BYTES,
           pollMs: config.NOTIFIER_POLL_MS,
@@ -68,6 +82,7 @@ await runService({
           ready: () => isRedisReady(httpRedis) && isRedisReady(streamRedis),
           async drain() {
             await consumer.stop();
+            await webhooks?.stop();
             await new Promise<void>((resolve) => {
               httpServer.close(() => resolve());
               // Keep-alive connections would hold close() open; requests in flight still finish.
@@ -78,7 +93,7 @@ await runService({
         };
       },
       async close() {
-        await Promise.allSettled([httpRedis.quit(), streamRedis.quit()]);
+        await Promise.allSettled([httpRedis.quit(), streamRedis.quit(), webhookRedis?.quit()]);
       },
     };
   },

@@ -22,4 +22,5 @@ export * from "./flat-reply.js";
 export * from "./scrape-counter.js";
 export * from "./deployment-setting.js";
 export * from "./run-service.js";
+export * from "./server-api.js";
 export * from "./replica-wait.js";

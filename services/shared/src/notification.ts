@@ -89,7 +89,10 @@ export const SESSION_ENDED_EVENT = "session_ended";
 
 /** Told to a connection just before the server ends it because of its token. */
 export interface SessionEnded {
-  reason: "token_expired" | "token_revoked";
+  /** `disconnected`: a backend ended the user's connections (`POST /v1/users/:userId/disconnect`). */
+  reason: "token_expired" | "token_revoked" | "disconnected";
   /** True when reconnecting with a fresh token makes sense. */
   reconnect: boolean;
+  /** With `disconnected`: the backend's reason, for people, when it gave one. */
+  message?: string;
 }
