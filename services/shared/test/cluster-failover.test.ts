@@ -7,6 +7,8 @@ import { createRedisClusterClient } from "../src/redis.js";
 import { createRedisRoomLog, type RoomLog } from "../src/room-log.js";
 
 const ROOMS = Array.from({ length: 24 }, (_, i) => `room-${i}`);
+/** How long before a master's SIGKILL an acked append may still not have reached its replica. */
+const LOSS_WINDOW_MS = 1000;
 
 interface RoomTraffic {
   acked: string[];
@@ -43,7 +45,7 @@ describe("the room log on a 3-master, 3-replica Redis Cluster, losing a master",
     await cluster?.dispose();
   });
 
-  it("keeps appending to rooms on the other masters, resumes the failed master's rooms on its replica, and loses nothing acked", async () => {
+  it("keeps appending to rooms on the other masters, resumes the failed master's rooms on its replica, and loses nothing acked before the last moment's asynchronous replication", async () => {
     // Which master serves each room's slot (the log's keys share the slot of the room's channel).
     const ownerPort = async (room: string) => {
       const slot = await redis.cluster("KEYSLOT", busRoomChannel(room));
@@ -108,6 +110,10 @@ describe("the room log on a 3-master, 3-replica Redis Cluster, losing a master",
     );
     expect(elsewhere.map((room) => traffic.get(room)!.failures)).toEqual(elsewhere.map(() => 0));
     expect(duringFailover.every((appended) => appended > 0)).toBe(true);
-    expect(lost).toEqual([]);
+    // Replication is asynchronous and a cluster has no WAIT here (REDIS_WAIT_REPLICAS is for
+    // standalone and Sentinel): what the master acked in its last moment may not have reached its
+    // replica (docs/deploy.md states the window). Anything lost must be from that moment.
+    const outsideWindow = lost.filter((entry) => Number(entry.slice(entry.indexOf("/") + 1).split("-")[0]) < killedAt - LOSS_WINDOW_MS);
+    expect(outsideWindow).toEqual([]);
   });
 });
