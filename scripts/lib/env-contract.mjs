@@ -89,7 +89,14 @@ export const VALUE_TO_ENV = {
 /** The variable names a service's config.ts declares: the keys of its zod schema. */
 export function configNames(svc) {
   const src = readFileSync(join(repoRoot, `services/${svc}/src/config.ts`), "utf8");
-  return new Set([...src.matchAll(/^\s+([A-Z][A-Z0-9_]*)\s*:/gm)].map((m) => m[1]));
+  const names = [...src.matchAll(/^\s+([A-Z][A-Z0-9_]*)\s*:/gm)].map((m) => m[1]);
+  // The Redis connection variables both services read are defined once, in shared redis-config.ts.
+  if (src.includes("...redisTopologyEnv")) {
+    const shared = readFileSync(join(repoRoot, "services/shared/src/redis-config.ts"), "utf8");
+    const block = shared.slice(shared.indexOf("export const redisTopologyEnv = {"));
+    names.push(...[...block.slice(0, block.indexOf("\n};")).matchAll(/^\s{2}([A-Z][A-Z0-9_]*)\s*:/gm)].map((m) => m[1]));
+  }
+  return new Set(names);
 }
 
 const loaders = {};

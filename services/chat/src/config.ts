@@ -56,17 +56,10 @@ const schema = z.object({
   /** Redis for scale-out. Unset (and no sentinels or cluster nodes): a single node with the in-memory adapter. */
   REDIS_URL: env.redisUrl(),
   /** Or Redis through Sentinel, or a Redis Cluster, and the REDIS_WAIT_* acks: the same rules for both services (shared redis-config.ts). */
-  REDIS_SENTINELS: redisTopologyEnv.REDIS_SENTINELS,
-  REDIS_SENTINEL_MASTER: redisTopologyEnv.REDIS_SENTINEL_MASTER,
-  REDIS_SENTINEL_PASSWORD: redisTopologyEnv.REDIS_SENTINEL_PASSWORD,
-  REDIS_CLUSTER_NODES: redisTopologyEnv.REDIS_CLUSTER_NODES,
-  REDIS_TLS: redisTopologyEnv.REDIS_TLS,
-  REDIS_WAIT_REPLICAS: redisTopologyEnv.REDIS_WAIT_REPLICAS,
-  REDIS_WAIT_TIMEOUT_MS: redisTopologyEnv.REDIS_WAIT_TIMEOUT_MS,
-  /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
-  REDIS_PASSWORD: z.string().optional(),
-  /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
-  REDIS_USERNAME: z.string().min(1).optional(),
+  // REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_CLUSTER_NODES, REDIS_TLS,
+  // REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT_MS, REDIS_PASSWORD, REDIS_USERNAME: one definition for both
+  // services (shared redis-config.ts), named here for the chart's env contract (scripts/lib/env-contract.mjs).
+  ...redisTopologyEnv,
   /** A PEM CA bundle for `rediss://`. */
   REDIS_TLS_CA_FILE: env.caFile(),
   /** PEM certificate (chain) to serve https/wss with; reloaded when the file changes. Needs TLS_KEY_FILE. */

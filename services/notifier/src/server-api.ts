@@ -1,16 +1,9 @@
 import type { Router } from "express";
-import type { Redis } from "ioredis";
-import type { Logger, RoomLog } from "@chat/shared";
 import { adminRoutes } from "./admin-api.js";
-import { moderationRoutes } from "./moderation-api.js";
+import { moderationRoutes, type ModerationApiOptions } from "./moderation-api.js";
 
-export interface ServerApiOptions {
-  redis: Redis;
-  roomLog: RoomLog;
-  log: Logger;
-  redisReady: () => boolean;
-  /** Told of each message a moderator deleted (the `message.deleted` webhook). */
-  onDeleted?: (room: string, id: string, entryId: string) => void;
+/** What the moderation routes need (the admin reads take the same), and more routes under /v1. */
+export interface ServerApiOptions extends ModerationApiOptions {
   /** More routes under /v1 (the webhooks' replay). */
   more?: ((v1: Router) => void)[];
 }

@@ -50,6 +50,10 @@ const hostPorts = (example: string) =>
  * (each service's config.ts spreads them into its schema).
  */
 export const redisTopologyEnv = {
+  /** Redis password, when it is not in the URL (so it can come from a Secret on its own). */
+  REDIS_PASSWORD: z.string().optional(),
+  /** Redis ACL user, when it is not in the URL (the chart's services user cannot run admin commands). */
+  REDIS_USERNAME: z.string().min(1).optional(),
   /** Sentinels to ask for the master, e.g. `sentinel-0:26379,sentinel-1:26379,sentinel-2:26379`. */
   REDIS_SENTINELS: hostPorts("redis-sentinel-0:26379,redis-sentinel-1:26379,redis-sentinel-2:26379"),
   /** The master group's name the sentinels monitor (`sentinel monitor <name> ...`). */
