@@ -1,13 +1,23 @@
 // The baseline: a minimal Socket.IO + @socket.io/redis-adapter chat with the same room fan-out
 // and event names as services/chat, and nothing else (no log, no presence, no validation).
 import { createServer } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 
 const pub = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 const sub = pub.duplicate();
-const httpServer = createServer();
+// The bench's only hook, with BENCH_ELD=1 (the connections scenario): GET /bench/eld answers the
+// event-loop delay since the last call (ms), sampled like prom-client's default metric in the chat.
+const eld = monitorEventLoopDelay({ resolution: 10 });
+if (process.env.BENCH_ELD === "1") eld.enable();
+const httpServer = createServer((req, res) => {
+  const ms = (q) => +(eld.percentile(q) / 1e6).toFixed(2);
+  if (req.url === "/bench/eld") res.end(JSON.stringify({ mean: +(eld.mean / 1e6).toFixed(2), p50: ms(50), p99: ms(99), max: +(eld.max / 1e6).toFixed(2) }));
+  else res.writeHead(404).end();
+  eld.reset();
+});
 const io = new Server(httpServer, { serveClient: false });
 io.adapter(createAdapter(pub, sub));
 let seq = 0;

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms]
+// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns]
 //                [-- --profile[=RATE]] [-- --profile-kind=chat|baseline]
 //                [-- --server-env=K=V,...] [-- --chat-env=K=V,...] [-- --tag=NAME] [-- --no-docs]
 //
@@ -14,6 +14,9 @@ import { pathToFileURL } from "node:url";
 import { comparisonRows, writeReport } from "./report.mjs";
 import { printSummary, summarizeProfiles } from "./profile-summary.mjs";
 import { reliability } from "./reliability.mjs";
+import { costCurve, floorScenario } from "./cost-curve.mjs";
+import { stormScenario } from "./storm.mjs";
+import { connsScenario } from "./conns.mjs";
 import { CHAT_ENV, chatEnv, cleanupAll, cpuOf, machineBusySeconds, root, rssKiB, serverEnv, setup, sleep, startLoadgen, startNotifier } from "./procs.mjs";
 
 const args = process.argv.slice(2);
@@ -27,7 +30,20 @@ const QUICK = args.includes("--quick");
 const PROFILE = flag("profile");
 const NO_DOCS = args.includes("--no-docs");
 const TAG = flag("tag");
-const DEFAULT_SET = ["chat", "notifier", "baseline", ...(QUICK ? [] : ["jwt"]), "memory", "kill", "redis", "rooms"];
+// Issue 22's scenarios: curve and storm fit --quick (600 clients, no jwt run); floor and conns are full-run only (or --only).
+const DEFAULT_SET = [
+  "chat",
+  "notifier",
+  "baseline",
+  ...(QUICK ? [] : ["jwt"]),
+  "memory",
+  "kill",
+  "redis",
+  "rooms",
+  "curve",
+  "storm",
+  ...(QUICK ? [] : ["floor", "conns"]),
+];
 const ONLY = flag("only")?.split(",") ?? DEFAULT_SET;
 for (const kv of flag("server-env")?.split(",") ?? []) serverEnv[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
 for (const kv of flag("chat-env")?.split(",") ?? []) chatEnv[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
@@ -481,6 +497,22 @@ async function main() {
     if (ONLY.includes("kill")) results.reliability.podKill = await reliability(lg, "kill", cfg, say);
     if (ONLY.includes("redis")) results.reliability.redisRestart = await reliability(lg, "redis", cfg, say);
     if (ONLY.includes("rooms")) results.rooms = await roomsScenario();
+    // Issue 22's scenarios (bench/cost-curve.mjs): each failure is recorded, and the rest of the run goes on.
+    const ctx = { lg, say, measured, quick: QUICK, cfg };
+    const guarded = async (name, fn) => {
+      try {
+        return await fn();
+      } catch (err) {
+        say(`${name}: failed: ${err.stack ?? err}`);
+        return { error: String(err.message ?? err) };
+      }
+    };
+    if (ONLY.includes("curve"))
+      results.curve = await guarded("curve", () => costCurve({ ...ctx, deliveriesPerSecond: Number(flag("curve-deliveries")) || undefined }));
+    if (ONLY.includes("floor")) results.floor = await guarded("floor", () => floorScenario(ctx));
+    if (ONLY.includes("storm"))
+      results.storm = await guarded("storm", () => stormScenario({ ...ctx, jwt: !QUICK || ONLY.includes("jwt") || flag("only") !== undefined }));
+    if (ONLY.includes("conns")) results.conns = await guarded("conns", () => connsScenario(ctx));
     results.durationSeconds = Math.round((Date.now() - t0) / 1000);
 
     mkdirSync(join(root, "bench/results"), { recursive: true });

@@ -87,7 +87,7 @@ function onBenchDelivery(buf, at) {
 
 // ---------------------------------------------------------------------------------------------
 class Client {
-  constructor(url, name, { reconnect = false, full = false, token } = {}) {
+  constructor(url, name, { reconnect = false, full = false, token, localAddress } = {}) {
     this.url = url.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
     this.name = name;
     this.auth = JSON.stringify(token ? { token } : { name });
@@ -102,12 +102,13 @@ class Client {
     this.rooms = new Map();
     this.received = new Set();
     this.onConnect = null;
+    this.localAddress = localAddress;
   }
 
   open() {
     return new Promise((resolve, reject) => {
       this.onConnect = { resolve, reject };
-      const ws = new WebSocket(this.url, { perMessageDeflate: false, skipUTF8Validation: true });
+      const ws = new WebSocket(this.url, { perMessageDeflate: false, skipUTF8Validation: true, localAddress: this.localAddress });
       this.ws = ws;
       ws.on("message", (data) => this.onFrame(data));
       ws.on("error", () => undefined);
@@ -289,14 +290,15 @@ function signToken(secret, name) {
   return new SignJWT({ name }).setProtectedHeader({ alg: "HS256" }).setSubject(name).setIssuedAt().setExpirationTime("2h").sign(secret);
 }
 
-async function connectGroup({ group, urls, count, prefix, reconnect = false, full = false, concurrency = 200, jwtSecret }) {
+/** `localAddresses` (127.0.0.x): clients spread over them, each source address having its own ephemeral ports. */
+async function connectGroup({ group, urls, count, prefix, reconnect = false, full = false, concurrency = 200, jwtSecret, localAddresses }) {
   const started = now();
   const clients = [];
   const key = jwtSecret && new TextEncoder().encode(jwtSecret);
   for (let i = 0; i < count; i++) {
     const name = `${prefix}${i}`;
     const token = key ? await signToken(key, name) : undefined;
-    clients.push(new Client(urls[i % urls.length], name, { reconnect, full, token }));
+    clients.push(new Client(urls[i % urls.length], name, { reconnect, full, token, localAddress: localAddresses?.[i % localAddresses.length] }));
   }
   const signMs = Math.round(now() - started);
   let next = 0;
@@ -323,14 +325,21 @@ async function connectGroup({ group, urls, count, prefix, reconnect = false, ful
   return { connected: clients.filter((c) => c.connected).length, failures: failures.slice(0, 3), ms: Math.round(now() - started - signMs), signMs };
 }
 
-async function joinGroup({ group, room, concurrency = 50 }) {
+/**
+ * Joins every client of the group to `room`; or, with `rooms` ({ prefix, size, count }), client i
+ * (for i < size × count) to room `${prefix}${floor(i / size)}` and the others to nothing.
+ */
+async function joinGroup({ group, room, rooms, concurrency = 50 }) {
   const started = now();
-  const clients = groups.get(group);
+  const all = groups.get(group);
+  const clients = rooms ? all.slice(0, rooms.size * rooms.count) : all;
   let next = 0;
   let failed = 0;
   async function worker() {
     while (next < clients.length) {
-      const client = clients[next++];
+      const i = next++;
+      const client = clients[i];
+      const room = rooms ? `${rooms.prefix}${Math.floor(i / rooms.size)}` : roomArg;
       const ack = await client.emit("join", { room }, 30_000);
       if (!ack.ok) failed++;
       else {
@@ -342,6 +351,7 @@ async function joinGroup({ group, room, concurrency = 50 }) {
       }
     }
   }
+  const roomArg = room;
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { joined: clients.length - failed, failed, ms: Math.round(now() - started) };
 }
@@ -374,9 +384,13 @@ function postEvent({ url, key, keys, room }, body, n = 0) {
   });
 }
 
-async function fixedRate({ group, room, rate, durationMs, senders = 50, settleMs = 3000, members, notifier }) {
+/**
+ * `rooms` ({ prefix, size, count }, as joined by joinGroup): message n goes to room n % count, sent
+ * by one of that room's members in turn, and is expected by its `size` members.
+ */
+async function fixedRate({ group, room, rooms, rate, durationMs, senders = 50, settleMs = 3000, members, notifier }) {
   const clients = groups.get(group) ?? [];
-  const expectedPer = members ?? clients.length;
+  const expectedPer = rooms ? rooms.size : (members ?? clients.length);
   const total = Math.max(1, Math.round((rate * durationMs) / 1000));
   run = { id: ++runIds, hist: new Histogram(), delivered: 0, stale: 0, perMessage: new Uint32Array(total), lastDelivery: 0 };
   const ackHist = new Histogram();
@@ -399,7 +413,11 @@ async function fixedRate({ group, room, rate, durationMs, senders = 50, settleMs
         (s) => done(s === 202, `http_${s}`),
         (err) => done(false, err.code ?? "post_failed"),
       );
-    else clients[n % Math.min(senders, clients.length)].emit("message", { room, text }).then((a) => done(a.ok, a.error?.code));
+    else if (rooms) {
+      const r = n % rooms.count;
+      const sender = clients[r * rooms.size + (Math.floor(n / rooms.count) % rooms.size)];
+      sender.emit("message", { room: `${rooms.prefix}${r}`, text }).then((a) => done(a.ok, a.error?.code));
+    } else clients[n % Math.min(senders, clients.length)].emit("message", { room, text }).then((a) => done(a.ok, a.error?.code));
   };
   await new Promise((resolve) => {
     const tick = () => {

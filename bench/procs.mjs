@@ -64,9 +64,10 @@ export const cpuOf = (pids) => Object.fromEntries(pids.map(({ name, pid }) => [n
 
 // ---------------------------------------------------------------------------------------------
 // The load generator child and its RPC.
-export async function startLoadgen() {
+/** A load-generator child (`file`: bench/loadgen.mjs, or another script answering the same RPC). */
+export async function startLoadgen(file = "bench/loadgen.mjs") {
   const prof = process.env.BENCH_LOADGEN_PROF;
-  const child = fork(join(root, "bench/loadgen.mjs"), [], {
+  const child = fork(join(root, file), [], {
     execArgv: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -78,8 +79,14 @@ export async function startLoadgen() {
   const waiting = new Map();
   let ids = 0;
   await new Promise((resolve) => child.once("message", resolve));
+  // A child that dies answers every call still waiting with an error, so that no scenario hangs on it.
+  child.once("exit", (code, signal) => {
+    for (const w of waiting.values()) w.reject(new Error(`${file} exited (${signal ?? code})`));
+    waiting.clear();
+  });
   child.on("message", ({ id, result, error }) => {
     const w = waiting.get(id);
+    if (!w) return;
     waiting.delete(id);
     if (error) w.reject(new Error(`loadgen: ${error}`));
     else w.resolve(result);
@@ -106,10 +113,11 @@ function raiseFdLimit(pid) {
   }
 }
 
-async function startBaseline(redisUrl, i, { profileDir } = {}) {
+/** A baseline server (bench/baseline-server.mjs), or with kind "floor" the raw floor (bench/floor-server.mjs). */
+async function startBaseline(redisUrl, i, { profileDir, kind = "baseline", env = {} } = {}) {
   const prof = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...prof, join(root, "bench/baseline-server.mjs")], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", REDIS_URL: redisUrl, ...serverEnv },
+  const child = spawn(process.execPath, [...prof, join(root, `bench/${kind}-server.mjs`)], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", REDIS_URL: redisUrl, ...serverEnv, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   raiseFdLimit(child.pid);
@@ -120,7 +128,7 @@ async function startBaseline(redisUrl, i, { profileDir } = {}) {
       const m = /"port":(\d+)/.exec(buf);
       if (m && /is up/.test(buf)) resolve(Number(m[1]));
     });
-    child.once("exit", (code) => reject(new Error(`baseline exited ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${kind} exited ${code}`)));
   });
   const exited = new Promise((r) => child.once("exit", r));
   cleanups.add(() => child.kill("SIGKILL"));
@@ -128,7 +136,7 @@ async function startBaseline(redisUrl, i, { profileDir } = {}) {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  return { name: `baseline-${i}`, pid: child.pid, url: `http://127.0.0.1:${port}`, port, stop };
+  return { name: `${kind}-${i}`, pid: child.pid, url: `http://127.0.0.1:${port}`, port, stop };
 }
 
 /** A chat pod under `node --cpu-prof` (not allowed in NODE_OPTIONS, so spawned here with startService's env). */
@@ -191,12 +199,14 @@ export async function startNotifier(redisUrl, keys) {
   return svc;
 }
 
-/** Redis and `pods` processes of `kind` ("chat" or "baseline"). */
+/** Redis and `pods` processes of `kind` ("chat", "baseline" or "floor"); `env` goes to each. */
 export async function setup(kind, { pods = 3, aof = false, profileDir, env } = {}) {
   const redis = await startRedis({ aof });
   cleanups.add(() => redis.dispose());
   const servers = await Promise.all(
-    Array.from({ length: pods }, (_, i) => (kind === "chat" ? startChat(redis.url, i, { profileDir, env }) : startBaseline(redis.url, i, { profileDir }))),
+    Array.from({ length: pods }, (_, i) =>
+      kind === "chat" ? startChat(redis.url, i, { profileDir, env }) : startBaseline(redis.url, i, { profileDir, kind, env }),
+    ),
   );
   await sleep(300); // let the adapters' subscriptions settle
   const pids = () => [...servers.map((s) => ({ name: s.name, pid: s.pid })), { name: "redis", pid: redisPid(redis.port) }];
