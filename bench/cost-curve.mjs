@@ -6,7 +6,7 @@
 //
 // Floor: the raw reference (bench/floor-server.mjs), the chat and the baseline, all three up
 // together, each with 1000 members in one room, at 30 and 60 msg/s: deliveries per server CPU-s.
-import { setup, sleep } from "./procs.mjs";
+import { cpuOf, setup, sleep } from "./procs.mjs";
 
 /** [rooms, members per room]: the same members in total, except the 1000 rooms of 2 (2000). */
 export const CURVE_SHAPES = [
@@ -21,17 +21,35 @@ const podsOf = (run) =>
     .filter(([k]) => k !== "redis")
     .reduce((a, [, v]) => a + v, 0);
 
-/** One side's figures from a measured run. */
-function curveRow(run) {
+/**
+ * Each process's CPU-s per second with every client connected and nothing sent (heartbeats, timers):
+ * subtracted from the runs, since at 1 msg/s it would otherwise be most of what is measured.
+ */
+async function idleRates(env, ms) {
+  const pids = env.pids();
+  const a = cpuOf(pids);
+  await sleep(ms);
+  const b = cpuOf(pids);
+  return Object.fromEntries(pids.map(({ name }) => [name, +((b[name] - a[name]) / (ms / 1000)).toFixed(4)]));
+}
+
+/** One side's figures from a measured run, net of the idle CPU over its wall time. */
+function curveRow(run, idle) {
   const us = (cpu, per) => (per > 0 ? +((1e6 * cpu) / per).toFixed(2) : null);
-  const redis = run.cpuPerProcess.redis ?? 0;
+  const net = Object.fromEntries(Object.entries(run.cpuPerProcess).map(([k, v]) => [k, Math.max(0, v - (idle[k] ?? 0) * (run.wallMs / 1000))]));
+  const redis = net.redis ?? 0;
+  const pods = Object.entries(net)
+    .filter(([k]) => k !== "redis")
+    .reduce((a, [, v]) => a + v, 0);
   return {
-    cpuUsPerDelivery: us(run.serverCpuSeconds, run.delivered),
-    podsCpuUsPerDelivery: us(podsOf(run), run.delivered),
+    cpuUsPerDelivery: us(pods + redis, run.delivered),
+    podsCpuUsPerDelivery: us(pods, run.delivered),
     redisCpuUsPerDelivery: us(redis, run.delivered),
     redisCpuUsPerMessage: us(redis, run.acked),
+    grossCpuUsPerDelivery: us(run.serverCpuSeconds, run.delivered),
     podsCpuSeconds: +podsOf(run).toFixed(3),
-    redisCpuSeconds: +redis.toFixed(3),
+    redisCpuSeconds: +(run.cpuPerProcess.redis ?? 0).toFixed(3),
+    wallMs: run.wallMs,
     p50: run.latency.p50,
     p99: run.latency.p99,
     deliveryRatio: run.deliveryRatio,
@@ -65,6 +83,9 @@ export async function costCurve({ lg, say, measured, quick, deliveriesPerSecond 
       envs[kind] = await setup(kind);
       await connect(lg, envs[kind], `curve-${kind}`, clients, say);
     }
+    out.idleCpuPerSecond = {};
+    for (const kind of kinds) out.idleCpuPerSecond[kind] = await idleRates(envs[kind], quick ? 2000 : 4000);
+    say(`  idle CPU-s per second: ${JSON.stringify(out.idleCpuPerSecond)}`);
     for (const [index, [count, size]] of CURVE_SHAPES.entries()) {
       const rate = deliveriesPerSecond / size;
       const shape = { rooms: count, size, rate };
@@ -80,7 +101,7 @@ export async function costCurve({ lg, say, measured, quick, deliveriesPerSecond 
         const rooms = { prefix: `curve-${count}x${size}-`, size, count };
         await lg.call("fixedRate", { group, rooms, rate: Math.min(rate, 100), durationMs: 500, settleMs: 1000 }); // warm-up
         const run = await measured(lg, envs[kind], { group, rooms, rate, durationMs, settleMs: 2000 });
-        shape[kind] = curveRow(run);
+        shape[kind] = curveRow(run, out.idleCpuPerSecond[kind]);
         say(
           `  ${kind.padEnd(8)} ${count}×${size} @ ${rate} msg/s: ${shape[kind].cpuUsPerDelivery} µs CPU/delivery (pods ${shape[kind].podsCpuUsPerDelivery}, Redis ${shape[kind].redisCpuUsPerDelivery});` +
             ` Redis ${shape[kind].redisCpuUsPerMessage} µs/message; p99 ${run.latency.p99} ms; delivered ${(100 * run.deliveryRatio).toFixed(2)}%, acked ${run.acked}/${run.sent}${run.pass ? "" : "  FAIL"}`,

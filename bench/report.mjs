@@ -1,9 +1,10 @@
-// Turns a results JSON into the comparison table, docs/performance.md and
-// docs/performance-latency.svg. Run alone to regenerate the docs from a saved run:
+// Turns a results JSON into the comparison table, docs/performance.md,
+// docs/performance-latency.svg and (with a cost curve) docs/performance-curve.svg. Run alone to regenerate the docs from a saved run:
 //   node bench/report.mjs [bench/results/latest.json]
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { curveSvg, scaleRows, scaleSections } from "./report-scale.mjs";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const num = (v, d = 0) =>
@@ -132,6 +133,7 @@ export function comparisonRows(r) {
       ratio: "",
     });
   }
+  rows.push(...scaleRows(r));
   return rows;
 }
 
@@ -336,7 +338,8 @@ ${mdTable(
 `
     : ""
 }
-${jwtSection(r)}${roomsSection(r)}## Reliability (chat only; the baseline has no recovery)
+${jwtSection(r)}${roomsSection(r)}${scaleSections(r)}
+## Reliability (chat only; the baseline has no recovery)
 
 ${cfg.relClients} clients behind a TCP round-robin balancer (\`startBalancer\` from \`@chat/testkit\`) over 3 pods, all in one room,
 ${cfg.relRate} msg/s sent with a \`clientMsgId\` and retried on \`unavailable\`, a timeout or a disconnect. The clients reconnect
@@ -379,7 +382,8 @@ ${
 ## Method
 
 - \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
-  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms\` runs a subset (the docs are written only by a run of the default set);
+  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns\` runs a subset (the docs are written only by a run of the default set;
+  \`--quick\` leaves out jwt, floor and conns, and runs the storm with 600 clients, open only); \`--curve-deliveries=N\` sets the cost curve's deliveries/s (1000);
   \`--server-env=K=V,...\` adds environment to every server process (\`--chat-env\`: to the chat pods only) and \`--tag=NAME\` names the results file (an A/B run; it leaves latest.json and the docs alone);
   \`--profile\` runs the chat pods under \`--cpu-prof\` and prints the hotspots.
 - Each side gets a fresh \`redis-server\` (\`startRedis\` from \`@chat/testkit\`, no persistence) and 3 processes:
@@ -495,6 +499,7 @@ ${rooms.notes ? `\n${rooms.notes}\n` : ""}
 
 export function writeReport(results) {
   writeFileSync(join(root, "docs/performance-latency.svg"), latencySvg(results));
+  if (results.curve?.shapes?.length) writeFileSync(join(root, "docs/performance-curve.svg"), curveSvg(results));
   writeFileSync(join(root, "docs/performance.md"), renderMarkdown(results));
 }
 

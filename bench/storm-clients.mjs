@@ -136,7 +136,7 @@ function start({ ratePerRoom }) {
       }
       acked.get(room).add(n);
     } catch (err) {
-      fail(`send_${err.code ?? (/timed out/.test(err.message) ? "timeout" : "error")}`);
+      fail(`send_${err.code ?? (/timed out/.test(err.message) ? "timeout" : err.message || "error")}`);
     } finally {
       state.inFlight--;
     }
