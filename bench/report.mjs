@@ -383,7 +383,7 @@ ${
 
 - \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
   \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns\` runs a subset (the docs are written only by a run of the default set;
-  \`--quick\` leaves out jwt, floor and conns, and runs the storm with 600 clients, open only); \`--curve-deliveries=N\` sets the cost curve's deliveries/s (1000);
+  \`--quick\` leaves out jwt, floor, storm and conns; with \`--only\` it runs the storm with 600 clients and conns with 3000); \`--curve-deliveries=N\` sets the cost curve's deliveries/s (1000);
   \`--server-env=K=V,...\` adds environment to every server process (\`--chat-env\`: to the chat pods only) and \`--tag=NAME\` names the results file (an A/B run; it leaves latest.json and the docs alone);
   \`--profile\` runs the chat pods under \`--cpu-prof\` and prints the hotspots.
 - Each side gets a fresh \`redis-server\` (\`startRedis\` from \`@chat/testkit\`, no persistence) and 3 processes:
