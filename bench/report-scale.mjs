@@ -167,6 +167,7 @@ ${mdTable(
     ["per client: back after the kill, p50 / p99 (ms)", ...col((x) => `${num(x.backMs.p50)} / ${num(x.backMs.p99)}`)],
     ["survivors' CPU during the storm (cores, 2 pods)", ...col((x) => num(x.survivorsCores, 2))],
     ["survivors' + Redis CPU per reconnect (µs)", ...col((x) => num(x.survivorsCpuUsPerReconnect))],
+    ["the clients' process meanwhile (cores; one process for all the clients)", ...col((x) => num(x.clientsCores, 2))],
     ["undisturbed clients' p99 during the storm (ms)", ...col((x) => `${num(x.calmLatency.p99, 1)} (${num(x.calmLatency.count)} deliveries)`)],
     ["messages sent / acked", ...col((x) => `${num(x.sent)} / ${num(x.acked)}`)],
     ["**acked messages lost** (client × message pairs)", ...col((x) => `**${num(x.lostMessages)}** (${num(x.lostPairs)})`)],

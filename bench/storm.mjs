@@ -39,7 +39,10 @@ async function stormRun({ say, quick, kind, jwt = false }) {
     const victim = env.servers[1];
     const survivors = env.pids().filter(({ name }) => name !== victim.name);
     const onVictim = balancer.connections().get(victim.port) ?? 0;
-    const before = cpuOf(survivors);
+    // The clients' process too: all the storm's clients share it (and one core), so when it is busy the
+    // times measure it as much as the servers.
+    const watched = [...survivors, { name: "clients", pid: sc.pid }];
+    const before = cpuOf(watched);
     const { at } = await sc.call("beginStorm");
     await victim.stop("SIGKILL");
     say(`  killed ${victim.name} (${onVictim} clients on it) with SIGKILL; ${rooms} rooms of ${roomSize}, ${ratePerRoom} msg/s each`);
@@ -53,8 +56,9 @@ async function stormRun({ say, quick, kind, jwt = false }) {
       { timeoutMs: 60_000, intervalMs: 100, what: "the dropped clients to be back" },
     ).catch(() => (timedOut = true));
     const wallS = (performance.timeOrigin + performance.now() - at) / 1000;
-    const after = cpuOf(survivors);
+    const after = cpuOf(watched);
     const cpu = Object.fromEntries(survivors.map(({ name }) => [name, +(after[name] - before[name]).toFixed(2)]));
+    const clientsCores = +((after.clients - before.clients) / wallS).toFixed(2);
     await sleep(1000);
     const stats = await sc.call("stop", { settleMs: 2000 });
     const podsCpu = survivors.filter(({ name }) => name !== "redis").reduce((a, { name }) => a + cpu[name], 0);
@@ -71,12 +75,13 @@ async function stormRun({ say, quick, kind, jwt = false }) {
       stormSeconds: +wallS.toFixed(2),
       survivorsCpuSeconds: cpu,
       survivorsCores: +(podsCpu / wallS).toFixed(2),
+      clientsCores,
       survivorsCpuUsPerReconnect: stats.dropped ? Math.round((1e6 * (podsCpu + (cpu.redis ?? 0))) / stats.dropped) : null,
       ...stats,
       statusAtEnd: last,
     };
     say(
-      `  ${label}: ${stats.back}/${stats.dropped} back in ${stats.allBackMs} ms (p50 ${stats.backMs.p50} ms); survivors ${result.survivorsCores} cores` +
+      `  ${label}: ${stats.back}/${stats.dropped} back in ${stats.allBackMs} ms (p50 ${stats.backMs.p50} ms); survivors ${result.survivorsCores} cores, clients' process ${clientsCores}` +
         ` (${result.survivorsCpuUsPerReconnect} µs per reconnect); calm clients' p99 ${stats.calmLatency.p99} ms over ${stats.calmLatency.count} deliveries;` +
         ` lost ${stats.lostMessages} messages (${stats.lostPairs} client×message, ${stats.acked} acked); failures ${JSON.stringify(stats.failures)}${timedOut ? "  TIMED OUT" : ""}`,
     );
