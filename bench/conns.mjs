@@ -4,8 +4,11 @@
 // chat's from prom-client's nodejs_eventloop_lag_* on /metrics (reset at every scrape), the
 // baseline's from the same monitorEventLoopDelay behind its BENCH_ELD=1 hook (GET /bench/eld).
 //
-// The clients come from 4 source addresses (127.0.0.1-4), each with its own ephemeral ports, and
-// every process gets a raised file-descriptor limit (procs.mjs: prlimit).
+// The clients come from 4 source addresses (127.0.0.1-4), each with its own ephemeral ports. Every
+// process gets a raised file-descriptor limit where prlimit may (procs.mjs); where it may not (no
+// CAP_SYS_RESOURCE: `ulimit -Hn` is the ceiling), the pod and the load generator each need one
+// descriptor per connection, so the count is capped a little under the hard limit, and said so.
+import { readFileSync } from "node:fs";
 import { rssKiB, setup, sleep } from "./procs.mjs";
 import { STORM_JWT_SECRET } from "./storm.mjs";
 
@@ -32,8 +35,19 @@ async function eventLoopDelay(env) {
   return (await fetch(`${server.url}/bench/eld`, { signal: AbortSignal.timeout(10_000) })).json();
 }
 
+/** This process's hard limit on open files (the most prlimit can give the pod without privileges). */
+function hardFdLimit() {
+  const line = readFileSync("/proc/self/limits", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("Max open files"));
+  const hard = line?.trim().split(/\s+/)[4];
+  return hard === "unlimited" || !hard ? Infinity : Number(hard);
+}
+
 async function connsRun({ lg, say, quick, kind }) {
-  const count = quick ? 3000 : 20_000;
+  const target = quick ? 3000 : 20_000;
+  const count = Math.min(target, hardFdLimit() - 300);
+  if (count < target) say(`conns: ${count} connections, not ${target}: the open-files limit is ${hardFdLimit()} for the pod and the load generator`);
   const env = await setup(kind, { pods: 1, env: kind === "chat" ? { AUTH_MODE: "jwt", JWT_SECRET: STORM_JWT_SECRET } : { BENCH_ELD: "1" } });
   const group = `conns-${kind}`;
   try {
@@ -65,6 +79,7 @@ async function connsRun({ lg, say, quick, kind }) {
     const r = {
       kind,
       auth: kind === "chat" ? "jwt" : "none",
+      target,
       connections: c.connected,
       connectMs: c.ms,
       rssBeforeKiB: rssBefore,

@@ -207,7 +207,7 @@ ${runs.map(([name, x]) => (x.error ? `\n**${name} failed:** \`${x.error}\`.` : "
 ${mdTable(
   ["", ...runs.map(([name]) => name)],
   [
-    ["idle connections", ...col((x) => num(x.connections))],
+    ["idle connections", ...col((x) => num(x.connections) + (x.target > x.connections ? ` (of ${num(x.target)}: the open-files limit)` : ""))],
     ["RSS before / idle / active (MiB)", ...col((x) => `${num(x.rssBeforeKiB / 1024, 0)} / ${num(x.rssIdleKiB / 1024, 0)} / ${num(x.rssActiveKiB / 1024, 0)}`)],
     ["**KiB RSS per idle connection**", ...col((x) => `**${num(x.kibPerConnectionIdle, 1)}**`)],
     ["KiB RSS per connection, 5% active", ...col((x) => num(x.kibPerConnectionActive, 1))],
