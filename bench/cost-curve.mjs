@@ -117,7 +117,7 @@ export async function costCurve({ lg, say, measured, quick, deliveriesPerSecond 
 }
 
 /** The efficiency of the floor, the chat and the baseline at each of `rates` × 1000 members. */
-export async function floorScenario({ lg, say, measured, quick, cfg, rates = [30, 60] }) {
+export async function floorScenario({ lg, say, measured, cfg, rates = [30, 60] }) {
   const rounds = 1; // each run is already alternated with the others' on the same machine; a second round costs 1.5 min
   const durationMs = cfg.fixedMs;
   say(`floor: ${FLOOR_KINDS.join(", ")} up together, ${rounds} alternated round(s) at ${rates.join(" and ")} msg/s × ${cfg.members}`);
