@@ -106,14 +106,18 @@ class Client {
   }
 
   open() {
-    return new Promise((resolve, reject) => {
+    const attempt = new Promise((resolve, reject) => {
       this.onConnect = { resolve, reject };
-      const ws = new WebSocket(this.url, { perMessageDeflate: false, skipUTF8Validation: true, localAddress: this.localAddress });
+      const ws = new WebSocket(this.url, { perMessageDeflate: false, skipUTF8Validation: true, localAddress: this.localAddress, handshakeTimeout: 30_000 });
       this.ws = ws;
       ws.on("message", (data) => this.onFrame(data));
       ws.on("error", () => undefined);
       ws.on("close", () => this.onClose(ws));
     });
+    // A server that takes the upgrade but never answers the Socket.IO CONNECT must not hang the bench.
+    const ws = this.ws;
+    const timer = setTimeout(() => this.onConnect && ws === this.ws && ws.terminate(), 30_000);
+    return attempt.finally(() => clearTimeout(timer));
   }
 
   send(frame) {

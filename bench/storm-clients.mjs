@@ -56,7 +56,8 @@ async function connect({ kind, url, count, prefix, roomSize, jwtSecret, concurre
   let next = 0;
   let connected = 0;
   async function worker() {
-    while (next < made.length) {
+    // A deadline, so that a server that stopped answering fails the run instead of hanging it.
+    while (next < made.length && now() - started < 180_000) {
       const client = made[next++];
       const auth = client.token ? { token: client.token } : { name: client.name };
       if (kind === "chat") {
@@ -89,7 +90,7 @@ async function connect({ kind, url, count, prefix, roomSize, jwtSecret, concurre
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));
-  clients = made;
+  clients = made.filter((c) => c.socket);
   return { connected, count, ms: Math.round(now() - started), failures: { ...failures } };
 }
 
@@ -98,7 +99,7 @@ async function join({ concurrency = 50 }) {
   let next = 0;
   let failed = 0;
   async function worker() {
-    while (next < clients.length) {
+    while (next < clients.length && now() - started < 180_000) {
       const client = clients[next++];
       try {
         if (client.chat) await client.chat.join(client.room);
@@ -113,6 +114,7 @@ async function join({ concurrency = 50 }) {
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));
+  failed += clients.length - next; // not tried before the deadline
   return { joined: clients.length - failed, failed, ms: Math.round(now() - started) };
 }
 
