@@ -27,7 +27,15 @@ const noop = () => undefined;
  * ioredis re-sent is answered (a PING on the same connection comes back after it), the pod
  * compares Redis's view with its rooms and fixes the difference; `onSettled` follows each repair.
  */
-export function trackSubscriptions(sub: RedisClient, mode: BusMode, adapter: () => AdapterState, log: Logger, onSettled: () => void): Subscriptions {
+export function trackSubscriptions(
+  sub: RedisClient,
+  mode: BusMode,
+  adapter: () => AdapterState,
+  log: Logger,
+  onSettled: () => void,
+  /** SSUBSCRIBEs still awaited (`watchSubscriptions`): not sent again by a repair. */
+  pending: PendingSubscribes = new Map(),
+): Subscriptions {
   let unreadable = false;
   const actual = (): string[] => {
     const channels = redisSubscriptions(sub);
@@ -49,9 +57,14 @@ export function trackSubscriptions(sub: RedisClient, mode: BusMode, adapter: () 
   let settled = mode === "classic";
   let generation = 0;
   const cluster = isRedisCluster(sub);
-  async function settle(): Promise<void> {
+  /**
+   * `partial`: one master's subscriber connection was replaced while the cluster stayed up. Sends
+   * to the other masters' rooms go on meanwhile, so the pod stays ready (the repair of the failed
+   * master's channels may wait for its replica's promotion).
+   */
+  async function settle(partial = false): Promise<void> {
     const mine = ++generation;
-    settled = false;
+    if (!partial) settled = false;
     try {
       await answered();
       if (mine !== generation) return;
@@ -59,7 +72,7 @@ export function trackSubscriptions(sub: RedisClient, mode: BusMode, adapter: () 
         await repair(new Set(actual()), new Set(expected()));
         if (mine !== generation) return;
       }
-      settled = true;
+      settled ||= !partial;
       onSettled();
     } catch (err) {
       // The connection dropped again; its next `ready` starts over.
@@ -68,7 +81,9 @@ export function trackSubscriptions(sub: RedisClient, mode: BusMode, adapter: () 
   }
   /** Subscribes to what is missing and leaves what is extra; resolves once Redis has answered. */
   async function repair(have: Set<string>, want: Set<string>): Promise<void> {
-    const missing = [...want].filter((channel) => !have.has(channel));
+    // On a cluster, a failed master's channels stay missing until its replica is promoted: the
+    // SSUBSCRIBE sent for them waits for it, and is not sent again on every `subscribersReady`.
+    const missing = [...want].filter((channel) => !have.has(channel) && !pending.has(channel));
     const extra = [...have].filter((channel) => !want.has(channel));
     const replies = [...missing.map((channel) => sub.ssubscribe(channel).catch(noop)), ...extra.map((channel) => sub.sunsubscribe(channel).catch(noop))];
     // On one server a PING is answered after them; on a cluster each goes to its own master's connection.
@@ -89,7 +104,7 @@ export function trackSubscriptions(sub: RedisClient, mode: BusMode, adapter: () 
     sub.on("ready", () => void settle());
     // A cluster stays `ready` while one master fails over: ioredis replaces that master's subscriber
     // connection and resubscribes it on its own, then says `subscribersReady`. What it dropped meanwhile is repaired here.
-    if (cluster) sub.on("subscribersReady", () => void settle());
+    if (cluster) sub.on("subscribersReady", () => void settle(settled));
     sub.on("close", () => {
       generation++;
       settled = false;

@@ -4,7 +4,7 @@ import { Gauge, type Registry } from "prom-client";
 import type { Namespace } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { BUS_KEY, isRedisCluster, scrapeCounter, type BusMode, type Logger } from "@chat/shared";
-import { awaitableJoins, trackSubscriptions, watchSubscriptions, type AdapterState } from "./bus-subscriptions.js";
+import { awaitableJoins, trackSubscriptions, watchSubscriptions, type AdapterState, type PendingSubscribes } from "./bus-subscriptions.js";
 import type { ChatServerIo } from "./socket-types.js";
 
 /** The Socket.IO adapter between the pods, in either bus mode, and what it is subscribed to. */
@@ -34,10 +34,12 @@ export interface ChatBus {
  */
 export function attachBus(io: ChatServerIo, redis: { pub: RedisClient; sub: RedisClient }, { mode, log }: { mode: BusMode; log: Logger }): ChatBus {
   const { pub, sub } = redis;
-  installAdapter(io, redis, mode, log);
+  // Before the adapter exists: it subscribes to its main channels as it is made.
+  const pending = mode === "sharded" ? watchSubscriptions(sub, log) : new Map<string, Promise<unknown>>();
+  installAdapter(io, redis, mode, pending);
   const events = new EventEmitter();
   const adapter = () => io.of("/").adapter as unknown as AdapterState;
-  const subscriptions = trackSubscriptions(sub, mode, adapter, log, () => recovered());
+  const subscriptions = trackSubscriptions(sub, mode, adapter, log, () => recovered(), pending);
   const ready = () => pub.status === "ready" && sub.status === "ready" && subscriptions.settled();
 
   // One owner for recovery: any close marks the bus down, and the first moment it is whole again
@@ -91,13 +93,11 @@ export function attachBus(io: ChatServerIo, redis: { pub: RedisClient; sub: Redi
   };
 }
 
-function installAdapter(io: ChatServerIo, { pub, sub }: { pub: RedisClient; sub: RedisClient }, mode: BusMode, log: Logger): void {
+function installAdapter(io: ChatServerIo, { pub, sub }: { pub: RedisClient; sub: RedisClient }, mode: BusMode, pending: PendingSubscribes): void {
   if (mode === "classic") {
     io.adapter(createAdapter(pub, sub, { key: BUS_KEY }));
     return;
   }
-  // Before the adapter exists: it subscribes to its main channels as it is made.
-  const pending = watchSubscriptions(sub, log);
   const sharded = createShardedAdapter(pub, sub, { channelPrefix: BUS_KEY, subscriptionMode: "dynamic" });
   // A plain function, not an arrow: Socket.IO calls the factory with `new`.
   io.adapter(function shardedAdapter(nsp: Namespace) {
