@@ -22,6 +22,13 @@ export interface FanoutOptions {
    * @default undefined (no budget)
    */
   overBudget?: (conn: EngineConn | undefined, adding: number) => boolean;
+  /**
+   * The budget `overBudget` enforces, in bytes. On the direct path everything queued for a
+   * recipient is in its TCP socket's `writableLength` (directSocketOf requires Engine.IO's buffer
+   * and `ws`'s sender to be empty), so a recipient below it is written to without the full check.
+   * @default Infinity (every recipient gets the full check, when there is one)
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -43,7 +50,7 @@ export interface FanoutOptions {
  * not read piles up in Engine.IO's buffer or in its TCP socket's, and without a bound a few
  * clients that stop reading grow the pod until it is OOM-killed.
  */
-export function attachFanout(adapter: Namespace["adapter"], { observe, direct = true, overBudget }: FanoutOptions = {}): boolean {
+export function attachFanout(adapter: Namespace["adapter"], { observe, direct = true, overBudget, maxBytes = Infinity }: FanoutOptions = {}): boolean {
   let packet: { data?: unknown[]; id?: number } | undefined;
   let frame: Buffer | undefined;
   let size = 0;
@@ -63,13 +70,14 @@ export function attachFanout(adapter: Namespace["adapter"], { observe, direct = 
     deliver(socket: Recipient) {
       recipients++;
       const conn = socket.client?.conn;
-      if (overBudget?.(conn, size)) return true;
-      if (!frame) return false;
-      const raw = directSocketOf(conn);
-      if (!raw) return false;
-      // What the kernel does not take stays in the socket's writableLength, which the budget
-      // counts (through ws's bufferedAmount) before the next write to it.
-      raw.write(frame);
+      const raw = frame && directSocketOf(conn);
+      if (!raw) return overBudget?.(conn, size) ?? false;
+      // The common case, a recipient that keeps up, costs one getter and a comparison; one with a
+      // backlog gets the full check (grace for a reader that is merely behind, or the close).
+      if (raw.writableLength + size > maxBytes && overBudget?.(conn, size)) return true;
+      // What the kernel does not take stays in the socket's writableLength, counted before the
+      // next write to it.
+      raw.write(frame!);
       written++;
       return true;
     },
