@@ -26,7 +26,12 @@ export function installDelivery(io: ChatServerIo, config: ChatConfig, log: Logge
   const paths = fastPaths(config.FAST_PATH, log);
   registerFastPathGauge(metrics.registry, paths);
   const slowConsumers = guardSlowConsumers(io, { maxBytes: config.MAX_CLIENT_BUFFER_BYTES, log, onClose: () => metrics.slowConsumer() });
-  attachFanout(io.of("/").adapter, { direct: paths.direct_write, overBudget: slowConsumers?.overBudget, observe: metrics.observeBroadcast });
+  attachFanout(io.of("/").adapter, {
+    direct: paths.direct_write,
+    overBudget: slowConsumers?.overBudget,
+    maxBytes: slowConsumers ? config.MAX_CLIENT_BUFFER_BYTES : Infinity,
+    observe: metrics.observeBroadcast,
+  });
   if (paths.coalesce) coalesceWrites(io, { onCoalesced: (packets) => metrics.coalesced(packets) });
   if (paths.release_requests) releaseRequests(io);
   return { paths, slowConsumers };

@@ -18,6 +18,11 @@ export type Binder = (socket: ChatSocket) => void;
  *
  * Why once: Socket.IO calls a listener with the socket as `this`, so the same functions serve every
  * connection. Closures bound per connection cost memory on each of thousands of idle sockets.
+ *
+ * Why one catch-all listener rather than one `socket.on(event)` per event: an EventEmitter keeps its
+ * listeners in a dictionary-mode object, and a dozen event names in it cost about 0.6 KiB on every
+ * connection, idle or not. `onAny` sees every event first; a known one is then run exactly as
+ * Socket.IO's own dispatch would (on the next tick, and only while the socket is connected).
  */
 export interface BinderOptions {
   /** Events one connection may send per second, sustained, whatever they are; 0 or unset: no limit. */
@@ -56,7 +61,7 @@ export function takeToken(bucket: EventBucket, now: number, perSecond: number, b
 export function createBinder(handlers: Handlers, log: Logger, options: BinderOptions = {}): Binder {
   // Object.keys types its result as string[]; these are exactly the keys of `handlers`.
   const events = Object.keys(handlers) as (keyof ClientToServer)[];
-  const known = new Set<string>(events);
+
   const perSecond = options.eventsPerSecond ?? 0;
   const burst = Math.max(1, options.eventsBurst ?? perSecond);
   /** Zero when the event may go on, else how long to wait. */
@@ -86,8 +91,14 @@ export function createBinder(handlers: Handlers, log: Logger, options: BinderOpt
     ] as const;
   });
 
+  const byEvent = new Map<string, Listener>(listeners);
+
   function onAny(this: ChatSocket, event: unknown, ...args: unknown[]) {
-    if (typeof event === "string" && known.has(event)) return;
+    const listener = typeof event === "string" ? byEvent.get(event) : undefined;
+    if (listener) {
+      process.nextTick(dispatch, this, listener, args);
+      return;
+    }
     const ack = args.at(-1);
     const wait = limited(this);
     if (wait > 0) {
@@ -101,16 +112,23 @@ export function createBinder(handlers: Handlers, log: Logger, options: BinderOpt
   }
 
   // A client may send an event literally named "error"; without a listener Node's EventEmitter
-  // would throw it as an uncaught exception and take the whole process down.
+  // would throw it as an uncaught exception and take the whole process down. socket.io 4.8 adds a
+  // no-op listener of its own to every socket; this one is added only where that is missing.
   function onError(this: ChatSocket, err: unknown) {
     log.debug({ sid: this.id, err: err instanceof Error ? err.message : typeof err }, "socket error");
   }
 
   return (socket) => {
-    for (const [event, listener] of listeners) socket.on(event, listener);
     socket.onAny(onAny);
-    socket.on("error", onError);
+    if (socket.listenerCount("error") === 0) socket.on("error", onError);
   };
+}
+
+type Listener = (this: ChatSocket, ...args: unknown[]) => void;
+
+/** What Socket.IO 4.8's `dispatch()` does with an event once its middlewares passed (there are none). */
+function dispatch(socket: ChatSocket, listener: Listener, args: unknown[]): void {
+  if (socket.connected) listener.apply(socket, args);
 }
 
 function tellNoAck(socket: ChatSocket, event: string): void {

@@ -1,3 +1,4 @@
+import type { Socket as NetSocket } from "node:net";
 import type { Namespace } from "socket.io";
 import { directSocketOf, hookBroadcasts, type EngineConn, type Recipient } from "./compat/index.js";
 
@@ -22,6 +23,13 @@ export interface FanoutOptions {
    * @default undefined (no budget)
    */
   overBudget?: (conn: EngineConn | undefined, adding: number) => boolean;
+  /**
+   * The budget `overBudget` enforces, in bytes. On the direct path everything queued for a
+   * recipient is in its TCP socket's `writableLength` (directSocketOf requires Engine.IO's buffer
+   * and `ws`'s sender to be empty), so a recipient below it is written to without the full check.
+   * @default Infinity (every recipient gets the full check, when there is one)
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -43,12 +51,27 @@ export interface FanoutOptions {
  * not read piles up in Engine.IO's buffer or in its TCP socket's, and without a bound a few
  * clients that stop reading grow the pod until it is OOM-killed.
  */
-export function attachFanout(adapter: Namespace["adapter"], { observe, direct = true, overBudget }: FanoutOptions = {}): boolean {
+export function attachFanout(adapter: Namespace["adapter"], { observe, direct = true, overBudget, maxBytes = Infinity }: FanoutOptions = {}): boolean {
   let packet: { data?: unknown[]; id?: number } | undefined;
   let frame: Buffer | undefined;
   let size = 0;
   let recipients = 0;
   let written = 0;
+  // Several broadcasts in one tick (a batch read from the bus, once the pod falls behind): from
+  // the second one on (from the first when the last busy tick had several too), each recipient's
+  // TCP socket is corked at its first direct write and uncorked on the next tick, so that the
+  // tick's frames leave in one writev() per recipient instead of one write() per frame. The
+  // bytes and their order are the same; a tick with one broadcast is written as before.
+  let inTick = 0;
+  let lastTick = 0;
+  let cork = false;
+  const corked: NetSocket[] = [];
+  const endTick = () => {
+    lastTick = inTick;
+    inTick = 0;
+    for (const raw of corked) raw.uncork();
+    corked.length = 0;
+  };
   return hookBroadcasts(adapter, {
     encoded(encoded, opts) {
       const pre = opts.wsPreEncodedFrame;
@@ -59,17 +82,24 @@ export function attachFanout(adapter: Namespace["adapter"], { observe, direct = 
       frame = direct && encoded.id === undefined && !opts.volatile && opts.wsPreEncodedFrame?.length === 1 && Buffer.isBuffer(first) ? first : undefined;
       packet = encoded;
       recipients = written = 0;
+      if (inTick++ === 0) process.nextTick(endTick);
+      cork = frame !== undefined && (inTick > 1 || lastTick > 1);
     },
     deliver(socket: Recipient) {
       recipients++;
       const conn = socket.client?.conn;
-      if (overBudget?.(conn, size)) return true;
-      if (!frame) return false;
-      const raw = directSocketOf(conn);
-      if (!raw) return false;
-      // What the kernel does not take stays in the socket's writableLength, which the budget
-      // counts (through ws's bufferedAmount) before the next write to it.
-      raw.write(frame);
+      const raw = frame && directSocketOf(conn);
+      if (!raw) return overBudget?.(conn, size) ?? false;
+      // The common case, a recipient that keeps up, costs one getter and a comparison; one with a
+      // backlog gets the full check (grace for a reader that is merely behind, or the close).
+      if (raw.writableLength + size > maxBytes && overBudget?.(conn, size)) return true;
+      // What the kernel does not take stays in the socket's writableLength, counted before the
+      // next write to it.
+      if (cork && raw.writableCorked === 0) {
+        raw.cork();
+        corked.push(raw);
+      }
+      raw.write(frame!);
       written++;
       return true;
     },
