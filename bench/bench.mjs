@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms]
+// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,cluster]
 //                [-- --profile[=RATE]] [-- --profile-kind=chat|baseline]
 //                [-- --server-env=K=V,...] [-- --chat-env=K=V,...] [-- --tag=NAME] [-- --no-docs]
 //
@@ -27,7 +27,7 @@ const QUICK = args.includes("--quick");
 const PROFILE = flag("profile");
 const NO_DOCS = args.includes("--no-docs");
 const TAG = flag("tag");
-const DEFAULT_SET = ["chat", "notifier", "baseline", ...(QUICK ? [] : ["jwt"]), "memory", "kill", "redis", "rooms"];
+const DEFAULT_SET = ["chat", "notifier", "baseline", ...(QUICK ? [] : ["jwt"]), "memory", "kill", "redis", "rooms", "cluster"];
 const ONLY = flag("only")?.split(",") ?? DEFAULT_SET;
 for (const kv of flag("server-env")?.split(",") ?? []) serverEnv[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
 for (const kv of flag("chat-env")?.split(",") ?? []) chatEnv[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
@@ -173,6 +173,23 @@ async function capacitySearch(lg, env, room, extra = {}, startRate = cfg.startRa
     else hi = mid;
   }
   return { rate: lo, firstFailingRate: Number.isFinite(hi) ? hi : null, deliveriesPerSecond: lo * cfg.members, steps: runs };
+}
+
+/** Issue 18's many-rooms run on a 3-master Redis Cluster, through 2 chat pods and the notifier (bench/cluster-spread.mjs). */
+async function clusterScenario() {
+  const started = Date.now();
+  say("cluster: running bench/cluster-spread.mjs");
+  try {
+    const { runClusterSpread } = await import(pathToFileURL(join(root, "bench/cluster-spread.mjs")).href);
+    const r = await runClusterSpread({ quick: QUICK });
+    for (const row of r.rows)
+      say(`  cluster master ${row.master}: ${row.scriptCalls} scripts, ${row.xadd} XADD, ${row.spublish} SPUBLISH, ${row.commands} commands`);
+    say(`  cluster: delivered ${r.delivered}/${r.expected}`);
+    return { ...r, seconds: Math.round((Date.now() - started) / 1000) };
+  } catch (err) {
+    say(`cluster: failed: ${err.stack ?? err}`);
+    return { rows: [], error: String(err.message ?? err), seconds: Math.round((Date.now() - started) / 1000) };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,6 +498,7 @@ async function main() {
     if (ONLY.includes("kill")) results.reliability.podKill = await reliability(lg, "kill", cfg, say);
     if (ONLY.includes("redis")) results.reliability.redisRestart = await reliability(lg, "redis", cfg, say);
     if (ONLY.includes("rooms")) results.rooms = await roomsScenario();
+    if (ONLY.includes("cluster")) results.cluster = await clusterScenario();
     results.durationSeconds = Math.round((Date.now() - t0) / 1000);
 
     mkdirSync(join(root, "bench/results"), { recursive: true });

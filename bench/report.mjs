@@ -336,7 +336,7 @@ ${mdTable(
 `
     : ""
 }
-${jwtSection(r)}${roomsSection(r)}## Reliability (chat only; the baseline has no recovery)
+${jwtSection(r)}${roomsSection(r)}${clusterSection(r)}## Reliability (chat only; the baseline has no recovery)
 
 ${cfg.relClients} clients behind a TCP round-robin balancer (\`startBalancer\` from \`@chat/testkit\`) over 3 pods, all in one room,
 ${cfg.relRate} msg/s sent with a \`clientMsgId\` and retried on \`unavailable\`, a timeout or a disconnect. The clients reconnect
@@ -379,7 +379,7 @@ ${
 ## Method
 
 - \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
-  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms\` runs a subset (the docs are written only by a run of the default set);
+  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,cluster\` runs a subset (the docs are written only by a run of the default set);
   \`--server-env=K=V,...\` adds environment to every server process (\`--chat-env\`: to the chat pods only) and \`--tag=NAME\` names the results file (an A/B run; it leaves latest.json and the docs alone);
   \`--profile\` runs the chat pods under \`--cpu-prof\` and prints the hotspots.
 - Each side gets a fresh \`redis-server\` (\`startRedis\` from \`@chat/testkit\`, no persistence) and 3 processes:
@@ -490,6 +490,28 @@ ${
     : "(no rows)"
 }
 ${rooms.notes ? `\n${rooms.notes}\n` : ""}
+`;
+}
+
+function clusterSection(r) {
+  const c = r.cluster;
+  if (!c) return "";
+  const rows = c.rows ?? [];
+  return `## Many rooms on a Redis Cluster (issue 18)
+
+From \`bench/cluster-spread.mjs\` (\`runClusterSpread\`), ${c.seconds ?? "?"} s.${c.error ? ` **It failed:** \`${c.error}\`.` : ""}${
+    rows.length ? ` Delivered ${num(c.delivered)} / ${num(c.expected)} (${num(c.appends)} appends).` : ""
+  }
+
+${
+  rows.length
+    ? mdTable(
+        ["master", "script calls", "XADD", "SPUBLISH", "every command", "share of the appends"],
+        rows.map((x) => [x.master, num(x.scriptCalls), num(x.xadd), num(x.spublish), num(x.commands), `${x.sharePercent} %`]),
+      )
+    : "(no rows)"
+}
+${c.notes ? `\n${c.notes}\n` : ""}
 `;
 }
 
