@@ -71,7 +71,8 @@ export async function runClusterSpread({ quick = false } = {}) {
     const env = {
       ...cluster.env,
       BUS_MODE: "sharded",
-      LOG_LEVEL: "warn",
+      // startService waits for the "is up" line, logged at info.
+      LOG_LEVEL: "info",
       RATE_LIMIT_MESSAGES_PER_SECOND: "0",
       RATE_LIMIT_EVENTS_PER_SECOND: "0",
       QUOTA_USER_BYTES: "0",
@@ -82,7 +83,7 @@ export async function runClusterSpread({ quick = false } = {}) {
       Promise.all([0, 1].map((i) => startService("chat", { pod: `cluster-chat-${i}`, env }))),
       startService("notifier", {
         pod: "cluster-notifier",
-        env: { ...cluster.env, BUS_MODE: "sharded", LOG_LEVEL: "warn", NOTIFIER_API_KEYS: API_KEY, RATE_LIMIT_NOTIFIER_PER_SECOND: "0" },
+        env: { ...cluster.env, BUS_MODE: "sharded", LOG_LEVEL: "info", NOTIFIER_API_KEYS: API_KEY, RATE_LIMIT_NOTIFIER_PER_SECOND: "0" },
       }),
     ]);
     let delivered = 0;
