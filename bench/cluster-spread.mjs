@@ -139,8 +139,8 @@ export async function runClusterSpread({ quick = false } = {}) {
     const notes =
       `${rooms} rooms of ${MEMBERS} members (2 on each of 2 chat pods), ${messages} chat messages and ${events} notifier room events (HTTP) per room, ` +
       `every room at once, on a 3-master, 3-replica Redis Cluster in sharded mode. Per master: its INFO commandstats from after the joins ` +
-      `to the last delivery (script calls are the room log's append script; every command includes the pods' presence heartbeats and ` +
-      `the notifier's stream polls). Each room's keys and channel live on its slot's master, so the bus load spreads by slot.`;
+      `to the last delivery (script calls are the room log's append script; every command counts the commands those scripts run too, ` +
+      `and the pods' presence heartbeats and the notifier's stream polls). Each room's keys and channel live on its slot's master, so the bus load spreads by slot.`;
     return { rows, delivered, expected, appends, seconds: Math.round(seconds * 100) / 100, notes };
   } finally {
     closeAllClients();
