@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { env, parseEnv, redisTopologyCheck, redisTopologyEnv, type EnvCheck } from "@chat/shared";
+import { env, parseEnv, redisTopologyCheck, redisTopologyEnv } from "@chat/shared";
 import { webhookEnv, webhookSecretRequired } from "./webhook-config.js";
 
 /** Shorter keys are guessable; 16 characters is the floor, a random 32+ is what we hand out. */
@@ -98,15 +98,6 @@ const schema = z.object({
 
 export type NotifierConfig = z.infer<typeof schema>;
 
-/**
- * `WAIT` counts the replicas of the master it is sent to; on a cluster a room's events go to its
- * slot's master, which one connection's `WAIT` cannot follow (shared replica-wait.ts).
- */
-const noWaitOnCluster: EnvCheck = (raw) =>
-  raw.REDIS_CLUSTER_NODES !== undefined && raw.REDIS_WAIT_REPLICAS !== undefined && raw.REDIS_WAIT_REPLICAS !== "0"
-    ? ["REDIS_WAIT_REPLICAS: is not available on a Redis Cluster (REDIS_CLUSTER_NODES); set it to 0 or leave it out (docs/deploy.md, Redis Cluster)"]
-    : [];
-
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): NotifierConfig {
-  return parseEnv(schema, source, [redisTopologyCheck({ required: true, service: "notifier" }), noWaitOnCluster, webhookSecretRequired]);
+  return parseEnv(schema, source, [redisTopologyCheck({ required: true, service: "notifier" }), webhookSecretRequired]);
 }

@@ -48,7 +48,7 @@ await runService({
         const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
         // With REDIS_WAIT_REPLICAS, a room event is accepted only once that many replicas have it.
         const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
-        // WAIT is for one master (config.ts refuses it with a cluster): there a room log is the log itself.
+        // WAIT is for one master (the shared config check refuses it with a cluster): there a room log is the log itself.
         const roomLogOn = (redis: Redis | Cluster): RoomLog =>
           redis.isCluster ? createRedisRoomLog(redis, logOptions) : withReplicaWait(createRedisRoomLog(redis, logOptions), redis as Redis, wait);
         const publisherFor = (redis: Redis | Cluster) =>
