@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns]
+// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns,cluster]
 //                [-- --profile[=RATE]] [-- --profile-kind=chat|baseline]
 //                [-- --server-env=K=V,...] [-- --chat-env=K=V,...] [-- --tag=NAME] [-- --no-docs]
 //
@@ -31,7 +31,7 @@ const PROFILE = flag("profile");
 const NO_DOCS = args.includes("--no-docs");
 const TAG = flag("tag");
 // Issue 22's scenarios: only the curve is in --quick's set (it adds about 2 min); storm, floor and conns run in --quick
-// with --only (the storm with 600 clients, conns with 3000).
+// with --only (the storm with 600 clients, conns with 3000). The Redis Cluster run (issue 18) is in the full set.
 const DEFAULT_SET = [
   "chat",
   "notifier",
@@ -42,7 +42,7 @@ const DEFAULT_SET = [
   "redis",
   "rooms",
   "curve",
-  ...(QUICK ? [] : ["floor", "storm", "conns"]),
+  ...(QUICK ? [] : ["floor", "storm", "conns", "cluster"]),
 ];
 const ONLY = flag("only")?.split(",") ?? DEFAULT_SET;
 for (const kv of flag("server-env")?.split(",") ?? []) serverEnv[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
@@ -189,6 +189,23 @@ async function capacitySearch(lg, env, room, extra = {}, startRate = cfg.startRa
     else hi = mid;
   }
   return { rate: lo, firstFailingRate: Number.isFinite(hi) ? hi : null, deliveriesPerSecond: lo * cfg.members, steps: runs };
+}
+
+/** Issue 18's many-rooms run on a 3-master Redis Cluster, through 2 chat pods and the notifier (bench/cluster-spread.mjs). */
+async function clusterScenario() {
+  const started = Date.now();
+  say("cluster: running bench/cluster-spread.mjs");
+  try {
+    const { runClusterSpread } = await import(pathToFileURL(join(root, "bench/cluster-spread.mjs")).href);
+    const r = await runClusterSpread({ quick: QUICK });
+    for (const row of r.rows)
+      say(`  cluster master ${row.master}: ${row.scriptCalls} scripts, ${row.xadd} XADD, ${row.spublish} SPUBLISH, ${row.commands} commands`);
+    say(`  cluster: delivered ${r.delivered}/${r.expected}`);
+    return { ...r, seconds: Math.round((Date.now() - started) / 1000) };
+  } catch (err) {
+    say(`cluster: failed: ${err.stack ?? err}`);
+    return { rows: [], error: String(err.message ?? err), seconds: Math.round((Date.now() - started) / 1000) };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,6 +529,7 @@ async function main() {
     if (ONLY.includes("floor")) results.floor = await guarded("floor", () => floorScenario(ctx));
     if (ONLY.includes("storm")) results.storm = await guarded("storm", () => stormScenario(ctx));
     if (ONLY.includes("conns")) results.conns = await guarded("conns", () => connsScenario(ctx));
+    if (ONLY.includes("cluster")) results.cluster = await guarded("cluster", () => clusterScenario());
     results.durationSeconds = Math.round((Date.now() - t0) / 1000);
 
     mkdirSync(join(root, "bench/results"), { recursive: true });

@@ -338,7 +338,7 @@ ${mdTable(
 `
     : ""
 }
-${jwtSection(r)}${roomsSection(r)}${scaleSections(r)}
+${jwtSection(r)}${roomsSection(r)}${scaleSections(r)}${clusterSection(r)}
 ## Reliability (chat only; the baseline has no recovery)
 
 ${cfg.relClients} clients behind a TCP round-robin balancer (\`startBalancer\` from \`@chat/testkit\`) over 3 pods, all in one room,
@@ -382,8 +382,8 @@ ${
 ## Method
 
 - \`npm run bench\` (full, about 8 min) or \`npm run bench -- --quick\` (< 2 min; no JWT comparison). Build first (\`npm run build\`): the bench runs \`services/*/dist\`.
-  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns\` runs a subset (the docs are written only by a run of the default set;
-  \`--quick\` leaves out jwt, floor, storm and conns; with \`--only\` it runs the storm with 600 clients and conns with 3000); \`--curve-deliveries=N\` sets the cost curve's deliveries/s (1000);
+  \`--only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns,cluster\` runs a subset (the docs are written only by a run of the default set;
+  \`--quick\` leaves out jwt, floor, storm, conns and cluster; with \`--only\` it runs the storm with 600 clients and conns with 3000); \`--curve-deliveries=N\` sets the cost curve's deliveries/s (1000);
   \`--server-env=K=V,...\` adds environment to every server process (\`--chat-env\`: to the chat pods only) and \`--tag=NAME\` names the results file (an A/B run; it leaves latest.json and the docs alone);
   \`--profile\` runs the chat pods under \`--cpu-prof\` and prints the hotspots.
 - Each side gets a fresh \`redis-server\` (\`startRedis\` from \`@chat/testkit\`, no persistence) and 3 processes:
@@ -494,6 +494,28 @@ ${
     : "(no rows)"
 }
 ${rooms.notes ? `\n${rooms.notes}\n` : ""}
+`;
+}
+
+function clusterSection(r) {
+  const c = r.cluster;
+  if (!c) return "";
+  const rows = c.rows ?? [];
+  return `## Many rooms on a Redis Cluster (issue 18)
+
+From \`bench/cluster-spread.mjs\` (\`runClusterSpread\`), ${c.seconds ?? "?"} s.${c.error ? ` **It failed:** \`${c.error}\`.` : ""}${
+    rows.length ? ` Delivered ${num(c.delivered)} / ${num(c.expected)} (${num(c.appends)} appends).` : ""
+  }
+
+${
+  rows.length
+    ? mdTable(
+        ["master", "script calls", "XADD", "SPUBLISH", "every command", "share of the appends"],
+        rows.map((x) => [x.master, num(x.scriptCalls), num(x.xadd), num(x.spublish), num(x.commands), `${x.sharePercent} %`]),
+      )
+    : "(no rows)"
+}
+${c.notes ? `\n${c.notes}\n` : ""}
 `;
 }
 

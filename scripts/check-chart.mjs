@@ -131,9 +131,19 @@ const refused = [
   [["--set", "chat.tls.enabled=true"], "TLS in the pod without a Secret"],
   [["--set", "chat.service.externalTrafficPolicy=Sometimes"], "an unknown externalTrafficPolicy"],
   [["--set", "redis.enabled=false", "--set", "externalRedis.mode=sentinel"], "mode sentinel without sentinels"],
+  [["--set", "redis.enabled=false", "--set", "externalRedis.mode=cluster"], "mode cluster without nodes"],
   [
-    ["--set", "redis.enabled=false", "--set", "externalRedis.mode=cluster", "--set", "externalRedis.cluster.nodes={r:6379}"],
-    "mode cluster (not supported yet)",
+    [
+      "--set",
+      "redis.enabled=false",
+      "--set",
+      "externalRedis.mode=cluster",
+      "--set",
+      "externalRedis.cluster.nodes={r:6379}",
+      "--set",
+      "externalRedis.waitReplicas=1",
+    ],
+    "WAIT on a cluster",
   ],
   [["--set", "redis.enabled=false", "--set", "externalRedis.url=redis://h:6379/0", "--set", "externalRedis.tls=true"], "REDIS_TLS with a URL"],
 ];

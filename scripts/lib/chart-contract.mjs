@@ -89,8 +89,9 @@ function checkChat(c) {
     "HISTORY_MAX_ENTRIES",
   ];
   for (const name of need) if (!(name in env)) problem(`${where} chat`, `env ${name} is missing`);
-  // Redis one way: a URL, or sentinels with their master's name (the services refuse both).
-  if ("REDIS_URL" in env === "REDIS_SENTINELS" in env) problem(`${where} chat`, "needs exactly one of REDIS_URL and REDIS_SENTINELS");
+  // Redis one way: a URL, sentinels with their master's name, or cluster nodes (the services refuse two).
+  const ways = ["REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES"].filter((name) => name in env);
+  if (ways.length !== 1) problem(`${where} chat`, `needs exactly one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES; got ${ways.join(", ") || "none"}`);
   if ("REDIS_SENTINELS" in env && !env.REDIS_SENTINEL_MASTER) problem(`${where} chat`, "REDIS_SENTINELS without REDIS_SENTINEL_MASTER");
   if (env.POD_NAME?.from?.fieldRef?.fieldPath !== "metadata.name") problem(`${where} chat`, "POD_NAME must come from metadata.name");
   if (/\/\/[^/]*@/.test(env.REDIS_URL ?? "")) problem(`${where} chat`, "REDIS_URL must not carry credentials");

@@ -31,11 +31,14 @@ Deployments, never here.
 {{- fail "externalRedis.tlsCa needs a rediss:// externalRedis.url" -}}
 {{- end -}}
 {{- if and (gt (int $sources) 0) (ne $x.mode "standalone") (not $x.tls) -}}
-{{- fail "externalRedis.tlsCa needs externalRedis.tls=true in mode sentinel" -}}
+{{- fail (printf "externalRedis.tlsCa needs externalRedis.tls=true in mode %s" $x.mode) -}}
 {{- end -}}
 {{- if not .Values.redis.enabled -}}
-{{- if eq $x.mode "cluster" -}}
-{{- fail "externalRedis.mode=cluster: the services do not support Redis Cluster yet (docs/deploy.md#external-redis); use standalone or sentinel" -}}
+{{- if and (eq $x.mode "cluster") (not $x.cluster.nodes) -}}
+{{- fail "externalRedis.mode=cluster needs externalRedis.cluster.nodes (host:port of a configuration or discovery endpoint, or of some nodes)" -}}
+{{- end -}}
+{{- if and (eq $x.mode "cluster") $x.waitReplicas -}}
+{{- fail "externalRedis.waitReplicas is not available in mode cluster (Redis WAIT follows one master); set it to 0" -}}
 {{- end -}}
 {{- if and (eq $x.mode "sentinel") (or (not $x.sentinel.hosts) (not $x.sentinel.masterName)) -}}
 {{- fail "externalRedis.mode=sentinel needs externalRedis.sentinel.hosts (host:port of each sentinel) and externalRedis.sentinel.masterName" -}}
@@ -44,7 +47,7 @@ Deployments, never here.
 {{- fail (printf "externalRedis.url is for mode standalone; mode %s names its endpoints under externalRedis.%s" $x.mode $x.mode) -}}
 {{- end -}}
 {{- if and $x.tls (eq $x.mode "standalone") -}}
-{{- fail "externalRedis.tls is for mode sentinel; in mode standalone write rediss:// in externalRedis.url" -}}
+{{- fail "externalRedis.tls is for modes sentinel and cluster; in mode standalone write rediss:// in externalRedis.url" -}}
 {{- end -}}
 {{- end -}}
 {{- end }}
@@ -79,6 +82,8 @@ REDIS_URL: {{ include "chat.redis.url" . | quote }}
 {{- else if eq $x.mode "sentinel" -}}
 REDIS_SENTINELS: {{ join "," $x.sentinel.hosts | quote }}
 REDIS_SENTINEL_MASTER: {{ $x.sentinel.masterName | quote }}
+{{- else if eq $x.mode "cluster" -}}
+REDIS_CLUSTER_NODES: {{ join "," $x.cluster.nodes | quote }}
 {{- end }}
 {{- if and (not .Values.redis.enabled) $x.tls }}
 REDIS_TLS: "1"

@@ -1,5 +1,5 @@
 import type { Router } from "express";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { z } from "zod";
 import {
   HISTORY_PAGE_DEFAULT,
@@ -7,9 +7,12 @@ import {
   logId,
   podStatsKey,
   CHAT_PRESENCE_KEYS,
-  roomLogKey,
+  execBySlot,
+  mgetBySlot,
+  roomKeyLayout,
   roomName,
   validate,
+  type BusMode,
   type PodStats,
   type RoomLog,
   type User,
@@ -17,8 +20,10 @@ import {
 import { paramOf, sendError, withRedis } from "./api-replies.js";
 
 export interface AdminApiOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   roomLog: RoomLog;
+  /** The deployment's bus mode: on a Redis Cluster in sharded mode, a room's log is keyed by its channel (room-log-append.ts). @default "classic" */
+  busMode?: BusMode;
   redisReady: () => boolean;
   /**
    * Bytes of stored entries one messages page returns at most (the chat's `CATCH_UP_MAX_BYTES` default).
@@ -53,10 +58,10 @@ function queryOf<T>(res: Parameters<typeof sendError>[0], schema: z.ZodType<T>, 
 }
 
 /** The pod instances whose liveness key is there. */
-async function liveInstances(redis: Redis): Promise<string[]> {
+async function liveInstances(redis: Redis | Cluster): Promise<string[]> {
   const ids = await redis.smembers(CHAT_PRESENCE_KEYS.instances);
   if (ids.length === 0) return [];
-  const alive = await redis.mget(ids.map(CHAT_PRESENCE_KEYS.instance));
+  const alive = await mgetBySlot(redis, ids.map(CHAT_PRESENCE_KEYS.instance));
   return ids.filter((_, i) => alive[i] !== null);
 }
 
@@ -79,34 +84,36 @@ function presentUsers(fields: Record<string, string>, live: Set<string>): Map<st
 /**
  * Admin reads (docs/server-api.md#admin-reads). Live rooms come from the pods' own room sets
  * (`chat:instance-rooms:<pod>`, which presence keeps), never from a keyspace scan: a page costs
- * one SMEMBERS per live pod, then a pipeline over the page's rooms.
+ * one SMEMBERS per live pod, then a pipeline over the page's rooms (on a Redis Cluster, one per
+ * slot, sent at once: `execBySlot`).
  */
-export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageBytes = 256 * 1024 }: AdminApiOptions): void {
+export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageBytes = 256 * 1024, busMode = "classic" }: AdminApiOptions): void {
+  const logKeyOf = (room: string) => roomKeyLayout(redis, "chat", busMode)(room).stream;
   v1.get("/rooms", async (req, res) => {
     const query = queryOf(res, roomsQuery, req.query);
     if (!query) return;
     await withRedis(res, "the rooms were not read", redisReady, async () => {
       const live = await liveInstances(redis);
-      const sets = live.length ? await redis.pipeline(live.map((id) => ["smembers", CHAT_PRESENCE_KEYS.roomsOf(id)])).exec() : [];
+      const sets = await execBySlot(
+        redis,
+        live.map((id) => ["smembers", CHAT_PRESENCE_KEYS.roomsOf(id)]),
+      );
       const all = new Set<string>();
-      for (const [err, rooms] of sets ?? []) if (!err) for (const room of rooms as string[]) all.add(room);
+      for (const rooms of sets) for (const room of rooms as string[]) all.add(room);
       const { prefix, cursor } = query;
       const matching = [...all].filter((room) => room.startsWith(prefix) && (cursor === undefined || room > cursor)).sort();
       const page = matching.slice(0, query.limit);
-      const replies = page.length
-        ? ((await redis
-            .pipeline(
-              page.flatMap((room) => [
-                ["hgetall", CHAT_PRESENCE_KEYS.room(room)],
-                ["xrevrange", roomLogKey(room), "+", "-", "COUNT", "1"],
-              ]),
-            )
-            .exec()) ?? [])
-        : [];
+      const replies = await execBySlot(
+        redis,
+        page.flatMap((room) => [
+          ["hgetall", CHAT_PRESENCE_KEYS.room(room)],
+          ["xrevrange", logKeyOf(room), "+", "-", "COUNT", "1"],
+        ]),
+      );
       const liveSet = new Set(live);
       const rooms = page.map((room, i) => {
-        const fields = (replies[2 * i]?.[1] ?? {}) as Record<string, string>;
-        const last = (replies[2 * i + 1]?.[1] ?? []) as [string, string[]][];
+        const fields = (replies[2 * i] ?? {}) as Record<string, string>;
+        const last = (replies[2 * i + 1] ?? []) as [string, string[]][];
         return { room, members: presentUsers(fields, liveSet).size, lastId: last[0]?.[0] ?? null };
       });
       const more = matching.length > page.length;
@@ -119,23 +126,19 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
     if (!room) return;
     await withRedis(res, "the room was not read", redisReady, async () => {
       const live = new Set(await liveInstances(redis));
-      const key = roomLogKey(room);
-      const replies =
-        (await redis
-          .pipeline()
-          .hgetall(CHAT_PRESENCE_KEYS.room(room))
-          .xlen(key)
-          .xrange(key, "-", "+", "COUNT", 1)
-          .xrevrange(key, "+", "-", "COUNT", 1)
-          .exec()) ?? [];
-      const failed = replies.find(([err]) => err);
-      if (failed?.[0]) throw failed[0];
-      const members = [...presentUsers(replies[0]![1] as Record<string, string>, live).values()].sort(
+      const key = logKeyOf(room);
+      const replies = await execBySlot(redis, [
+        ["hgetall", CHAT_PRESENCE_KEYS.room(room)],
+        ["xlen", key],
+        ["xrange", key, "-", "+", "COUNT", 1],
+        ["xrevrange", key, "+", "-", "COUNT", 1],
+      ]);
+      const members = [...presentUsers(replies[0] as Record<string, string>, live).values()].sort(
         (a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id),
       );
-      const first = (replies[2]![1] as [string, string[]][])[0]?.[0] ?? null;
-      const last = (replies[3]![1] as [string, string[]][])[0]?.[0] ?? null;
-      res.json({ room, members, log: { length: replies[1]![1] as number, firstId: first, lastId: last } });
+      const first = (replies[2] as [string, string[]][])[0]?.[0] ?? null;
+      const last = (replies[3] as [string, string[]][])[0]?.[0] ?? null;
+      res.json({ room, members, log: { length: replies[1] as number, firstId: first, lastId: last } });
     });
   });
 
@@ -153,7 +156,9 @@ export function adminRoutes(v1: Router, { redis, roomLog, redisReady, maxPageByt
   v1.get("/stats", async (_req, res) => {
     await withRedis(res, "the stats were not read", redisReady, async () => {
       const ids = (await redis.smembers(CHAT_PRESENCE_KEYS.instances)).sort();
-      const [alive, stats] = ids.length ? await Promise.all([redis.mget(ids.map(CHAT_PRESENCE_KEYS.instance)), redis.mget(ids.map(podStatsKey))]) : [[], []];
+      const [alive, stats] = ids.length
+        ? await Promise.all([mgetBySlot(redis, ids.map(CHAT_PRESENCE_KEYS.instance)), mgetBySlot(redis, ids.map(podStatsKey))])
+        : [[], []];
       const pods = ids
         .map((instance, i) => {
           let figures: Partial<PodStats> = {};

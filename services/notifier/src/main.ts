@@ -1,7 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { LIMIT_PREFIXES, connectRedis, createRateLimit, createRedisRoomLog, isRedisReady, redisTarget, runService, withReplicaWait } from "@chat/shared";
-import type { Redis } from "ioredis";
+import {
+  LIMIT_PREFIXES,
+  connectRedis,
+  createRateLimit,
+  createRedisClusterClient,
+  createRedisRoomLog,
+  isRedisReady,
+  redisTarget,
+  runService,
+  withReplicaWait,
+  type RoomLog,
+} from "@chat/shared";
+import type { Cluster, Redis } from "ioredis";
 import { createNotifierApp } from "./app.js";
 import { loadConfig } from "./config.js";
 import { createNotifierMetrics } from "./metrics.js";
@@ -18,19 +29,17 @@ await runService({
   connect(config, log) {
     // Two connections: the stream loop's batches would otherwise queue in front of HTTP publishes.
     const target = redisTarget(config)!; // the configuration requires one
-    if (target.kind === "cluster") {
-      console.error(
-        "notifier: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the notifier yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS",
-      );
-      process.exit(1);
-    }
     const settings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
-    const httpRedis = connectRedis(target, settings, { role: "http", log });
-    const streamRedis = connectRedis(target, settings, { role: "stream", log });
+    // Every command the notifier sends is slot-safe (publisher.ts, stream-batch.ts, revoke.ts), so a
+    // cluster takes the same code as one server; `Cluster` follows MOVED and failovers on its own.
+    const connect = (role: string): Redis | Cluster =>
+      target.kind === "cluster" ? createRedisClusterClient(target, settings, { role, log }) : connectRedis(target, settings, { role, log });
+    const httpRedis = connect("http");
+    const streamRedis = connect("stream");
     const metrics = createNotifierMetrics(httpRedis, config.NOTIFIER_STREAM, config.NOTIFIER_GROUP);
     const consumerName = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
     // Webhook delivery polls and waits on endpoints: a connection of its own, only when there are endpoints.
-    const webhookRedis = config.WEBHOOK_URLS.length ? connectRedis(target, settings, { role: "webhooks", log }) : undefined;
+    const webhookRedis = config.WEBHOOK_URLS.length ? connect("webhooks") : undefined;
     const webhooks = webhookRedis && startWebhooks({ config, redis: webhookRedis, log, registry: metrics.registry, consumer: consumerName });
     return {
       redis: httpRedis,
@@ -39,12 +48,11 @@ await runService({
         const logOptions = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
         // With REDIS_WAIT_REPLICAS, a room event is accepted only once that many replicas have it.
         const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
-        const publisherFor = (redis: Redis) =>
-          createPublisher(redis, {
-            dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS,
-            roomLog: withReplicaWait(createRedisRoomLog(redis, logOptions), redis, wait),
-            busMode,
-          });
+        // WAIT is for one master (the shared config check refuses it with a cluster): there a room log is the log itself.
+        const roomLogOn = (redis: Redis | Cluster): RoomLog =>
+          redis.isCluster ? createRedisRoomLog(redis, logOptions) : withReplicaWait(createRedisRoomLog(redis, logOptions), redis as Redis, wait);
+        const publisherFor = (redis: Redis | Cluster) =>
+          createPublisher(redis, { dedupeWindowSeconds: config.NOTIFIER_DEDUPE_WINDOW_SECONDS, roomLog: roomLogOn(redis), busMode });
         const app = createNotifierApp({
           config,
           log,
@@ -55,7 +63,8 @@ await runService({
           redisReady: () => isRedisReady(httpRedis),
           serverApi: serverApiRoutes({
             redis: httpRedis,
-            roomLog: withReplicaWait(createRedisRoomLog(httpRedis, logOptions), httpRedis, wait),
+            roomLog: roomLogOn(httpRedis),
+            busMode,
             log,
             redisReady: () => isRedisReady(httpRedis),
             onDeleted: webhooks && ((room, id, entryId) => webhooks.deleted(room, id, entryId)),

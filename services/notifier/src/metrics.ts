@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { RequestHandler } from "express";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { pairsOf } from "@chat/shared";
@@ -20,7 +20,7 @@ export interface NotifierMetrics {
   routePrefix: RequestHandler;
 }
 
-export function createNotifierMetrics(redis: Redis, stream: string, group: string): NotifierMetrics {
+export function createNotifierMetrics(redis: Redis | Cluster, stream: string, group: string): NotifierMetrics {
   const registry = new Registry();
   const counters = outcomeCounters(registry);
   const rateLimited = new Counter({
@@ -100,7 +100,7 @@ function outcomeCounters(registry: Registry): Record<Outcome, Counter<"intake">>
 }
 
 /** The consumer group's lag, read from Redis at scrape time; a failed read keeps the last values. */
-function registerLagGauges(registry: Registry, redis: Redis, stream: string, group: string): void {
+function registerLagGauges(registry: Registry, redis: Redis | Cluster, stream: string, group: string): void {
   const lag = { pending: 0, undelivered: 0, oldestSeconds: 0 };
   const refreshLag = async () => {
     try {
@@ -136,7 +136,7 @@ function registerLagGauges(registry: Registry, redis: Redis, stream: string, gro
   });
 }
 
-async function readLag(redis: Redis, stream: string, group: string): Promise<{ pending: number; undelivered: number; oldestSeconds: number }> {
+async function readLag(redis: Redis | Cluster, stream: string, group: string): Promise<{ pending: number; undelivered: number; oldestSeconds: number }> {
   const groups = (await redis.xinfo("GROUPS", stream)) as (string | number | null)[][];
   const info = groups.map((g) => new Map(pairsOf(g))).find((g) => g.get("name") === group);
   if (!info) return { pending: 0, undelivered: 0, oldestSeconds: 0 };

@@ -1,5 +1,5 @@
 import type { Router } from "express";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { z } from "zod";
 import {
   MODERATION_CHANNEL,
@@ -31,7 +31,7 @@ const ruleBody = z.strictObject({ ttlSeconds, reason }, { error: "the body must 
 const disconnectBody = z.strictObject({ reason }, { error: "the body must be a JSON object { reason? }" });
 
 export interface ModerationApiOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   /** The rooms' log, for a moderator's delete (a `message_deleted` entry, delivered like any other). */
   roomLog: RoomLog;
   log: Logger;

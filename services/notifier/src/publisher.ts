@@ -1,11 +1,12 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
 import {
   NOTIFICATION_EVENT,
-  NOTIFIER_DEDUPE_PREFIX,
   busPublishCommand,
   encodeBroadcast,
   encodeOrRefuse,
   luaScript,
+  notifierDedupeKey,
+  masterOfKey,
   userRoom,
   type BusMode,
   type EncodedBroadcast,
@@ -62,8 +63,11 @@ export interface PublisherOptions {
   busMode?: BusMode;
 }
 
-export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, busMode = "classic" }: PublisherOptions): Publisher {
+export function createPublisher(redis: Redis | Cluster, { dedupeWindowSeconds, roomLog, busMode = "classic" }: PublisherOptions): Publisher {
   const publishCommand = busPublishCommand(busMode);
+  const cluster = redis.isCluster ? (redis as Cluster) : undefined;
+  // On a cluster, SPUBLISH from a script needs the channel in the slot of the script's key.
+  const sameSlot = cluster !== undefined && busMode === "sharded";
 
   /**
    * A room event is appended to the room's log, which dedupes and publishes it in the same
@@ -80,6 +84,16 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
     );
   }
 
+  /** The script's keys and arguments for a user or broadcast event, or the encoder's refusal. */
+  function scriptArgs(event: NotifierEvent, ts: number): (string | Buffer | number)[] | Error {
+    try {
+      const { channel, bytes } = encodeOrRefuse(() => encode(busMode, event, ts));
+      return [notifierDedupeKey(event.id, sameSlot ? channel : undefined), dedupeWindowSeconds, channel, bytes, publishCommand];
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
   async function publishMany(events: NotifierEvent[]): Promise<(boolean | Error)[]> {
     if (events.length === 0) return [];
     // Commands go out in order on one connection, so events keep the order they were given in,
@@ -90,28 +104,62 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
     let batch = createBatch(redis);
     for (const [i, event] of events.entries()) {
       if (event.target.kind === "room") {
-        batch.flush(results);
+        void batch.flush(results);
         batch = createBatch(redis);
         results[i] = publishToRoom(event, event.target.room);
         continue;
       }
-      let encoded: EncodedBroadcast;
-      try {
-        encoded = encodeOrRefuse(() => encode(busMode, event, ts));
-      } catch (err) {
-        results[i] = Promise.resolve(err as Error);
-        continue;
-      }
-      batch.add(i, NOTIFIER_DEDUPE_PREFIX + event.id, dedupeWindowSeconds, encoded.channel, encoded.bytes, publishCommand);
+      const args = scriptArgs(event, ts);
+      if (args instanceof Error) results[i] = Promise.resolve(args);
+      else batch.add(i, ...args);
     }
-    batch.flush(results);
+    void batch.flush(results);
     return Promise.all(results);
   }
 
+  /**
+   * `publishMany` on a cluster. The targets' slots live on different masters, reached on different
+   * connections: a pipeline may hold one master's commands only, and two masters' publishes could
+   * reach a pod in either order. So events go out in runs: consecutive user and broadcast events
+   * whose keys live on one master share a pipeline, and a run (or a room event) is sent only once
+   * the one before it is answered, which keeps the stream's order across targets.
+   */
+  async function publishManyOnCluster(events: NotifierEvent[]): Promise<(boolean | Error)[]> {
+    const results: Promise<boolean | Error>[] = [];
+    const ts = Date.now();
+    let batch = createBatch(redis);
+    let master: string | undefined;
+    for (const [i, event] of events.entries()) {
+      if (event.target.kind === "room") {
+        await batch.flush(results);
+        batch = createBatch(redis);
+        master = undefined;
+        results[i] = publishToRoom(event, event.target.room);
+        await results[i];
+        continue;
+      }
+      const args = scriptArgs(event, ts);
+      if (args instanceof Error) {
+        results[i] = Promise.resolve(args);
+        continue;
+      }
+      const owner = masterOfKey(cluster!, args[0] as string);
+      if (owner === undefined || owner !== master) {
+        await batch.flush(results);
+        batch = createBatch(redis);
+        master = owner;
+      }
+      batch.add(i, ...args);
+    }
+    await batch.flush(results);
+    return Promise.all(results);
+  }
+
+  const publishAll = cluster ? publishManyOnCluster : publishMany;
   return {
-    publishMany,
+    publishMany: (events) => publishAll(events),
     async publish(event) {
-      const [result] = await publishMany([event]);
+      const [result] = await publishAll([event]);
       if (result instanceof Error) throw result;
       return result!;
     },
@@ -122,7 +170,7 @@ export function createPublisher(redis: Redis, { dedupeWindowSeconds, roomLog, bu
  * User and broadcast events queued on one pipeline: each is a run of the dedupe-and-publish
  * script, behind a SCRIPT LOAD so that a Redis that lost its scripts (a restart) still runs them.
  */
-function createBatch(redis: Redis) {
+function createBatch(redis: Redis | Cluster) {
   let pipeline: ChainableCommander | undefined;
   const indexes: number[] = [];
   return {
@@ -135,8 +183,8 @@ function createBatch(redis: Redis) {
       dedupePublish.queue(pipeline, ...keysAndArgs);
       indexes.push(index);
     },
-    /** Sends what was queued; each event's result (true, false or the error) lands at its index. */
-    flush(results: Promise<boolean | Error>[]) {
+    /** Sends what was queued; each event's result (true, false or the error) lands at its index. Resolves once answered. */
+    async flush(results: Promise<boolean | Error>[]): Promise<void> {
       if (!pipeline) return;
       const replies = pipeline.exec().catch((err: Error) => [[err, null]] as [Error, null][]);
       for (const [k, i] of indexes.entries()) {
@@ -146,6 +194,7 @@ function createBatch(redis: Redis) {
           return err ?? value === 1;
         });
       }
+      await replies;
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
 import { z } from "zod";
 import {
   SESSION_ENDED_EVENT,
@@ -41,8 +41,21 @@ export interface Revoker {
  * on every pod, is told `session_ended` and disconnected through the bus. Chat pods put each
  * socket in its token's room (`sessionRoom`), which is what makes one publish reach them all.
  */
-export function createRevoker(redis: Redis, busMode: BusMode = "classic"): Revoker {
+export function createRevoker(redis: Redis | Cluster, busMode: BusMode = "classic"): Revoker {
   const publish = busPublishCommand(busMode) === "SPUBLISH" ? "spublish" : "publish";
+  // On a cluster a sharded channel is in a slot of its own, which a MULTI cannot share with the
+  // denylist key (the chat pods read it by the token's id alone): the entry is then set first, and
+  // the two publishes follow in a MULTI of their own. A failure in between answers 503, and the
+  // retry sets the same entry again, so a revocation is still done whole or retried.
+  const split = redis.isCluster && publish === "spublish";
+  const exec = async (multi: ChainableCommander) => {
+    // exec() resolves even when a command inside failed (a Redis that refuses SPUBLISH, an ACL,
+    // OOM): each reply carries its own error, and any of them means the revocation is not done.
+    const replies = await multi.exec();
+    if (!replies) throw new Error("the revocation's transaction was aborted");
+    const failed = replies.find(([err]) => err)?.[0];
+    if (failed) throw failed;
+  };
   return {
     async revoke({ jti, exp }) {
       const now = Math.floor(Date.now() / 1000);
@@ -53,16 +66,12 @@ export function createRevoker(redis: Redis, busMode: BusMode = "classic"): Revok
       // Each socket gets the reason, then the disconnect: both travel in order on one channel.
       const reason = encodeBroadcast(busMode, sessionRoom(jti), SESSION_ENDED_EVENT, { reason: "token_revoked", reconnect: false } satisfies SessionEnded);
       const disconnect = encodeDisconnect(busMode, sessionRoom(jti));
-      const multi = redis.multi();
       // The denylist entry first: a socket that reconnects after the disconnect is refused.
-      if (denylisted) multi.set(revokedTokenKey(jti), "1", "EXAT", exp);
+      if (split && denylisted) await redis.set(revokedTokenKey(jti), "1", "EXAT", exp);
+      const multi = redis.multi();
+      if (!split && denylisted) multi.set(revokedTokenKey(jti), "1", "EXAT", exp);
       for (const { channel, bytes } of [reason, disconnect]) multi[publish](channel, bytes);
-      // exec() resolves even when a command inside failed (a Redis that refuses SPUBLISH, an ACL,
-      // OOM): each reply carries its own error, and any of them means the revocation is not done.
-      const replies = await multi.exec();
-      if (!replies) throw new Error("the revocation's transaction was aborted");
-      const failed = replies.find(([err]) => err)?.[0];
-      if (failed) throw failed;
+      await exec(multi);
       return { jti, denylisted };
     },
   };

@@ -1,9 +1,9 @@
 import type { Router } from "express";
-import { adminRoutes } from "./admin-api.js";
+import { adminRoutes, type AdminApiOptions } from "./admin-api.js";
 import { moderationRoutes, type ModerationApiOptions } from "./moderation-api.js";
 
 /** What the moderation routes need (the admin reads take the same), and more routes under /v1. */
-export interface ServerApiOptions extends ModerationApiOptions {
+export interface ServerApiOptions extends ModerationApiOptions, Pick<AdminApiOptions, "busMode"> {
   /** More routes under /v1 (the webhooks' replay). */
   more?: ((v1: Router) => void)[];
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { UnencodableError, deadLetterStreamOf, pairsOf, type Logger } from "@chat/shared";
 import { parseStreamEntry, type DataLimits, type NotifierEvent } from "./events.js";
 import type { NotifierMetrics } from "./metrics.js";
@@ -31,7 +31,7 @@ function deadLetterFields({ fields, sizes }: ReadEntry): [string, string][] {
 
 /** Moves and acks in one transaction: a malformed entry is never retried, nor lost. */
 async function moveToDeadLetters({ redis, stream, group, metrics, log }: BatchHandlerOptions, malformed: Malformed[]): Promise<void> {
-  const deadStream = deadLetterStreamOf(stream);
+  const deadStream = deadLetterStreamOf(stream, { cluster: redis.isCluster });
   const tx = redis.multi();
   for (const { entryId, reason, fields } of malformed) {
     tx.xadd(deadStream, "MAXLEN", "~", DEAD_LETTER_MAXLEN, "*", "entry", entryId, "reason", reason, "fields", JSON.stringify(fields));
@@ -47,7 +47,7 @@ async function moveToDeadLetters({ redis, stream, group, metrics, log }: BatchHa
 }
 
 export interface BatchHandlerOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   publisher: Publisher;
   log: Logger;
   stream: string;

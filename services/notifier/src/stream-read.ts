@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { luaScript } from "@chat/shared";
 
 /** A valid entry has at most 4 fields (a target, type, data, id): more is malformed anyway. */
@@ -83,7 +83,7 @@ export interface StreamReaderOptions {
 }
 
 /** Reads and claims through READ_SCRIPT: what reaches the notifier is bounded by bytes. */
-export function createStreamReader(redis: Redis, { stream, group, consumer, count, budget, cap }: StreamReaderOptions) {
+export function createStreamReader(redis: Redis | Cluster, { stream, group, consumer, count, budget, cap }: StreamReaderOptions) {
   const toBatch = ([cursor, more, raw]: RawBatch, claim: boolean): ReadBatch => ({
     entries: raw.map(([id, fields, sizes, fieldCount]) => ({ id, fields: fields || null, sizes, fieldCount })),
     more: more === 1,

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { pairsOf, type Logger } from "@chat/shared";
 import type { DataLimits } from "./events.js";
 import type { NotifierMetrics } from "./metrics.js";
@@ -7,7 +7,7 @@ import { DEAD_LETTER_VALUE_CHARS, createBatchHandler } from "./stream-batch.js";
 import { createStreamReader, type ReadBatch } from "./stream-read.js";
 
 export interface StreamConsumerOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   /** Publishes through `redis`. */
   publisher: Publisher;
   log: Logger;
@@ -166,7 +166,7 @@ async function ensureGroup({ redis, stream, group, log }: StreamConsumerOptions)
 }
 
 /** Removes consumers that have been gone for long and hold nothing, so restarts don't pile up. */
-async function reapStaleConsumers(redis: Redis, { stream, group, consumer }: StreamConsumerOptions, log: Logger): Promise<void> {
+async function reapStaleConsumers(redis: Redis | Cluster, { stream, group, consumer }: StreamConsumerOptions, log: Logger): Promise<void> {
   const infos = (await redis.xinfo("CONSUMERS", stream, group)) as (string | number)[][];
   for (const info of infos) {
     const fields = new Map(pairsOf(info));

@@ -1,7 +1,7 @@
 import type { Router } from "express";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { z } from "zod";
-import { WEBHOOK_DEAD_STREAM, WEBHOOK_STREAM, WEBHOOK_STREAM_MAXLEN, type Logger } from "@chat/shared";
+import { WEBHOOK_STREAM, WEBHOOK_STREAM_MAXLEN, deadLetterStreamOf, type Logger } from "@chat/shared";
 import { bodyOf, jsonBody, withRedis } from "./api-replies.js";
 
 const replayBody = z.strictObject(
@@ -37,7 +37,22 @@ return moved`;
  * the endpoint that failed it only and with its original event id, so receivers that saw it
  * before recognise it.
  */
-export function webhookRoutes(v1: Router, { redis, log, urls, redisReady }: { redis: Redis; log: Logger; urls: string[]; redisReady: () => boolean }): void {
+export function webhookRoutes(
+  v1: Router,
+  {
+    redis,
+    log,
+    urls,
+    redisReady,
+  }: {
+    redis: Redis | Cluster;
+    log: Logger;
+    urls: string[];
+    redisReady: () => boolean;
+  },
+): void {
+  // `WEBHOOK_DEAD_STREAM` on one server; on a cluster in the webhook stream's slot, which the script also writes.
+  const deadStream = deadLetterStreamOf(WEBHOOK_STREAM, { cluster: redis.isCluster });
   v1.post("/webhooks/replay", ...jsonBody, async (req, res) => {
     const body = bodyOf(res, replayBody, req.body);
     if (!body) return;
@@ -49,16 +64,8 @@ export function webhookRoutes(v1: Router, { redis, log, urls, redisReady }: { re
       "nothing was replayed",
       redisReady,
       async () => {
-        const replayed = (await redis.eval(
-          REPLAY_SCRIPT,
-          2,
-          WEBHOOK_DEAD_STREAM,
-          WEBHOOK_STREAM,
-          body.limit ?? 100,
-          body.url ?? "",
-          WEBHOOK_STREAM_MAXLEN,
-        )) as number;
-        const left = await redis.xlen(WEBHOOK_DEAD_STREAM);
+        const replayed = (await redis.eval(REPLAY_SCRIPT, 2, deadStream, WEBHOOK_STREAM, body.limit ?? 100, body.url ?? "", WEBHOOK_STREAM_MAXLEN)) as number;
+        const left = await redis.xlen(deadStream);
         log.info({ replayed, left }, "webhook dead letters replayed");
         res.json({ replayed, deadLetters: left });
       },

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
-import { WEBHOOK_DEAD_STREAM, WEBHOOK_STREAM, type Logger, type WebhookEventType } from "@chat/shared";
+import type { Cluster, Redis } from "ioredis";
+import { WEBHOOK_STREAM, deadLetterStreamOf, type Logger, type WebhookEventType } from "@chat/shared";
 import type { WebhookMetrics } from "./webhook-metrics.js";
 import { signature } from "./webhook-sign.js";
 
 export interface WebhookDeliveryOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   log: Logger;
   metrics: WebhookMetrics;
   url: string;
@@ -86,6 +86,8 @@ export function deliverWebhooks(options: WebhookDeliveryOptions): () => Promise<
   const endpoint = endpointId(url);
   const group = `webhooks:${endpoint}`;
   const leaseKey = `chat:webhooks:lease:${endpoint}`;
+  // `WEBHOOK_DEAD_STREAM` on one server; on a cluster in the webhook stream's slot, since one MULTI moves and acks.
+  const deadStream = deadLetterStreamOf(WEBHOOK_STREAM, { cluster: redis.isCluster });
   const wanted = new Set<string>(options.events);
   let stopped = false;
   let leader = false;
@@ -190,7 +192,7 @@ export function deliverWebhooks(options: WebhookDeliveryOptions): () => Promise<
     const multi = redis.multi();
     for (const event of events) {
       multi.xadd(
-        WEBHOOK_DEAD_STREAM,
+        deadStream,
         "MAXLEN",
         "~",
         100_000,

@@ -1,5 +1,5 @@
 import type { Router } from "express";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { WEBHOOK_EVENTS_KEY, WEBHOOK_STREAM, WEBHOOK_STREAM_MAXLEN, type Logger } from "@chat/shared";
 import type { NotifierConfig } from "./config.js";
@@ -44,7 +44,7 @@ export function startWebhooks({
   consumer,
 }: {
   config: WebhookConfig;
-  redis: Redis;
+  redis: Redis | Cluster;
   log: Logger;
   registry: Registry;
   consumer: string;

@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, startRedis, startService, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  REDIS_ENGINES,
+  closeAllClients,
+  connectClient,
+  startRedisEngine,
+  startService,
+  stopAllServices,
+  waitFor,
+  type RedisEngine,
+  type ServiceProcess,
+} from "@chat/testkit";
 import type { Ack } from "@chat/shared";
 import { API_KEY, joinRoom, startNotifier } from "./helpers.js";
 
@@ -16,16 +26,16 @@ async function api(base: string, method: string, path: string, body?: unknown): 
 
 const send = (socket: Socket, room: string, text: string) => socket.emitWithAck("message", { room, text }) as Promise<Ack<{ id: string }>>;
 
-describe("admin reads through the server API, across 2 chat pods and 2 notifiers", () => {
-  let redis: RedisServer;
+describe.each(REDIS_ENGINES)("admin reads through the server API, across 2 chat pods and 2 notifiers, on %s Redis", (engine) => {
+  let redis: RedisEngine;
   let pods: ServiceProcess[];
   let notifiers: ServiceProcess[];
 
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startRedisEngine(engine);
     // Pods renew their liveness and figures every PRESENCE_TTL_SECONDS / 3.
     const env = {
-      REDIS_URL: redis.url,
+      ...redis.env,
       PRESENCE_TTL_SECONDS: "6",
       RATE_LIMIT_EVENTS_PER_SECOND: "0",
       QUOTA_USER_BYTES: "0",
@@ -34,7 +44,7 @@ describe("admin reads through the server API, across 2 chat pods and 2 notifiers
     };
     [pods, notifiers] = await Promise.all([
       Promise.all([startService("chat", { env, pod: "chat-a" }), startService("chat", { env, pod: "chat-b" })]),
-      Promise.all([startNotifier(redis.url, {}, "notifier-a"), startNotifier(redis.url, {}, "notifier-b")]),
+      Promise.all([startNotifier(redis.env, {}, "notifier-a"), startNotifier(redis.env, {}, "notifier-b")]),
     ]);
   });
 

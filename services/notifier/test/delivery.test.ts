@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import {
   REDIS_ENGINES,
@@ -15,7 +15,7 @@ import {
   type ServiceProcess,
 } from "@chat/testkit";
 import type { Notification } from "@chat/shared";
-import { joinRoom, post, redisClient, startNotifier, xadd } from "./helpers.js";
+import { engineClient, joinRoom, post, startNotifier, xadd } from "./helpers.js";
 
 const STREAM = "notifier:events";
 /** In open mode the user id is the display name: spaces and any script included. */
@@ -41,7 +41,7 @@ const cases: [RedisEngineKind, "sharded" | "classic"][] = [
 
 describe.each(cases)("notifications through both intakes, to 2 chat pods, on %s Redis, %s bus", (engine, mode) => {
   let redis: RedisEngine;
-  let db: Redis;
+  let db: Redis | Cluster;
   let notifier: ServiceProcess;
   let chatUrl: string;
   const clients = {} as Record<ClientName, Socket>;
@@ -49,7 +49,7 @@ describe.each(cases)("notifications through both intakes, to 2 chat pods, on %s 
 
   beforeAll(async () => {
     redis = await startRedisEngine(engine);
-    db = redisClient(redis.url);
+    db = engineClient(redis);
     const env = { ...redis.env, BUS_MODE: mode };
     const [pod0, pod1] = await Promise.all([
       startService("chat", { pod: "chat-0", env }),

@@ -1,6 +1,6 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
-import { startService, waitFor, type ServiceProcess } from "@chat/testkit";
+import { startService, waitFor, type RedisEngine, type ServiceProcess } from "@chat/testkit";
 import type { Ack } from "@chat/shared";
 
 /** Two keys, as during a rotation: either one is accepted. */
@@ -35,13 +35,23 @@ export function redisClient(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1 });
 }
 
+/**
+ * A client for the test's own commands on any engine: the master as started, or on a cluster a
+ * `Cluster` that sends each key to its slot's master.
+ */
+export function engineClient(engine: RedisEngine): Redis | Cluster {
+  if (engine.kind !== "cluster") return redisClient(engine.url);
+  const nodes = engine.env.REDIS_CLUSTER_NODES!.split(",").map((node) => ({ host: node.split(":")[0]!, port: Number(node.split(":")[1]) }));
+  return new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
+}
+
 /** XADD with fields given as an object, in order. */
-export function xadd(redis: Redis, stream: string, fields: Record<string, string>): Promise<string> {
+export function xadd(redis: Redis | Cluster, stream: string, fields: Record<string, string>): Promise<string> {
   return redis.xadd(stream, "*", ...Object.entries(fields).flat()) as Promise<string>;
 }
 
 /** Entries of the group not yet acked; -1 while the notifier has not created the group yet. */
-export async function pendingCount(redis: Redis, stream: string, group = "notifier"): Promise<number> {
+export async function pendingCount(redis: Redis | Cluster, stream: string, group = "notifier"): Promise<number> {
   try {
     const [count] = (await redis.xpending(stream, group)) as [number, ...unknown[]];
     return count;
@@ -51,7 +61,7 @@ export async function pendingCount(redis: Redis, stream: string, group = "notifi
   }
 }
 
-export async function waitForNoPending(redis: Redis, stream: string, timeoutMs = 15_000): Promise<void> {
+export async function waitForNoPending(redis: Redis | Cluster, stream: string, timeoutMs = 15_000): Promise<void> {
   let last = -1;
   await waitFor(async () => (last = await pendingCount(redis, stream)) === 0, {
     timeoutMs,

@@ -1,25 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
 import {
+  REDIS_ENGINES,
   closeAllClients,
   connectClient,
   record,
-  startRedis,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
-  type RedisServer,
+  type RedisEngine,
   type ServiceProcess,
 } from "@chat/testkit";
 import type { Notification } from "@chat/shared";
-import { joinRoom, post, redisClient, startNotifier, waitForNoPending, xadd } from "./helpers.js";
+import { engineClient, joinRoom, post, startNotifier, waitForNoPending, xadd } from "./helpers.js";
 
 const STREAM = "notifier:events";
 
-describe("idempotency and shared consumption", () => {
-  let redis: RedisServer;
-  let db: Redis;
+describe.each(REDIS_ENGINES)("idempotency and shared consumption, on %s Redis", (engine) => {
+  let redis: RedisEngine;
+  let db: Redis | Cluster;
   let notifiers: ServiceProcess[];
   let client: Socket;
   let inbox: Notification[];
@@ -34,14 +35,14 @@ describe("idempotency and shared consumption", () => {
   const count = (id: string) => inbox.filter((n) => n.eventId === id).length;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = redisClient(redis.url);
+    redis = await startRedisEngine(engine);
+    db = engineClient(redis);
     // Two replicas on one stream; debug logs let the test see every dedupe hit.
     const env = { NOTIFIER_BATCH_SIZE: "10", LOG_LEVEL: "debug" };
     const [chat, ...replicas] = await Promise.all([
-      startService("chat", { env: { REDIS_URL: redis.url } }),
-      startNotifier(redis.url, env, "notifier-0"),
-      startNotifier(redis.url, env, "notifier-1"),
+      startService("chat", { env: redis.env }),
+      startNotifier(redis.env, env, "notifier-0"),
+      startNotifier(redis.env, env, "notifier-1"),
     ]);
     notifiers = replicas;
     client = await connectClient(chat.url, "ops-watcher");

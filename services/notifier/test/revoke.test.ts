@@ -17,7 +17,7 @@ import {
   type ServiceProcess,
 } from "@chat/testkit";
 import type { SessionEnded } from "@chat/shared";
-import { post, startNotifier } from "./helpers.js";
+import { engineClient, post, startNotifier } from "./helpers.js";
 
 const SECRET = "a-test-secret-that-is-long-enough-0123456789";
 const now = () => Math.floor(Date.now() / 1000);
@@ -87,8 +87,7 @@ describe.each(REDIS_ENGINES)("token revocation, on %s Redis", (engine) => {
   it("keeps the denylist entry only as long as the token would have lived", async () => {
     const exp = now() + 120;
     expect((await post(notifier.url, "/v1/tokens/revoke", { jti: "jti-short", exp })).status).toBe(200);
-    const { Redis } = await import("ioredis");
-    const client = new Redis(redis.url);
+    const client = engineClient(redis);
     const ttl = await client.ttl("chat:revoked:jti-short");
     await client.quit();
     expect(ttl).toBeGreaterThan(100);

@@ -1,21 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import {
+  REDIS_ENGINES,
   closeAllClients,
   connectClient,
   record,
-  startRedis,
+  startRedisEngine,
   startService,
   stopAllServices,
   waitFor,
-  type RedisServer,
+  type RedisEngine,
   type ServiceProcess,
 } from "@chat/testkit";
-import type { Notification } from "@chat/shared";
-import { joinRoom, pendingCount, redisClient, startNotifier, waitForNoPending } from "./helpers.js";
+import { deadLetterStreamOf, type Notification } from "@chat/shared";
+import { engineClient, joinRoom, pendingCount, startNotifier, waitForNoPending } from "./helpers.js";
 
 const STREAM = "notifier:events";
-const DEAD = `${STREAM}:dead`;
 const MAX_DATA = 1024;
 
 /** Fields as pairs, in order, so a case can repeat one. */
@@ -183,9 +183,9 @@ interface DeadLetter {
   fields: [string, string][];
 }
 
-describe("malformed stream entries", () => {
-  let redis: RedisServer;
-  let db: Redis;
+describe.each(REDIS_ENGINES)("malformed stream entries, on %s Redis", (engine) => {
+  let redis: RedisEngine;
+  let db: Redis | Cluster;
   let notifier: ServiceProcess;
   let inbox: Notification[];
   const entryIds = new Map<string, string>();
@@ -193,12 +193,9 @@ describe("malformed stream entries", () => {
   const dead = new Map<string, DeadLetter>();
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = redisClient(redis.url);
-    const [chat, n] = await Promise.all([
-      startService("chat", { env: { REDIS_URL: redis.url } }),
-      startNotifier(redis.url, { NOTIFIER_MAX_DATA_BYTES: String(MAX_DATA) }),
-    ]);
+    redis = await startRedisEngine(engine);
+    db = engineClient(redis);
+    const [chat, n] = await Promise.all([startService("chat", { env: redis.env }), startNotifier(redis.env, { NOTIFIER_MAX_DATA_BYTES: String(MAX_DATA) })]);
     notifier = n;
     const client = await connectClient(chat.url, "watcher");
     inbox = record<Notification>(client, "notification");
@@ -209,7 +206,8 @@ describe("malformed stream entries", () => {
 
     await waitFor(() => inbox.some((n) => n.eventId === `s-${goodEntry}`), { what: "the good entry after the bad ones" });
     await waitForNoPending(db, STREAM);
-    const entries = (await db.xrange(DEAD, "-", "+")) as [string, string[]][];
+    // `notifier:events:dead`, or on a cluster `{notifier:events}:dead`, in the stream's slot.
+    const entries = (await db.xrange(deadLetterStreamOf(STREAM, { cluster: engine === "cluster" }), "-", "+")) as [string, string[]][];
     for (const [, flat] of entries) {
       const fields = Object.fromEntries(flat.flatMap((v, i) => (i % 2 ? [] : [[v, flat[i + 1]!]]))) as Record<string, string>;
       dead.set(fields.entry!, { entry: fields.entry!, reason: fields.reason!, fields: JSON.parse(fields.fields!) });

@@ -25,3 +25,4 @@ export * from "./run-service.js";
 export * from "./server-api.js";
 export * from "./replica-wait.js";
 export * from "./redis-slots.js";
+export * from "./slot-tag.js";

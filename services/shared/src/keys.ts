@@ -1,3 +1,6 @@
+import calculateSlot from "cluster-key-slot";
+import { sameSlotTag } from "./slot-tag.js";
+
 /**
  * Every Redis key the product uses, in one place, so that the key space can be read in one file.
  * The values never change: renaming one would orphan what a running deployment has stored.
@@ -96,6 +99,23 @@ export function rateLimitKeys({ keyPrefix }: { keyPrefix: string }, key: string)
 /** Every event id the notifier published lives under this prefix for the dedupe window. */
 export const NOTIFIER_DEDUPE_PREFIX = "notifier:seen:";
 
+/**
+ * The dedupe key of a user or broadcast event's id. With `sameSlotAs` (a sharded channel, on a
+ * Redis Cluster) the key takes a hash tag of that channel's slot, since the script that sets it
+ * SPUBLISHes there: an id is then remembered per target, as room events' ids always were.
+ */
+export function notifierDedupeKey(id: string, sameSlotAs?: string): string {
+  return sameSlotAs === undefined ? NOTIFIER_DEDUPE_PREFIX + id : `${NOTIFIER_DEDUPE_PREFIX}{${sameSlotTag(sameSlotAs)}}:${id}`;
+}
+
 /** The notifier's input stream (`NOTIFIER_STREAM`'s default) and where its bad entries go. */
 export const NOTIFIER_STREAM_DEFAULT = "notifier:events";
-export const deadLetterStreamOf = (stream: string): string => `${stream}:dead`;
+/**
+ * On a Redis Cluster the dead letters must share the stream's slot (one MULTI moves an entry and
+ * acks it): `notifier:events` then puts them in `{notifier:events}:dead`. A stream named with its
+ * own hash tag keeps `<stream>:dead`, as does every stream on one server or Sentinel.
+ */
+export function deadLetterStreamOf(stream: string, { cluster = false }: { cluster?: boolean } = {}): string {
+  const plain = `${stream}:dead`;
+  return !cluster || calculateSlot(plain) === calculateSlot(stream) ? plain : `{${sameSlotTag(stream)}}:dead`;
+}

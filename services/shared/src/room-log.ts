@@ -28,6 +28,7 @@ import {
 
 export { tsOf, type ReadOptions, type ReadResult } from "./room-log-read.js";
 export type { AppendLimit, AppendOptions, AppendRefused, AppendResult, Dedupe } from "./room-log-append.js";
+export { roomKeyLayout } from "./room-log-append.js";
 
 export interface RoomLogOptions {
   /**
