@@ -255,9 +255,11 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     }
     deliverAll(state.seq.finishCatchUp());
     const complete = since !== undefined ? !gap : ack.complete;
-    this.emitReserved("joined", { room, members: ack.members, complete });
+    // A server from before `memberCount` listed every member.
+    const memberCount = ack.memberCount ?? ack.members.length;
+    this.emitReserved("joined", { room, members: ack.members, memberCount, complete });
     const read = { ...(ack.lastRead !== undefined && { lastRead: ack.lastRead }), ...(ack.unread !== undefined && { unread: ack.unread }) };
-    return { members: ack.members, entries: delivered, complete, ...read };
+    return { members: ack.members, memberCount, entries: delivered, complete, ...read };
   }
 
   async leave(room: string): Promise<void> {

@@ -72,9 +72,11 @@ export interface ClientEvents {
   gap: (info: { room: string }) => void;
   /**
    * A join (yours, or a re-join after a reconnect) answered and its catch-up delivered, paged to
-   * the end: the members as of now; `complete` is false only after a `gap`.
+   * the end: the members as of now; `complete` is false only after a `gap`. `memberCount` is how
+   * many members there are: more than `members.length` in a big room, whose ack lists only the
+   * first ones and whose joins and leaves are not announced (no `presence`; docs/protocol.md).
    */
-  joined: (info: { room: string; members: User[]; complete: boolean }) => void;
+  joined: (info: { room: string; members: User[]; memberCount: number; complete: boolean }) => void;
   /** Online again and every room re-synced; `false` while reconnecting. */
   status: (online: boolean) => void;
   /**
@@ -102,7 +104,10 @@ export interface ClientEvents {
 }
 
 export interface JoinResult {
+  /** Sorted by name; in a big room only the first ones (see `memberCount`). */
   members: User[];
+  /** How many members the room has (more than `members.length` in a big room). */
+  memberCount: number;
   /** The messages and room notifications this call delivered, oldest first. */
   entries: (ChatMessage | Notification | MessageEditedEvent | MessageDeletedEvent)[];
   /**
