@@ -8,7 +8,8 @@
 //   2. joins: every client joins the room "big", 50 at a time -> CPU-s, presence events and
 //      member entries received (what grows as N² when every join is announced to every member);
 //   3. leaves: every client disconnects -> CPU-s.
-// `--profile=DIR` runs the chat with `node --cpu-prof` (written to DIR when it exits).
+// `--profile=DIR` runs the chat with `node --cpu-prof` (written to DIR when it exits);
+// `--handshakes-only` stops after phase 1 (to profile handshakes alone).
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { SignJWT } from "jose";
@@ -109,6 +110,16 @@ const lap = () => {
 
 const sockets = await inBatches(N, (i) => connect(chat.url, i, credentials[i]));
 const handshakes = lap();
+if ("handshakes-only" in args) {
+  console.log(
+    JSON.stringify({ clients: N, auth: AUTH, env: extraEnv, handshakes: { cpuS: handshakes.cpu, usPerHandshake: Math.round((handshakes.cpu / N) * 1e6) } }),
+  );
+  for (const socket of sockets) socket.close();
+  chat.child.kill("SIGTERM");
+  await once(chat.child, "exit");
+  await redis.dispose();
+  process.exit(0);
+}
 
 let presenceEvents = 0;
 let presenceBytes = 0;

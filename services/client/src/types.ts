@@ -1,5 +1,6 @@
 import type { ManagerOptions, SocketOptions } from "socket.io-client";
 import type { ChatMessage, DmEvent, PresenceEvent, ProtocolError, ReadEvent, SessionEnded, TypingEvent, User } from "@chat/shared";
+import type { RetryBackoff } from "./backoff.js";
 import type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 
 // The client's public types, apart from the class that uses them.
@@ -22,6 +23,13 @@ export interface ChatClientOptions {
    * @default 5000
    */
   ackTimeoutMs?: number;
+  /**
+   * How a connection the server refused with `unavailable` or `rate_limited` is tried again: after
+   * its `retryAfterMs`, plus a random extra in a window of `baseMs` that doubles with each refusal
+   * in a row, up to `maxMs` (services/client/README.md, "Reconnect storms").
+   * @default { baseMs: 1000, maxMs: 30000, random: Math.random }
+   */
+  retryBackoff?: RetryBackoff;
   /** More socket.io-client options. `transports` defaults to `["websocket", "polling"]`. */
   socket?: Partial<ManagerOptions & SocketOptions>;
 }
@@ -77,6 +85,8 @@ export interface ClientEvents {
    * first ones and whose joins and leaves are not announced (no `presence`; docs/protocol.md).
    */
   joined: (info: { room: string; members: User[]; memberCount: number; complete: boolean }) => void;
+  /** The server refused the connection (`unavailable`, `rate_limited`): the client connects again in `delayMs`. */
+  retrying: (info: { code: string; delayMs: number }) => void;
   /** Online again and every room re-synced; `false` while reconnecting. */
   status: (online: boolean) => void;
   /**
