@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import type { Logger } from "@chat/shared";
 import { createAuthenticator } from "./auth.js";
 import { compileTrust, createClientAddress, requestAddress } from "./client-address.js";
@@ -20,7 +20,7 @@ export interface AdmissionDeps {
   presence: Pick<Presence, "members">;
   connections: ConnectionCounts;
   /** Where revoked tokens are listed; without Redis nothing is revoked. */
-  redis?: Redis;
+  redis?: RedisClient;
   /** True while the pod drains: new connections go elsewhere. */
   draining(): boolean;
 }

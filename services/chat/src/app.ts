@@ -1,8 +1,18 @@
 import type { Server as HttpServer } from "node:http";
 import type { Express } from "express";
-import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
-import { createMemoryRoomLog, createRedisRoomLog, withReplicaWait, type Ack, type BusMode, type Logger, type PresenceEvent, type RoomLog } from "@chat/shared";
+import {
+  createMemoryRoomLog,
+  createRedisRoomLog,
+  isRedisCluster,
+  withReplicaWait,
+  type Ack,
+  type RedisClient,
+  type BusMode,
+  type Logger,
+  type PresenceEvent,
+  type RoomLog,
+} from "@chat/shared";
 import { admit } from "./admission.js";
 import { attachBus, type ChatBus } from "./bus.js";
 import type { FastPaths } from "./compat/index.js";
@@ -33,7 +43,7 @@ export interface ChatServerOptions {
   config: ChatConfig;
   log: Logger;
   /** Two connections (publish and subscribe) to scale out; without them, a single node. */
-  redis?: { pub: Redis; sub: Redis };
+  redis?: { pub: RedisClient; sub: RedisClient };
   /** Tells this process apart from an earlier one with the same pod name. */
   instanceId: string;
   /** The deployment's bus mode (`resolveBusMode`), with `redis`. @default "classic" */
@@ -156,18 +166,20 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
 }
 
 /** Every room's log: in Redis (appended and published by one script), or in memory on a single node. */
-function createHistory(io: ChatServerIo, redis: { pub: Redis } | undefined, config: ChatConfig, busMode: BusMode): RoomLog {
+function createHistory(io: ChatServerIo, redis: { pub: RedisClient } | undefined, config: ChatConfig, busMode: BusMode): RoomLog {
   const options = { maxEntries: config.HISTORY_MAX_ENTRIES, maxAgeSeconds: config.HISTORY_MAX_AGE_SECONDS, busMode };
   // With REDIS_WAIT_REPLICAS, an append is acked only once that many replicas have it (Sentinel).
   const wait = { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS };
-  if (redis) return withReplicaWait(createRedisRoomLog(redis.pub, options), redis.pub, wait);
+  // Never on a cluster (the configuration refuses it there): WAIT would reach one master, not the room's.
+  if (redis)
+    return isRedisCluster(redis.pub) ? createRedisRoomLog(redis.pub, options) : withReplicaWait(createRedisRoomLog(redis.pub, options), redis.pub, wait);
   // The memory log hands over whatever was appended, under the event it was appended as.
   const emit = io.to.bind(io) as (room: string) => { emit(event: string, payload: unknown): boolean };
   return createMemoryRoomLog((room, event, payload) => emit(room).emit(event, payload), options);
 }
 
 /** Asks this pod's clients to re-join with `since`, and ends the sessions revoked while the bus was down. */
-function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
+function resyncClients(io: ChatServerIo, redis: RedisClient, log: Logger): void {
   log.info("bus reconnected: asking local clients to re-sync");
   io.local.emit("resync", { reason: "bus_reconnected" });
   endRevokedSessions(redis, io.of("/").sockets.values()).then(
@@ -180,7 +192,7 @@ function resyncClients(io: ChatServerIo, redis: Redis, log: Logger): void {
 function bindClients(
   io: ChatServerIo,
   deps: RoomDeps & MessageDeps & { config: ChatConfig; metrics: ChatMetrics; connections: ConnectionCounts; history: RoomLog; dms: DmDirectory },
-  redis: Redis | undefined,
+  redis: RedisClient | undefined,
   /** The server API's guards around `join` and `message` (moderation, webhooks). */
   wrap: { join: (handler: Handler) => Handler; message: (handler: Handler) => Handler },
 ): void {

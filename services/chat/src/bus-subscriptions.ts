@@ -1,6 +1,5 @@
-import type { Redis } from "ioredis";
-import { BUS_MAIN_CHANNEL, busRoomChannel, type BusMode, type Logger } from "@chat/shared";
-import { quietCommands, redisSubscriptions, wrapAddAll } from "./compat/index.js";
+import { BUS_MAIN_CHANNEL, busRoomChannel, isRedisCluster, type BusMode, type Logger, type RedisClient } from "@chat/shared";
+import { quietCommands, redisSubscriptions, shardSubscribers, wrapAddAll } from "./compat/index.js";
 
 /** The parts of the adapter's state the subscription check reads (socket.io-adapter's fields). */
 export interface AdapterState {
@@ -28,7 +27,15 @@ const noop = () => undefined;
  * ioredis re-sent is answered (a PING on the same connection comes back after it), the pod
  * compares Redis's view with its rooms and fixes the difference; `onSettled` follows each repair.
  */
-export function trackSubscriptions(sub: Redis, mode: BusMode, adapter: () => AdapterState, log: Logger, onSettled: () => void): Subscriptions {
+export function trackSubscriptions(
+  sub: RedisClient,
+  mode: BusMode,
+  adapter: () => AdapterState,
+  log: Logger,
+  onSettled: () => void,
+  /** SSUBSCRIBEs still awaited (`watchSubscriptions`): not sent again by a repair. */
+  pending: PendingSubscribes = new Map(),
+): Subscriptions {
   let unreadable = false;
   const actual = (): string[] => {
     const channels = redisSubscriptions(sub);
@@ -49,17 +56,23 @@ export function trackSubscriptions(sub: Redis, mode: BusMode, adapter: () => Ada
 
   let settled = mode === "classic";
   let generation = 0;
-  async function settle(): Promise<void> {
+  const cluster = isRedisCluster(sub);
+  /**
+   * `partial`: one master's subscriber connection was replaced while the cluster stayed up. Sends
+   * to the other masters' rooms go on meanwhile, so the pod stays ready (the repair of the failed
+   * master's channels may wait for its replica's promotion).
+   */
+  async function settle(partial = false): Promise<void> {
     const mine = ++generation;
-    settled = false;
+    if (!partial) settled = false;
     try {
-      await sub.ping();
+      await answered();
       if (mine !== generation) return;
       if (!unreadable) {
         await repair(new Set(actual()), new Set(expected()));
         if (mine !== generation) return;
       }
-      settled = true;
+      settled ||= !partial;
       onSettled();
     } catch (err) {
       // The connection dropped again; its next `ready` starts over.
@@ -68,16 +81,30 @@ export function trackSubscriptions(sub: Redis, mode: BusMode, adapter: () => Ada
   }
   /** Subscribes to what is missing and leaves what is extra; resolves once Redis has answered. */
   async function repair(have: Set<string>, want: Set<string>): Promise<void> {
-    const missing = [...want].filter((channel) => !have.has(channel));
+    // On a cluster, a failed master's channels stay missing until its replica is promoted: the
+    // SSUBSCRIBE sent for them waits for it, and is not sent again on every `subscribersReady`.
+    const missing = [...want].filter((channel) => !have.has(channel) && !pending.has(channel));
     const extra = [...have].filter((channel) => !want.has(channel));
-    for (const channel of missing) sub.ssubscribe(channel).catch(noop);
-    for (const channel of extra) sub.sunsubscribe(channel).catch(noop);
-    await sub.ping();
+    const replies = [...missing.map((channel) => sub.ssubscribe(channel).catch(noop)), ...extra.map((channel) => sub.sunsubscribe(channel).catch(noop))];
+    // On one server a PING is answered after them; on a cluster each goes to its own master's connection.
+    await (cluster ? Promise.all(replies) : sub.ping());
     if (missing.length || extra.length) log.info({ resubscribed: missing.length, unsubscribed: extra.length }, "bus subscriptions repaired");
   }
+  /**
+   * Resolves once every command sent before it on the subscriber connection is answered: a PING
+   * there; on a cluster, one on each master's subscriber connection (ioredis re-sends a master's
+   * subscriptions on a connection of its own when it replaces it, after a failover say).
+   */
+  async function answered(): Promise<void> {
+    if (!cluster) return void (await sub.ping());
+    const ready = (shardSubscribers(sub) ?? []).filter((connection) => connection.status === "ready");
+    await Promise.all(ready.map((connection) => connection.ping().catch(noop)));
+  }
   if (mode === "sharded") {
-    quietSubscriptions(sub, log);
     sub.on("ready", () => void settle());
+    // A cluster stays `ready` while one master fails over: ioredis replaces that master's subscriber
+    // connection and resubscribes it on its own, then says `subscribersReady`. What it dropped meanwhile is repaired here.
+    if (cluster) sub.on("subscribersReady", () => void settle(settled));
     sub.on("close", () => {
       generation++;
       settled = false;
@@ -87,24 +114,48 @@ export function trackSubscriptions(sub: Redis, mode: BusMode, adapter: () => Ada
   return { actual, expected, settled: () => settled };
 }
 
+/** The SSUBSCRIBE replies still awaited, by channel (see `watchSubscriptions`). */
+export type PendingSubscribes = Map<string, Promise<unknown>>;
+
 /**
  * Makes `socket.join(room)` resolve once the pod's subscription to the room's channel is in
  * place: the adapter sends the SSUBSCRIBE without waiting, and a join that read the room's log
- * before Redis took it could miss a message appended in between. A PING on the subscriber
- * connection is answered after every command sent before it, so once it is back the channel is
- * live. It never rejects: if Redis is gone, the join fails on its next command anyway.
+ * before Redis took it could miss a message appended in between. On one server a PING on the
+ * subscriber connection is answered after every command sent before it, so once it is back the
+ * channel is live. On a cluster each master has a subscriber connection of its own: the join waits
+ * for the SSUBSCRIBE replies of its rooms' channels still in flight. It never rejects: if Redis is
+ * gone, the join fails on its next command anyway.
  */
-export function awaitableJoins(adapter: AdapterState, sub: Redis): void {
-  wrapAddAll(adapter, (id, rooms) => ([...rooms].some((room) => room !== id) ? sub.ping().then(noop, noop) : undefined));
+export function awaitableJoins(adapter: AdapterState, sub: RedisClient, pending: PendingSubscribes): void {
+  if (!isRedisCluster(sub)) {
+    wrapAddAll(adapter, (id, rooms) => ([...rooms].some((room) => room !== id) ? sub.ping().then(noop, noop) : undefined));
+    return;
+  }
+  wrapAddAll(adapter, (id, rooms) => {
+    const replies = [...rooms].flatMap((room) => (room === id ? [] : [pending.get(busRoomChannel(room))].filter((reply) => reply !== undefined)));
+    return replies.length ? Promise.all(replies).then(noop, noop) : undefined;
+  });
 }
 
 /**
  * The adapter sends its SSUBSCRIBE and SUNSUBSCRIBE without handling their promises, so one that
  * ioredis drops during an outage would surface as an unhandled rejection (an error in the logs).
  * Dropping it is expected, and `settle` repairs the subscriptions on reconnect: log it at debug.
+ * Returns the SSUBSCRIBE replies in flight, by channel, for `awaitableJoins`.
  */
-function quietSubscriptions(sub: Redis, log: Logger): void {
-  quietCommands(sub, ["ssubscribe", "sunsubscribe"], (command, err) =>
-    log.debug({ command, err: err.message }, "bus subscription change dropped; repaired on reconnect"),
+export function watchSubscriptions(sub: RedisClient, log: Logger): PendingSubscribes {
+  const pending: PendingSubscribes = new Map();
+  quietCommands(
+    sub,
+    ["ssubscribe", "sunsubscribe"],
+    (command, err) => log.debug({ command, err: err.message }, "bus subscription change dropped; repaired on reconnect"),
+    (command, args, reply) => {
+      const channel = args[0];
+      if (command !== "ssubscribe" || typeof channel !== "string") return;
+      pending.set(channel, reply);
+      const done = () => void (pending.get(channel) === reply && pending.delete(channel));
+      reply.then(done, done);
+    },
   );
+  return pending;
 }

@@ -1,10 +1,10 @@
 import { EventEmitter } from "node:events";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { Gauge, type Registry } from "prom-client";
 import type { Namespace } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
-import { BUS_KEY, scrapeCounter, type BusMode, type Logger } from "@chat/shared";
-import { awaitableJoins, trackSubscriptions, type AdapterState } from "./bus-subscriptions.js";
+import { BUS_KEY, isRedisCluster, scrapeCounter, type BusMode, type Logger } from "@chat/shared";
+import { awaitableJoins, trackSubscriptions, watchSubscriptions, type AdapterState, type PendingSubscribes } from "./bus-subscriptions.js";
 import type { ChatServerIo } from "./socket-types.js";
 
 /** The Socket.IO adapter between the pods, in either bus mode, and what it is subscribed to. */
@@ -32,12 +32,14 @@ export interface ChatBus {
  * local member joins and unsubscribes when the last one leaves). The bus owns its recovery: it
  * watches both connections and emits `resynced` when it is whole again.
  */
-export function attachBus(io: ChatServerIo, redis: { pub: Redis; sub: Redis }, { mode, log }: { mode: BusMode; log: Logger }): ChatBus {
+export function attachBus(io: ChatServerIo, redis: { pub: RedisClient; sub: RedisClient }, { mode, log }: { mode: BusMode; log: Logger }): ChatBus {
   const { pub, sub } = redis;
-  installAdapter(io, redis, mode);
+  // Before the adapter exists: it subscribes to its main channels as it is made.
+  const pending = mode === "sharded" ? watchSubscriptions(sub, log) : new Map<string, Promise<unknown>>();
+  installAdapter(io, redis, mode, pending);
   const events = new EventEmitter();
   const adapter = () => io.of("/").adapter as unknown as AdapterState;
-  const subscriptions = trackSubscriptions(sub, mode, adapter, log, () => recovered());
+  const subscriptions = trackSubscriptions(sub, mode, adapter, log, () => recovered(), pending);
   const ready = () => pub.status === "ready" && sub.status === "ready" && subscriptions.settled();
 
   // One owner for recovery: any close marks the bus down, and the first moment it is whole again
@@ -50,6 +52,9 @@ export function attachBus(io: ChatServerIo, redis: { pub: Redis; sub: Redis }, {
     events.emit("resynced");
   }
   for (const connection of [pub, sub]) connection.on("close", lost).on("ready", recovered);
+  // On a cluster a master's subscriber connection can go (a failover) while the cluster stays up:
+  // its rooms may have missed messages until ioredis resubscribes them on the new master.
+  if (isRedisCluster(sub)) sub.on("-subscriber", lost);
 
   // Messages this pod reads from Redis, whatever the channel: what sharding saves shows here.
   const received = { total: 0 };
@@ -88,7 +93,7 @@ export function attachBus(io: ChatServerIo, redis: { pub: Redis; sub: Redis }, {
   };
 }
 
-function installAdapter(io: ChatServerIo, { pub, sub }: { pub: Redis; sub: Redis }, mode: BusMode): void {
+function installAdapter(io: ChatServerIo, { pub, sub }: { pub: RedisClient; sub: RedisClient }, mode: BusMode, pending: PendingSubscribes): void {
   if (mode === "classic") {
     io.adapter(createAdapter(pub, sub, { key: BUS_KEY }));
     return;
@@ -97,7 +102,7 @@ function installAdapter(io: ChatServerIo, { pub, sub }: { pub: Redis; sub: Redis
   // A plain function, not an arrow: Socket.IO calls the factory with `new`.
   io.adapter(function shardedAdapter(nsp: Namespace) {
     const adapter = sharded(nsp);
-    awaitableJoins(adapter as unknown as AdapterState, sub);
+    awaitableJoins(adapter as unknown as AdapterState, sub, pending);
     return adapter;
   });
 }

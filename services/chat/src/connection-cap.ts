@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import { luaScript, pairsOf, presenceKeys, type Logger } from "@chat/shared";
+import { execBySlot, luaScript, pairsOf, presenceKeys, type Logger, type RedisClient, type SlotCommand } from "@chat/shared";
 
 /**
  * Each user's connections across every live pod, for `MAX_CONNECTIONS_PER_USER`: a hash per user
@@ -58,16 +57,19 @@ export function liveTotal(others: (string | number)[], live: Set<string>): numbe
 }
 
 /** Per-user connection counts in Redis (across pods), or in this pod's memory without Redis. */
-export function createConnectionCounts(redis: Redis | undefined, instanceId: string, log: Logger, options: ConnectionCountOptions): ConnectionCounts {
+export function createConnectionCounts(redis: RedisClient | undefined, instanceId: string, log: Logger, options: ConnectionCountOptions): ConnectionCounts {
   const prefix = options.prefix ?? "chat";
   const key = presenceKeys(prefix).connections;
   const local = new Map<string, number>();
 
   function resync(): void {
     if (!redis || local.size === 0) return;
-    const pipeline = redis.pipeline();
-    for (const [userId, n] of local) pipeline.hset(key(userId), instanceId, n).expire(key(userId), CONNECTIONS_TTL_SECONDS);
-    pipeline.exec().catch((err: Error) => log.warn({ err: err.message }, "connection counts: resync failed"));
+    // One pipeline; on a Redis Cluster, one per slot (each user's hash is a slot of its own).
+    const commands = [...local].flatMap(([userId, n]): SlotCommand[] => [
+      ["hset", key(userId), instanceId, n],
+      ["expire", key(userId), CONNECTIONS_TTL_SECONDS],
+    ]);
+    execBySlot(redis, commands).catch((err: Error) => log.warn({ err: err.message }, "connection counts: resync failed"));
   }
   redis?.on("ready", resync);
 
@@ -97,9 +99,10 @@ export function createConnectionCounts(redis: Redis | undefined, instanceId: str
     async close() {
       redis?.off("ready", resync);
       if (redis?.status === "ready" && local.size > 0) {
-        const pipeline = redis.pipeline();
-        for (const userId of local.keys()) pipeline.hdel(key(userId), instanceId);
-        await pipeline.exec();
+        await execBySlot(
+          redis,
+          [...local.keys()].map((userId): SlotCommand => ["hdel", key(userId), instanceId]),
+        );
       }
       local.clear();
     },

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { CHAT_PREFIX, DM_PREFIX, dmKey, dmRequest, dmRoom, fail, ok, userRoom, validate, type DmEvent } from "@chat/shared";
 import type { Handler } from "./events.js";
 import type { ChatServerIo } from "./socket-types.js";
@@ -17,7 +17,7 @@ export interface DmDirectory {
  * A directory entry lives as long as the room's log (`ttlSeconds`, 0: for good) after the last
  * `dm`, which renews it; after that a `dm` makes it again.
  */
-export function createDmDirectory(redis: Redis | undefined, ttlSeconds: number, prefix = CHAT_PREFIX): DmDirectory {
+export function createDmDirectory(redis: RedisClient | undefined, ttlSeconds: number, prefix = CHAT_PREFIX): DmDirectory {
   const key = (room: string) => dmKey(prefix, room);
   const memory = new Map<string, [string, string]>();
   return {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { ExtendedError } from "socket.io";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import type { Logger, RateLimit } from "@chat/shared";
 import type { Authenticator } from "./auth.js";
 import type { ChatConfig } from "./config.js";
@@ -16,7 +16,7 @@ export interface HandshakeOptions {
   /** Each user's connections across pods, for `MAX_CONNECTIONS_PER_USER`. */
   connections: ConnectionCounts;
   /** Where revoked tokens are listed; without Redis nothing is revoked. */
-  redis?: Redis;
+  redis?: RedisClient;
   metrics: Pick<ChatMetrics, "rateLimited">;
   log: Logger;
   authenticate: Authenticator;

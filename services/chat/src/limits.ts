@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { LIMIT_PREFIXES, createRateLimit, createStorageQuota, type RateLimit, type StorageQuota } from "@chat/shared";
 import type { ChatConfig } from "./config.js";
 
@@ -21,7 +21,7 @@ export interface Limits {
 }
 
 /** Every limit from its configuration; in Redis (so shared by the pods) when there is one. */
-export function createLimits(redis: Redis | undefined, config: ChatConfig): Limits {
+export function createLimits(redis: RedisClient | undefined, config: ChatConfig): Limits {
   return {
     messages: createRateLimit(redis, {
       keyPrefix: LIMIT_PREFIXES.messages,

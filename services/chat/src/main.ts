@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Registry } from "prom-client";
-import { connectRedis, redisTarget, runService, settleAuthMode } from "@chat/shared";
+import { connectRedis, createRedisClusterClient, redisTarget, runService, settleAuthMode, type RedisClient } from "@chat/shared";
 import { createChatServer, type ChatServer } from "./app.js";
 import { loadConfig } from "./config.js";
 
@@ -13,15 +13,13 @@ await runService({
   loadConfig,
   connect(config, log) {
     const target = redisTarget(config);
-    if (target?.kind === "cluster") {
-      console.error("chat: REDIS_CLUSTER_NODES: Redis Cluster is not supported by the chat yet (see README, Message bus); use REDIS_URL or REDIS_SENTINELS");
-      process.exit(1);
-    }
     const settings = { username: config.REDIS_USERNAME, password: config.REDIS_PASSWORD, caFile: config.REDIS_TLS_CA_FILE, tls: config.REDIS_TLS };
-    const redis = target && {
-      pub: connectRedis(target, settings, { role: "pub", log }),
-      sub: connectRedis(target, settings, { role: "sub", log }),
-    };
+    // On a Redis Cluster both are ioredis `Cluster`s; the subscriber subscribes on each channel's master.
+    const connect = (role: string): RedisClient | undefined =>
+      target && (target.kind === "cluster" ? createRedisClusterClient(target, settings, { role, log }) : connectRedis(target, settings, { role, log }));
+    const pub = connect("pub");
+    const sub = connect("sub");
+    const redis = pub && sub && { pub, sub };
     if (!redis) log.warn("REDIS_URL is not set: running as a single node with the in-memory adapter");
     const instanceId = `${config.POD_NAME}-${randomBytes(3).toString("hex")}`;
     const registry = new Registry();

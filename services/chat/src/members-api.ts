@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Express, Response } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { roomName, type RateLimit } from "@chat/shared";
 import { mayJoin, type Authenticator } from "./auth.js";
 import type { ChatConfig } from "./config.js";
@@ -13,7 +13,7 @@ export interface MembersApiOptions {
   authMode: ChatConfig["AUTH_MODE"];
   presence: Pick<Presence, "members">;
   /** Where revoked tokens are listed; without Redis nothing is revoked. */
-  redis?: Redis;
+  redis?: RedisClient;
   authenticate: Authenticator;
   clientAddress(req: IncomingMessage): string;
   /** Requests per user (jwt) or per address (open). Undefined: off. */

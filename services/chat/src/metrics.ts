@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { scrapeCounter } from "@chat/shared";
 import type { BroadcastObserver } from "./fanout.js";
 import type { Presence } from "./presence.js";
@@ -29,7 +29,7 @@ export interface ChatMetrics {
 export function createChatMetrics(
   io: Pick<ChatServerIo, "of">,
   presence: Pick<Presence, "localRooms">,
-  redis?: { pub: Redis; sub: Redis },
+  redis?: { pub: RedisClient; sub: RedisClient },
   registry = new Registry(),
 ): ChatMetrics {
   const deliveries = { message: 0, notification: 0 };

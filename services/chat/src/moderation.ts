@@ -1,5 +1,5 @@
 import type { ChatServerIo as Server, ChatSocket as Socket } from "./socket-types.js";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import {
   MODERATION_CHANNEL,
   SESSION_ENDED_EVENT,
@@ -27,7 +27,7 @@ export interface Kicked {
 export interface ModerationOptions {
   io: Server;
   /** The pod's command connection; a subscriber of its own is made from it. */
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
   /** Removes `socket`'s presence in `room` and tells the others when the user is gone (it has left the room already). */
   leave: (socket: Socket, room: string) => Promise<void>;

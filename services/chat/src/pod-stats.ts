@@ -1,10 +1,10 @@
 import type { Server } from "socket.io";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { podStatsKey, type Logger, type PodStats } from "@chat/shared";
 
 export interface PodStatsOptions {
   io: Server;
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
   pod: string;
   instance: string;

@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import type { Logger, User } from "@chat/shared";
+import { mgetBySlot, type Logger, type RedisClient, type User } from "@chat/shared";
 
 /** The Redis keys presence keeps, by what they hold. */
 export interface PresenceKeys {
@@ -14,7 +13,7 @@ export interface PresenceKeys {
 }
 
 export interface ReapOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: PresenceKeys;
   /** The instances the registry lists (this pod's own id among them is skipped). */
   registered: string[];
@@ -33,12 +32,15 @@ export interface ReapOptions {
  *
  * The claim is `SREM` from the registry: Redis answers 1 to exactly one caller, so every leave is
  * announced once, cluster-wide, however many pods run this at the same moment. It costs one MGET
- * per heartbeat while nobody died.
+ * per heartbeat while nobody died (on a Redis Cluster, one per slot the liveness keys fall in).
  */
 export async function reapDeadInstances({ redis, keys, registered, self, present, onLeave, log }: ReapOptions): Promise<number> {
   const others = registered.filter((id) => id !== self);
   if (others.length === 0) return 0;
-  const alive = await redis.mget(others.map((id) => keys.instance(id)));
+  const alive = await mgetBySlot(
+    redis,
+    others.map((id) => keys.instance(id)),
+  );
   let reaped = 0;
   for (const [i, dead] of others.entries()) {
     if (alive[i] !== null) continue;

@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import { presenceKeys, type Logger, type User } from "@chat/shared";
+import { execBySlot, mgetBySlot, presenceKeys, type Logger, type RedisClient, type SlotCommand, type User } from "@chat/shared";
 import { parseUser, reapDeadInstances, type PresenceKeys } from "./presence-reaper.js";
 import { RoomViews, usersOf, type RoomView, type RosterEntry } from "./room-views.js";
 
@@ -72,7 +71,7 @@ interface LocalEntry {
  * key, so its members vanish from every list within `ttlSeconds` without anyone cleaning up.
  * Without Redis it is the local map alone.
  */
-export function createPresence(redis: Redis | undefined, instanceId: string, log: Logger, options: PresenceOptions = {}): Presence {
+export function createPresence(redis: RedisClient | undefined, instanceId: string, log: Logger, options: PresenceOptions = {}): Presence {
   return new PodPresence(redis, instanceId, log, options);
 }
 
@@ -92,7 +91,7 @@ class PodPresence implements Presence {
   private readonly resync = () => this.writeAll();
 
   constructor(
-    private readonly redis: Redis | undefined,
+    private readonly redis: RedisClient | undefined,
     private readonly instanceId: string,
     private readonly log: Logger,
     { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined, onResync = () => undefined, announceMaxMembers = 200 }: PresenceOptions,
@@ -121,34 +120,42 @@ class PodPresence implements Presence {
 
   /** Writes every local entry again: after a reconnect Redis may have lost them. */
   private writeAll(): void {
-    const { redis, keys, instanceId } = this;
+    const { redis, keys } = this;
     if (!redis) return;
-    const pipeline = redis.pipeline().set(keys.instance(instanceId), "1", "EX", this.ttlSeconds).sadd(keys.instances, instanceId);
+    const commands: SlotCommand[] = [...this.register()];
     for (const [room, users] of this.local) {
-      for (const { user } of users.values()) pipeline.hset(keys.room(room), this.field(user.id), JSON.stringify(user));
-      pipeline.expire(keys.room(room), this.roomTtl).sadd(this.myRooms, room);
+      for (const { user } of users.values()) commands.push(["hset", keys.room(room), this.field(user.id), JSON.stringify(user)]);
+      commands.push(["expire", keys.room(room), this.roomTtl], ["sadd", this.myRooms, room]);
     }
-    pipeline.expire(this.myRooms, REGISTRY_TTL_SECONDS);
-    pipeline.exec().catch(this.report("resync"));
+    commands.push(["expire", this.myRooms, REGISTRY_TTL_SECONDS]);
+    execBySlot(redis, commands).catch(this.report("resync"));
+  }
+
+  /** This pod's liveness key and its place in the registry (on a cluster, two slots: never one MULTI). */
+  private register(): SlotCommand[] {
+    return [
+      ["set", this.keys.instance(this.instanceId), "1", "EX", this.ttlSeconds],
+      ["sadd", this.keys.instances, this.instanceId],
+    ];
   }
 
   /**
    * Renews this pod's liveness and its rooms, and looks for pods that died: one pipeline, plus one
-   * MGET of the other pods' liveness keys.
+   * MGET of the other pods' liveness keys (on a Redis Cluster, one of each per slot, sent at once).
    */
   private async heartbeat(): Promise<void> {
     const { redis, keys, instanceId } = this;
     if (redis?.status !== "ready") return;
-    const pipeline = redis.pipeline().set(keys.instance(instanceId), "1", "EX", this.ttlSeconds).sadd(keys.instances, instanceId);
-    for (const room of this.local.keys()) pipeline.expire(keys.room(room), this.roomTtl);
-    const replies = (await pipeline.smembers(keys.instances).exec()) ?? [];
+    const commands = this.register();
+    for (const room of this.local.keys()) commands.push(["expire", keys.room(room), this.roomTtl]);
+    const replies = await execBySlot(redis, [...commands, ["smembers", keys.instances]]);
     // Back in the registry though never gone: another pod took this one for dead (a long stall,
     // say) and removed its entries, or Redis lost them. Write them all again.
-    if (replies[1]?.[1] === 1) {
+    if (replies[1] === 1) {
       this.writeAll();
       this.onResync();
     }
-    const registered = replies.at(-1)?.[1];
+    const registered = replies.at(-1);
     if (!Array.isArray(registered)) return;
     // Who is still in each room, read exactly (not a snapshot): its size says whether leaves are announced.
     const sizes = new Map<string, number>();
@@ -169,7 +176,7 @@ class PodPresence implements Presence {
 
   async liveInstances(ids: string[]): Promise<Set<string>> {
     if (!this.redis || ids.length === 0) return new Set(ids);
-    const alive = await this.redis.mget(ids.map(this.keys.instance));
+    const alive = await mgetBySlot(this.redis, ids.map(this.keys.instance));
     return new Set(ids.filter((id, i) => alive[i] !== null || id === this.instanceId));
   }
 
@@ -222,10 +229,15 @@ class PodPresence implements Presence {
     }
     const firstHere = users.size === 0;
     users.set(user.id, { user, sockets: 1 });
-    const multi = redis?.multi().hset(keys.room(room), this.field(user.id), JSON.stringify(user)).expire(keys.room(room), this.roomTtl);
+    if (!redis) return true;
+    const commands: SlotCommand[] = [
+      ["hset", keys.room(room), this.field(user.id), JSON.stringify(user)],
+      ["expire", keys.room(room), this.roomTtl],
+    ];
     // The rooms this pod is in: what another pod reads to announce the leaves if this one dies.
-    if (firstHere) multi?.sadd(this.myRooms, room).expire(this.myRooms, REGISTRY_TTL_SECONDS);
-    await multi?.exec();
+    if (firstHere) commands.push(["sadd", this.myRooms, room], ["expire", this.myRooms, REGISTRY_TTL_SECONDS]);
+    // One MULTI on one server; on a cluster the room's hash and this pod's room set are two.
+    await execBySlot(redis, commands, { atomic: true });
     return true;
   }
 
@@ -237,8 +249,17 @@ class PodPresence implements Presence {
     users.delete(user.id);
     const key = this.keys.room(room);
     if (users.size === 0) this.local.delete(room);
-    if (users.size === 0) await this.redis?.multi().hdel(key, this.field(user.id)).srem(this.myRooms, room).exec();
-    else await this.redis?.hdel(key, this.field(user.id));
+    if (!this.redis) return true;
+    if (users.size === 0)
+      await execBySlot(
+        this.redis,
+        [
+          ["hdel", key, this.field(user.id)],
+          ["srem", this.myRooms, room],
+        ],
+        { atomic: true },
+      );
+    else await this.redis.hdel(key, this.field(user.id));
     return true;
   }
 
@@ -248,11 +269,12 @@ class PodPresence implements Presence {
     if (!redis) return;
     redis.off("ready", this.resync);
     if (redis.status !== "ready") return;
-    const pipeline = redis.pipeline();
+    const commands: SlotCommand[] = [];
     for (const [room, users] of this.local) {
-      for (const userId of users.keys()) pipeline.hdel(keys.room(room), this.field(userId));
+      for (const userId of users.keys()) commands.push(["hdel", keys.room(room), this.field(userId)]);
     }
-    await pipeline.del(keys.instance(instanceId)).srem(keys.instances, instanceId).del(this.myRooms).exec();
+    commands.push(["del", keys.instance(instanceId)], ["srem", keys.instances, instanceId], ["del", this.myRooms]);
+    await execBySlot(redis, commands);
     this.local.clear();
   }
 }

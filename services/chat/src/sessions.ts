@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import { SESSION_ENDED_EVENT, revokedTokenKey, sessionRoom, type SessionEnded } from "@chat/shared";
+import { SESSION_ENDED_EVENT, execBySlot, revokedTokenKey, sessionRoom, type RedisClient, type SessionEnded } from "@chat/shared";
 import type { Session } from "./auth.js";
 import type { ChatSocket } from "./socket-types.js";
 
@@ -7,7 +6,7 @@ import type { ChatSocket } from "./socket-types.js";
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** True when the token was revoked. A denylist entry lives as long as the token would have. */
-export async function isRevoked(redis: Redis | undefined, jti: string | undefined): Promise<boolean> {
+export async function isRevoked(redis: RedisClient | undefined, jti: string | undefined): Promise<boolean> {
   if (!redis || !jti) return false;
   return (await redis.exists(revokedTokenKey(jti))) === 1;
 }
@@ -17,7 +16,7 @@ export async function isRevoked(redis: Redis | undefined, jti: string | undefine
  * it on any pod), and it is ended with `session_ended` when the token expires. The client can
  * then fetch a new token and reconnect.
  */
-export function bindSession(socket: ChatSocket, session: Session, redis?: Redis): void {
+export function bindSession(socket: ChatSocket, session: Session, redis?: RedisClient): void {
   if (session.jti) {
     const jti = session.jti;
     // A revocation published between the handshake's denylist check and this pod hearing the
@@ -48,16 +47,18 @@ export function bindSession(socket: ChatSocket, session: Session, redis?: Redis)
  * Ends the local sockets whose tokens were revoked while this pod could not hear the bus (a
  * revocation is published once; a pod cut off from Redis at that moment would miss it).
  */
-export async function endRevokedSessions(redis: Redis, sockets: Iterable<ChatSocket>): Promise<number> {
+export async function endRevokedSessions(redis: RedisClient, sockets: Iterable<ChatSocket>): Promise<number> {
   // Every connected socket passed the handshake, which set its session; only tokens with a jti can be revoked.
   const withTokens = [...sockets].flatMap((socket) => (socket.data.session.jti ? [{ socket, jti: socket.data.session.jti }] : []));
   if (withTokens.length === 0) return 0;
-  const pipeline = redis.pipeline();
-  for (const { jti } of withTokens) pipeline.exists(revokedTokenKey(jti));
-  const replies = (await pipeline.exec()) ?? [];
+  // One pipeline; on a Redis Cluster one per slot the denylist entries fall in, sent at once.
+  const replies = await execBySlot(
+    redis,
+    withTokens.map(({ jti }) => ["exists", revokedTokenKey(jti)]),
+  );
   let ended = 0;
   for (const [i, { socket }] of withTokens.entries()) {
-    if (replies[i]?.[1] === 1) {
+    if (replies[i] === 1) {
       endSession(socket, { reason: "token_revoked", reconnect: false });
       ended++;
     }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@chat/shared";
 import { CHAT_PREFIX, TYPING_INTERVAL_MS, fail, ok, typingKey, typingRequest, validate, type TypingEvent } from "@chat/shared";
 import type { Handler } from "./events.js";
 
@@ -8,7 +8,7 @@ import type { Handler } from "./events.js";
  * error, since a client simply sends it again while the user types. Nothing is stored, and it goes
  * out volatile: a slow reader is better off without stale "is typing" than with a queue of them.
  */
-export function typingHandlers(redis: Redis | undefined, prefix = CHAT_PREFIX): { typing: Handler } {
+export function typingHandlers(redis: RedisClient | undefined, prefix = CHAT_PREFIX): { typing: Handler } {
   // Without Redis, one pod: the last pass per user and room, pruned as it grows.
   const passed = new Map<string, number>();
   async function mayPass(user: string, room: string): Promise<boolean> {

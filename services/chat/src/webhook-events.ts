@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import {
+  isRedisCluster,
   WEBHOOK_EVENTS_KEY,
   WEBHOOK_STREAM,
   WEBHOOK_STREAM_MAXLEN,
@@ -8,6 +8,7 @@ import {
   webhookMembersKey,
   webhookPresenceKey,
   type Logger,
+  type RedisClient,
   type User,
 } from "@chat/shared";
 import type { Handler } from "./events.js";
@@ -18,8 +19,9 @@ import type { Presence } from "./presence.js";
  * stream `chat:webhooks`, never sent over HTTP from here. Membership events come from scripts that
  * keep their own count per room, atomically, so `room.occupied` and `room.vacated` alternate
  * exactly, cluster-wide, however many pods join and leave at once, and each room's events enter
- * the stream in the order they happened. (On a Redis Cluster these scripts would touch keys of
- * two slots: webhooks need a single-endpoint Redis, as the server API does.)
+ * the stream in the order they happened. On a Redis Cluster these scripts would touch keys of
+ * two slots (the room's counts and the one stream), so there the membership events are not added
+ * (logged once); `message.created` is one XADD and is added everywhere.
  */
 
 /** XADDs a webhook event when its type is on (`ARGV[1]` holds the enabled types as `,a,b,`). */
@@ -78,7 +80,7 @@ const MEMBERSHIP = ["room.occupied", "room.vacated", "member.joined", "member.le
 const storedText = messageText(Number.MAX_SAFE_INTEGER);
 
 export interface WebhookEventsOptions {
-  redis: Redis;
+  redis: RedisClient;
   log: Logger;
   instanceId: string;
   /**
@@ -109,7 +111,14 @@ export function createWebhookEvents({ redis, log, instanceId, refreshMs = 5000 }
   void refresh();
   const timer = setInterval(() => void refresh(), refreshMs);
   timer.unref();
-  const membership = () => MEMBERSHIP.some((kind) => enabled.includes(`,${kind},`));
+  let toldCluster = false;
+  const membership = () => {
+    if (!MEMBERSHIP.some((kind) => enabled.includes(`,${kind},`))) return false;
+    if (!isRedisCluster(redis)) return true;
+    if (!toldCluster) log.warn("webhooks: room.occupied, room.vacated, member.joined and member.left are not available on a Redis Cluster; not added");
+    toldCluster = true;
+    return false;
+  };
   const failed = (err: Error) => log.warn({ err: err.message }, "webhook event not added");
 
   function run(script: string, room: string, user: User, whole: boolean) {

@@ -24,3 +24,4 @@ export * from "./deployment-setting.js";
 export * from "./run-service.js";
 export * from "./server-api.js";
 export * from "./replica-wait.js";
+export * from "./redis-slots.js";

@@ -16,6 +16,14 @@ export interface LuaScript<T> {
   load(pipeline: ChainableCommander): void;
 }
 
+/** Every script made with `luaScript` in this process, by SHA: the cluster test runs each of them. */
+const made = new Map<string, { source: string; numberOfKeys: number }>();
+
+/** The SHA, source and number of keys of every script `luaScript` has made in this process. */
+export function luaScripts(): { sha: string; source: string; numberOfKeys: number }[] {
+  return [...made].map(([sha, script]) => ({ sha, ...script }));
+}
+
 /**
  * A script run by EVALSHA, with EVAL when Redis does not know it (after a restart, or on a node
  * that never ran it); EVAL caches it for every later EVALSHA.
@@ -29,6 +37,7 @@ export interface LuaScript<T> {
  */
 export function luaScript<T>(source: string, numberOfKeys: number): LuaScript<T> {
   const sha = createHash("sha1").update(source).digest("hex");
+  made.set(sha, { source, numberOfKeys });
   // The first run on each TCP connection is an EVAL, as ioredis does: after a Redis restart a
   // burst of EVALSHAs would all fail with NOSCRIPT, and their EVAL retries could interleave with
   // newer runs that found the script, so a sender's back-to-back appends could swap places.

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
 
 export interface RateLimitOptions {
@@ -33,7 +33,7 @@ export { rateLimitKeys } from "./keys.js";
  * insurance limiter: while Redis is unreachable each pod keeps enforcing the same limit locally
  * instead of letting everything through or refusing everything. Undefined when turned off.
  */
-export function createRateLimit(redis: Redis | undefined, options: RateLimitOptions): RateLimit | undefined {
+export function createRateLimit(redis: Redis | Cluster | undefined, options: RateLimitOptions): RateLimit | undefined {
   if (options.points <= 0) return undefined;
   const blockInMemory = options.blockInMemory && !options.burst;
   const limiter = (points: number, duration: number, keyPrefix: string): RateLimiterAbstract => {

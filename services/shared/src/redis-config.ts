@@ -107,6 +107,9 @@ export function redisTopologyCheck({ required, service }: { required: boolean; s
       problems.push("REDIS_TLS: is for REDIS_SENTINELS and REDIS_CLUSTER_NODES; with REDIS_URL, write rediss:// instead");
     if (raw.REDIS_WAIT_REPLICAS !== undefined && raw.REDIS_WAIT_REPLICAS !== "0" && !set.length)
       problems.push("REDIS_WAIT_REPLICAS: needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)");
+    // WAIT confirms the writes of one connection to one master; a room's append goes to its slot's master.
+    if (raw.REDIS_WAIT_REPLICAS !== undefined && raw.REDIS_WAIT_REPLICAS !== "0" && raw.REDIS_CLUSTER_NODES !== undefined)
+      problems.push("REDIS_WAIT_REPLICAS: is not available on a Redis Cluster (REDIS_CLUSTER_NODES); set it to 0 (docs/deploy.md states the window)");
     return problems;
   };
 }

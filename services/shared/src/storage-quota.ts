@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
 import { LIMIT_PREFIXES } from "./keys.js";
 
@@ -56,7 +56,7 @@ const MAX_SPENT = 10_000;
  * each pod stores one message past a spent quota before it learns, so a quota may be exceeded by
  * one message per pod. Undefined when all three are off.
  */
-export function createStorageQuota(redis: Redis | undefined, options: StorageQuotaOptions): StorageQuota | undefined {
+export function createStorageQuota(redis: Redis | Cluster | undefined, options: StorageQuotaOptions): StorageQuota | undefined {
   const { windowSeconds: duration, keyPrefix = LIMIT_PREFIXES.quota } = options;
   const make = (points: number, scope: QuotaScope): [QuotaScope, number, RateLimiterAbstract] | undefined => {
     if (points <= 0) return undefined;

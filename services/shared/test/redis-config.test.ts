@@ -59,10 +59,12 @@ describe("the Redis topology variables", () => {
     expect(problems({}, true)[0]).toMatch(/^REDIS_URL: is required: the notifier reaches chat pods only through Redis; set REDIS_URL \(or REDIS_SENTINELS/);
   });
 
-  it("explain a malformed host:port list, REDIS_TLS with a URL and REDIS_WAIT_REPLICAS without Redis", () => {
+  it("explain a malformed host:port list, REDIS_TLS with a URL, and REDIS_WAIT_REPLICAS without Redis or on a cluster", () => {
     expect(problems({ REDIS_CLUSTER_NODES: "redis-0:6379,redis-1", REDIS_WAIT_REPLICAS: "1" })).toEqual([
       'REDIS_CLUSTER_NODES: must be host:port pairs, comma-separated, e.g. redis-0:6379,redis-1:6379,redis-2:6379; "redis-1" is not one (got "redis-0:6379,redis-1")',
+      "REDIS_WAIT_REPLICAS: is not available on a Redis Cluster (REDIS_CLUSTER_NODES); set it to 0 (docs/deploy.md states the window)",
     ]);
+    expect(problems({ REDIS_CLUSTER_NODES: "redis-0:6379", REDIS_WAIT_REPLICAS: "0" })).toEqual([]);
     expect(problems({ REDIS_URL: "redis://r:6379", REDIS_TLS: "1" })).toEqual([
       "REDIS_TLS: is for REDIS_SENTINELS and REDIS_CLUSTER_NODES; with REDIS_URL, write rediss:// instead",
     ]);

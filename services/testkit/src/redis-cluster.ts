@@ -29,6 +29,13 @@ export interface RedisClusterOptions {
    * @default 2000
    */
   nodeTimeoutMs?: number;
+  /**
+   * `cluster-require-full-coverage`: yes stops every master (CLUSTERDOWN) from the moment one is
+   * marked failed until its replica is promoted; no (what docs/deploy.md asks of a deployment) lets
+   * the other masters serve their slots meanwhile.
+   * @default false
+   */
+  requireFullCoverage?: boolean;
 }
 
 /**
@@ -37,13 +44,19 @@ export interface RedisClusterOptions {
  * every replica is in sync. The cluster bus port of each node is a free port of its own
  * (`--cluster-port`), not port + 10000, which may be taken.
  */
-export async function startRedisCluster({ masters = 3, replicasPerMaster = 0, nodeTimeoutMs = 2000 }: RedisClusterOptions = {}): Promise<RedisCluster> {
+export async function startRedisCluster({
+  masters = 3,
+  replicasPerMaster = 0,
+  nodeTimeoutMs = 2000,
+  requireFullCoverage = false,
+}: RedisClusterOptions = {}): Promise<RedisCluster> {
   const nodes: RedisServer[] = [];
   const cli = (port: number, ...args: string[]) => run("redis-cli", ["-p", String(port), ...args]).then((r) => r.stdout);
   try {
     for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
       const busPort = await freePort();
       const args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPort)];
+      args.push("--cluster-require-full-coverage", requireFullCoverage ? "yes" : "no");
       nodes.push(await startRedis({ args: [...args, "--cluster-node-timeout", String(nodeTimeoutMs)] }));
     }
     const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);

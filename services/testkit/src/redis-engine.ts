@@ -23,7 +23,7 @@ export interface RedisEngine {
  * The engines the parametrised suites run on. Sentinel costs about 2 s of start-up per suite,
  * a cluster about 5; the engines a service does not support yet are left out (see README).
  */
-export const REDIS_ENGINES: readonly RedisEngineKind[] = ["standalone", "sentinel"];
+export const REDIS_ENGINES: readonly RedisEngineKind[] = ["standalone", "sentinel", "cluster"];
 
 /** Starts `kind` on free ports: one server, a master + replica + 3 sentinels, or 3 masters + 3 replicas. */
 export async function startRedisEngine(kind: RedisEngineKind, { password }: { password?: string } = {}): Promise<RedisEngine> {
