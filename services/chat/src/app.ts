@@ -94,9 +94,10 @@ export function createChatServer({ config, log, redis, instanceId, busMode = "cl
   const presence = withWebhooks(
     createPresence(redis?.pub, instanceId, log, {
       ttlSeconds: config.PRESENCE_TTL_SECONDS,
+      announceMaxMembers: config.PRESENCE_ANNOUNCE_MAX_MEMBERS,
       // Through the adapter: the room's members on every pod hear it, from this pod alone.
-      onExpired: (room, user) => {
-        io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
+      onExpired: (room, user, announce) => {
+        if (announce) io.to(room).emit("presence", { room, user, action: "leave" } satisfies PresenceEvent);
         webhookEvents?.expired(room, user);
       },
       onResync: () => connections.resync(),

@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
+import { createPublicKey, createSecretKey, webcrypto, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { displayName, type User } from "@chat/shared";
 import { userId as userIdSchema } from "@chat/shared";
@@ -27,12 +27,13 @@ export function createAuthenticator(config: ChatConfig): Authenticator {
 
   const { key, algorithms } = verificationKey(config);
   const options = { algorithms, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, requiredClaims: ["exp", "sub"] };
+  const imported = typeof key === "function" ? undefined : asCryptoKey(key, algorithms[0]!);
 
   return async ({ auth, headers }) => {
     const token = tokenOf(auth, headers);
     let payload: JWTPayload;
     try {
-      ({ payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
+      ({ payload } = typeof key === "function" ? await jwtVerify(token, key, options) : await jwtVerify(token, (await imported) ?? key, options));
     } catch (err) {
       throw jwtRefusal(err, options);
     }
@@ -71,6 +72,27 @@ function verificationKey(config: ChatConfig): { key: KeyObject | JWTVerifyGetKey
   }
   // jose caches the key set and refetches it (at most every 30 s) when a token names a new key.
   return { key: createRemoteJWKSet(new URL(config.JWT_JWKS_URL!), { cooldownDuration: 30_000 }), algorithms: ["RS256", "ES256"] };
+}
+
+const WEBCRYPTO_ALGORITHMS: Record<string, webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams | webcrypto.HmacImportParams> = {
+  HS256: { name: "HMAC", hash: "SHA-256" },
+  RS256: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+  ES256: { name: "ECDSA", namedCurve: "P-256" },
+};
+
+/**
+ * jose verifies with WebCrypto: handed a KeyObject, it imports it into a CryptoKey again on every
+ * verify, about a third of an HS256 handshake's verification (bench/join-storm.mjs). Imported once
+ * here instead; should the import fail (a key of another curve, say), the KeyObject is used as before.
+ */
+async function asCryptoKey(key: KeyObject, algorithm: string): Promise<webcrypto.CryptoKey | undefined> {
+  const params = WEBCRYPTO_ALGORITHMS[algorithm]!;
+  try {
+    if (key.type === "secret") return await webcrypto.subtle.importKey("raw", key.export(), params, false, ["verify"]);
+    return await webcrypto.subtle.importKey("spki", key.export({ format: "der", type: "spki" }), params, false, ["verify"]);
+  } catch {
+    return undefined;
+  }
 }
 
 function tokenOf(auth: unknown, headers: Record<string, string | string[] | undefined>): string {

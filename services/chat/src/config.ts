@@ -160,6 +160,11 @@ const schema = z.object({
   FAST_PATH: z.enum(["auto", "off"], { message: "must be auto or off" }).default("auto"),
   /** Seconds after which a dead pod's members drop out of presence lists. */
   PRESENCE_TTL_SECONDS: env.positiveInt(30, 3600),
+  /**
+   * Rooms with more members than this announce no joins and leaves and list this many members in a
+   * join ack (each announcement goes to every member: a storm of N joins would cost N² frames); 0: every room announces.
+   */
+  PRESENCE_ANNOUNCE_MAX_MEMBERS: env.nonNegativeInt(200, 1_000_000),
   /** Entries kept in each room's log (approximately: trimmed in blocks). */
   HISTORY_MAX_ENTRIES: env.positiveInt(1000, 1_000_000),
   /** Log entries older than this are trimmed; 0 keeps them however old. */

@@ -1,5 +1,8 @@
 import { execBySlot, mgetBySlot, presenceKeys, type Logger, type RedisClient, type SlotCommand, type User } from "@chat/shared";
 import { parseUser, reapDeadInstances, type PresenceKeys } from "./presence-reaper.js";
+import { RoomViews, usersOf, type RoomView, type RosterEntry } from "./room-views.js";
+
+export { usersOf, type RoomView, type RosterEntry };
 
 export interface PresenceOptions {
   /**
@@ -15,10 +18,18 @@ export interface PresenceOptions {
   prefix?: string;
   /**
    * A user of a pod that died (its liveness key expired) is no longer in `room` on any live pod.
-   * Called on one pod only, once per user and room, cluster-wide.
+   * Called on one pod only, once per user and room, cluster-wide. `announce`: the room is small
+   * enough for its leaves to be announced (`announceMaxMembers`).
    * @default nothing
    */
-  onExpired?: (room: string, user: User) => void;
+  onExpired?: (room: string, user: User, announce: boolean) => void;
+  /**
+   * Rooms with more members than this do not announce joins and leaves, list this many members in
+   * a join ack, and share one roster read per second per pod among their joins and leaves
+   * (room-views.ts). 0: every room announces.
+   * @default 200
+   */
+  announceMaxMembers?: number;
   /**
    * Called each time presence writes its entries again (Redis may have lost them): what else this
    * pod keeps in Redis (its connection counts) is written again too.
@@ -37,17 +48,13 @@ export interface Presence {
   roster(room: string): Promise<Map<string, RosterEntry>>;
   /** Every user in `room` on any live pod, sorted by name. */
   members(room: string): Promise<User[]>;
+  /** `room` as a join or a leave sees it: exact when small, a shared snapshot when big (room-views.ts). */
+  view(room: string): Promise<RoomView>;
   /** Rooms with at least one local member. */
   localRooms(): number;
   /** The pod instances among `ids` whose liveness key is there (this one always is). */
   liveInstances(ids: string[]): Promise<Set<string>>;
   close(): Promise<void>;
-}
-
-export interface RosterEntry {
-  user: User;
-  /** How many pod instances the user is connected to the room from. */
-  instances: number;
 }
 
 /** A pod's room list outlives it by a day at most, should no pod ever be left to reap it. */
@@ -76,7 +83,8 @@ class PodPresence implements Presence {
   private readonly myRooms: string;
   private readonly ttlSeconds: number;
   private readonly roomTtl: number;
-  private readonly onExpired: (room: string, user: User) => void;
+  private readonly onExpired: (room: string, user: User, announce: boolean) => void;
+  private readonly views: RoomViews;
   private readonly onResync: () => void;
   private readonly timer?: NodeJS.Timeout;
   /** Bound once: it is a `ready` listener, removed again on close. */
@@ -86,8 +94,9 @@ class PodPresence implements Presence {
     private readonly redis: RedisClient | undefined,
     private readonly instanceId: string,
     private readonly log: Logger,
-    { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined, onResync = () => undefined }: PresenceOptions,
+    { ttlSeconds = 30, prefix = "chat", onExpired = () => undefined, onResync = () => undefined, announceMaxMembers = 200 }: PresenceOptions,
   ) {
+    this.views = new RoomViews((room) => this.roster(room), { announceMaxMembers });
     this.keys = presenceKeys(prefix);
     this.myRooms = this.keys.roomsOf(instanceId);
     this.ttlSeconds = ttlSeconds;
@@ -148,13 +157,19 @@ class PodPresence implements Presence {
     }
     const registered = replies.at(-1);
     if (!Array.isArray(registered)) return;
+    // Who is still in each room, read exactly (not a snapshot): its size says whether leaves are announced.
+    const sizes = new Map<string, number>();
     await reapDeadInstances({
       redis,
       keys,
       registered: registered as string[],
       self: instanceId,
-      present: (room) => this.roster(room),
-      onLeave: this.onExpired,
+      present: async (room) => {
+        const roster = await this.roster(room);
+        sizes.set(room, roster.size);
+        return roster;
+      },
+      onLeave: (room, user) => this.onExpired(room, user, this.views.announces(sizes.get(room) ?? 0)),
       log: this.log,
     });
   }
@@ -193,6 +208,10 @@ class PodPresence implements Presence {
 
   async members(room: string): Promise<User[]> {
     return usersOf(await this.roster(room));
+  }
+
+  view(room: string): Promise<RoomView> {
+    return this.views.view(room);
   }
 
   localRooms(): number {
@@ -258,9 +277,4 @@ class PodPresence implements Presence {
     await execBySlot(redis, commands);
     this.local.clear();
   }
-}
-
-/** The users of a roster, sorted by name. */
-export function usersOf(roster: Map<string, RosterEntry>): User[] {
-  return [...roster.values()].map((entry) => entry.user).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
 }

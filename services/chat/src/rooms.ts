@@ -21,18 +21,18 @@ import { dmRefusal, isDmRoom, type DmDirectory } from "./dms.js";
 import type { Handler } from "./events.js";
 import { reservedRoom } from "./identity.js";
 import type { ChatMetrics } from "./metrics.js";
-import { usersOf, type Presence } from "./presence.js";
+import type { Presence } from "./presence.js";
 import type { ChatSocket } from "./socket-types.js";
 
 /** What leaving a room needs: presence, to tell whether the user is gone, and a log for failures. */
 export interface LeaveDeps {
-  presence: Pick<Presence, "remove" | "roster">;
+  presence: Pick<Presence, "remove" | "view">;
   log: Logger;
 }
 
 /** What the room handlers use. */
 export interface RoomDeps extends LeaveDeps {
-  presence: Pick<Presence, "add" | "remove" | "roster">;
+  presence: Pick<Presence, "add" | "remove" | "view">;
   /** Every room's log, read on join (the catch-up, the user's read state) and by `history`. */
   history: Pick<RoomLog, "read" | "readState">;
   /** Who may join each direct-message room (dms.ts). */
@@ -132,10 +132,10 @@ async function joinRoom(deps: RoomDeps, socket: ChatSocket, room: string, since:
   // The socket is in the room before the log is read: a message appended meanwhile is both
   // in what is read and delivered live, and the client drops the duplicate by id.
   const readCaps = { maxBytes: config.CATCH_UP_MAX_BYTES };
-  let roster, history, readState;
+  let view, history, readState;
   try {
-    [roster, history, readState] = await Promise.all([
-      presence.roster(room),
+    [view, history, readState] = await Promise.all([
+      presence.view(room),
       since !== undefined
         ? roomLog.read(room, { after: since, limit: config.CATCH_UP_MAX_ENTRIES, ...readCaps })
         : roomLog.read(room, { limit: config.HISTORY_ON_JOIN, ...readCaps }),
@@ -148,11 +148,20 @@ async function joinRoom(deps: RoomDeps, socket: ChatSocket, room: string, since:
     metrics.catchUps.inc();
     metrics.replayed.inc(history.entries.length);
   }
-  if (first && (roster.get(user.id)?.instances ?? 1) === 1) {
+  // In a big room nobody hears about a join: it would cost every member a frame (room-views.ts).
+  if (first && view.announce && (view.roster.get(user.id)?.instances ?? 1) === 1) {
     socket.to(room).emit("presence", { room, user, action: "join" } satisfies PresenceEvent);
   }
   const { lastRead, unread } = readState;
-  return ok({ room, members: usersOf(roster), messages: history.entries, ...status(history), ...(lastRead && { lastRead }), unread });
+  return ok({
+    room,
+    members: view.listed(),
+    memberCount: view.roster.size,
+    messages: history.entries,
+    ...status(history),
+    ...(lastRead && { lastRead }),
+    unread,
+  });
 }
 
 /**
@@ -233,7 +242,9 @@ export async function leaveAndAnnounce({ presence, log }: LeaveDeps, socket: Cha
   const user = socket.data.user;
   try {
     if (!(await presence.remove(room, user))) return;
-    if ((await presence.roster(room)).has(user.id)) return;
+    const view = await presence.view(room);
+    // A big room's leaves are not announced, as its joins are not (room-views.ts).
+    if (!view.announce || view.roster.has(user.id)) return;
   } catch (err) {
     // The entry expires with this pod's liveness key, or is rewritten correctly on reconnect.
     log.debug({ sid: socket.id, err: (err as Error).message }, "presence removal failed");

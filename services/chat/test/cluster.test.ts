@@ -77,9 +77,10 @@ describe.each(cases)("3 chat processes on %s Redis, %s bus", (engine, mode) => {
     expect(typeof sample.ts).toBe("number");
   });
 
-  it("lists the members of every pod in the join ack", async () => {
-    const ack: Ack<{ members: { id: string }[] }> = await clients[0]!.emitWithAck("join", { room: "town-square" });
-    expect(ack.ok && ack.members.length).toBe(CLIENTS);
+  it("counts the members of every pod in the join ack, and lists the first 200 of them (a big room: PRESENCE_ANNOUNCE_MAX_MEMBERS)", async () => {
+    const ack: Ack<{ members: { id: string }[]; memberCount: number }> = await clients[0]!.emitWithAck("join", { room: "town-square" });
+    expect(ack.ok && [ack.memberCount, ack.members.length]).toEqual([CLIENTS, 200]);
+    expect(ack.ok && new Set(ack.members.map((m) => Number(m.id.slice("user-".length)) % 3))).toEqual(new Set([0, 1, 2]));
   });
 });
 

@@ -106,3 +106,43 @@ describe.each(REDIS_ENGINES)("presence across pods, on %s Redis", (engine) => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("bad_request");
   });
 });
+
+describe("presence in a big room (more than PRESENCE_ANNOUNCE_MAX_MEMBERS members)", () => {
+  let redis: RedisEngine;
+  let pods: ServiceProcess[];
+
+  beforeAll(async () => {
+    redis = await startRedisEngine("standalone");
+    const env = { ...redis.env, PRESENCE_ANNOUNCE_MAX_MEMBERS: "2" };
+    pods = await Promise.all([0, 1].map((i) => startService("chat", { pod: `big-${i}`, env })));
+  });
+
+  afterAll(async () => {
+    closeAllClients();
+    await stopAllServices();
+    await redis?.dispose();
+  });
+
+  it("announces no join or leave once the room is big, and its join ack lists the first members by name with the total in memberCount", async () => {
+    const [ann, bob, cat, dan] = await Promise.all(["ann", "bob", "cat", "dan"].map((name, i) => connectClient(pods[i % 2]!.url, name)));
+    const heard = record<PresenceEvent>(ann!, "presence");
+    const got = record<{ text: string }>(ann!, "message");
+    await ann!.emitWithAck("join", { room: "crowd" });
+    const second: Ack<{ members: User[]; memberCount: number }> = await bob!.emitWithAck("join", { room: "crowd" });
+    expect(second.ok && [second.members.map((m) => m.name), second.memberCount]).toEqual([["ann", "bob"], 2]);
+    await waitFor(() => heard.length === 1, { what: "ann to hear bob join (two members: a small room)" });
+    const third: Ack<{ members: User[]; memberCount: number }> = await dan!.emitWithAck("join", { room: "crowd" });
+    expect(third.ok && [third.members.map((m) => m.name), third.memberCount]).toEqual([["ann", "bob"], 3]);
+    const fourth: Ack<{ members: User[]; memberCount: number }> = await cat!.emitWithAck("join", { room: "crowd" });
+    expect(fourth.ok && fourth.memberCount).toBeGreaterThanOrEqual(3);
+    await dan!.emitWithAck("leave", { room: "crowd" });
+    // Cat's message is the marker: sent after the joins and the leave were acked, it reaches ann
+    // after any announcement of them would have.
+    await cat!.emitWithAck("message", { room: "crowd", text: "marker" });
+    await waitFor(() => got.some((m) => m.text === "marker"), { what: "ann to receive cat's marker" });
+    expect(heard.map((e) => `${e.user.name} ${e.action}`)).toEqual(["bob join"]);
+    // The full list stays one request away.
+    const res = await fetch(`${pods[0]!.url}/v1/rooms/crowd/members`);
+    expect(((await res.json()) as { members: User[] }).members.map((m) => m.name)).toEqual(["ann", "bob", "cat"]);
+  });
+});

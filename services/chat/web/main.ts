@@ -212,10 +212,11 @@ function connect(name: string): ChatClient {
     }
   });
   next.on("slow_consumer", () => notice("This page fell behind the room (a slow link?): reconnecting and catching up."));
-  next.on("joined", ({ room, members }) => {
+  next.on("joined", ({ room, members, memberCount }) => {
     const state = rooms.get(room);
     if (!state) return;
     state.members = new Map(members.map((u) => [u.id, u]));
+    state.memberCount = memberCount;
     if (state === current) renderMembers();
   });
   next.socket.on("connect_error", (err: Error & { data?: { code?: string } }) => {
@@ -249,6 +250,7 @@ function connect(name: string): ChatClient {
     if (!state) return;
     if (event.action === "join") state.members.set(event.user.id, event.user);
     else state.members.delete(event.user.id);
+    state.memberCount = state.members.size;
     if (state !== current) return;
     renderMembers();
     notice(`${event.user.name} ${event.action === "join" ? "joined" : "left"}`);

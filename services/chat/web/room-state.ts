@@ -25,6 +25,8 @@ export interface RoomState {
   startReached: boolean;
   loadingOlder: boolean;
   members: Map<string, User>;
+  /** Members in all: more than `members` holds in a big room, whose joins and leaves are not announced. */
+  memberCount: number;
   typing: Map<string, { user: User; timer: ReturnType<typeof setTimeout> }>;
 }
 
@@ -43,6 +45,7 @@ export function roomState(room: string, label = `#${room}`): RoomState {
       startReached: false,
       loadingOlder: false,
       members: new Map(),
+      memberCount: 0,
       typing: new Map(),
     };
     rooms.set(room, state);

@@ -42,8 +42,12 @@ export function renderSidebar(actions: SidebarActions): void {
 }
 
 export function renderMembers(actions: SidebarActions): void {
-  const users = [...(actions.current()?.members.values() ?? [])];
+  const state = actions.current();
+  const users = [...(state?.members.values() ?? [])];
   for (const user of users) seen(user);
+  // A big room lists only its first members, and does not announce joins and leaves.
+  const others = (state?.memberCount ?? 0) - users.length;
+  const more = others > 0 ? [Object.assign(document.createElement("li"), { className: "more", textContent: `and ${others} more` })] : [];
   memberList.replaceChildren(
     ...users
       .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
@@ -57,5 +61,6 @@ export function renderMembers(actions: SidebarActions): void {
         li.append(dm);
         return li;
       }),
+    ...more,
   );
 }

@@ -4,6 +4,7 @@ import { LOG_START } from "@chat/shared/log-id";
 import { SLOW_CONSUMER_CLOSE } from "@chat/shared/close-codes";
 import type { Ack, ChatMessage, DmEvent, HistoryAck, JoinAck, PresenceEvent, ReadEvent, RoomSummary, SessionEnded, TypingEvent, User } from "@chat/shared";
 import { AMEND_EVENTS, type MessageDeletedEvent, type MessageEditedEvent } from "./conversations.js";
+import { retryDelay } from "./backoff.js";
 import { RoomSequencer } from "./sequencer.js";
 import { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
@@ -11,6 +12,7 @@ export type { ChatMessage, PresenceEvent, SessionEnded, User };
 export type { DmEvent, ReadEvent, RoomSummary, TypingEvent } from "@chat/shared";
 export type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 export { RoomSequencer, type SequencedEntry, type Verdict } from "./sequencer.js";
+export { retryDelay, type RetryBackoff } from "./backoff.js";
 export { ChatError, type ChatClientOptions, type ClientEvents, type HistoryEntry, type HistoryPage, type JoinResult, type Notification } from "./types.js";
 
 /** Entries per `history` page while catching up: the protocol's maximum. */
@@ -78,9 +80,14 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     socket.on("shutdown", () => (this.draining = true));
     // A refusal by the server stops socket.io-client's own reconnecting; the ones that waiting
     // cures (a draining pod, Redis briefly unreachable) are tried again after `retryAfterMs`.
+    // Jittered (backoff.ts): the clients a storm refused together must not all come back together.
+    let refusals = 0;
+    socket.on("connect", () => (refusals = 0));
     socket.on("connect_error", (err: Error & { data?: { code?: string; retryAfterMs?: number } }) => {
       if (err.data?.code !== "unavailable" && err.data?.code !== "rate_limited") return;
-      this.retry = setTimeout(() => socket.connect(), err.data.retryAfterMs ?? 1000);
+      const wait = retryDelay(refusals++, err.data.retryAfterMs, options.retryBackoff);
+      this.emitReserved("retrying", { code: err.data.code, delayMs: wait });
+      this.retry = setTimeout(() => socket.connect(), wait);
     });
     socket.on("session_ended", (ended: SessionEnded) => {
       this.ended = ended;
@@ -255,9 +262,11 @@ export class ChatClient extends Emitter<Record<string, never>, Record<string, ne
     }
     deliverAll(state.seq.finishCatchUp());
     const complete = since !== undefined ? !gap : ack.complete;
-    this.emitReserved("joined", { room, members: ack.members, complete });
+    // A server from before `memberCount` listed every member.
+    const memberCount = ack.memberCount ?? ack.members.length;
+    this.emitReserved("joined", { room, members: ack.members, memberCount, complete });
     const read = { ...(ack.lastRead !== undefined && { lastRead: ack.lastRead }), ...(ack.unread !== undefined && { unread: ack.unread }) };
-    return { members: ack.members, entries: delivered, complete, ...read };
+    return { members: ack.members, memberCount, entries: delivered, complete, ...read };
   }
 
   async leave(room: string): Promise<void> {

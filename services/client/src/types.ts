@@ -1,5 +1,6 @@
 import type { ManagerOptions, SocketOptions } from "socket.io-client";
 import type { ChatMessage, DmEvent, PresenceEvent, ProtocolError, ReadEvent, SessionEnded, TypingEvent, User } from "@chat/shared";
+import type { RetryBackoff } from "./backoff.js";
 import type { MessageDeletedEvent, MessageEditedEvent } from "./conversations.js";
 
 // The client's public types, apart from the class that uses them.
@@ -22,6 +23,13 @@ export interface ChatClientOptions {
    * @default 5000
    */
   ackTimeoutMs?: number;
+  /**
+   * How a connection the server refused with `unavailable` or `rate_limited` is tried again: after
+   * its `retryAfterMs`, plus a random extra in a window of `baseMs` that doubles with each refusal
+   * in a row, up to `maxMs` (services/client/README.md, "Reconnect storms").
+   * @default { baseMs: 1000, maxMs: 30000, random: Math.random }
+   */
+  retryBackoff?: RetryBackoff;
   /** More socket.io-client options. `transports` defaults to `["websocket", "polling"]`. */
   socket?: Partial<ManagerOptions & SocketOptions>;
 }
@@ -72,9 +80,13 @@ export interface ClientEvents {
   gap: (info: { room: string }) => void;
   /**
    * A join (yours, or a re-join after a reconnect) answered and its catch-up delivered, paged to
-   * the end: the members as of now; `complete` is false only after a `gap`.
+   * the end: the members as of now; `complete` is false only after a `gap`. `memberCount` is how
+   * many members there are: more than `members.length` in a big room, whose ack lists only the
+   * first ones and whose joins and leaves are not announced (no `presence`; docs/protocol.md).
    */
-  joined: (info: { room: string; members: User[]; complete: boolean }) => void;
+  joined: (info: { room: string; members: User[]; memberCount: number; complete: boolean }) => void;
+  /** The server refused the connection (`unavailable`, `rate_limited`): the client connects again in `delayMs`. */
+  retrying: (info: { code: string; delayMs: number }) => void;
   /** Online again and every room re-synced; `false` while reconnecting. */
   status: (online: boolean) => void;
   /**
@@ -102,7 +114,10 @@ export interface ClientEvents {
 }
 
 export interface JoinResult {
+  /** Sorted by name; in a big room only the first ones (see `memberCount`). */
   members: User[];
+  /** How many members the room has (more than `members.length` in a big room). */
+  memberCount: number;
   /** The messages and room notifications this call delivered, oldest first. */
   entries: (ChatMessage | Notification | MessageEditedEvent | MessageDeletedEvent)[];
   /**

@@ -177,7 +177,12 @@ export interface ReadStatus {
  * The `join` ack. `lastRead` (the user's read marker, when set) and `unread` (entries after it,
  * at most `UNREAD_CAP`) came with issue 19: older servers leave them out.
  */
-export type JoinAck = { room: string; members: User[]; messages: ReplayedEntry[]; lastRead?: string; unread?: number } & ReadStatus;
+/**
+ * `members`: sorted by name; all of them unless the room is big (more than the server's
+ * PRESENCE_ANNOUNCE_MAX_MEMBERS), then the first ones. `memberCount`: how many there are in all
+ * (servers before it did not send it, and listed every member).
+ */
+export type JoinAck = { room: string; members: User[]; memberCount?: number; messages: ReplayedEntry[]; lastRead?: string; unread?: number } & ReadStatus;
 
 /** The `history` ack. */
 export type HistoryAck = { room: string; messages: ReplayedEntry[] } & ReadStatus;
