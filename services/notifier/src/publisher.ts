@@ -122,7 +122,8 @@ export function createPublisher(redis: Redis | Cluster, { dedupeWindowSeconds, r
    * connections: a pipeline may hold one master's commands only, and two masters' publishes could
    * reach a pod in either order. So events go out in runs: consecutive user and broadcast events
    * whose keys live on one master share a pipeline, and a run (or a room event) is sent only once
-   * the one before it is answered, which keeps the stream's order across targets.
+   * the one before it is answered. That keeps each target's order, and the order across targets in
+   * all but a race: two masters reach a pod over two connections, and nothing orders their bytes there.
    */
   async function publishManyOnCluster(events: NotifierEvent[]): Promise<(boolean | Error)[]> {
     const results: Promise<boolean | Error>[] = [];

@@ -208,7 +208,7 @@ describe.each(cases)("notifications through both intakes, to 2 chat pods, on %s 
     expect(inboxes.n1.find((n) => n.eventId === "stream-all")).toMatchObject({ data: true });
   });
 
-  it("keeps a stream's order across targets: a member sees room, user and broadcast entries in the order they were added", async () => {
+  it("keeps a stream's order: a member sees room, user and broadcast entries in the order they were added (on a cluster, each target's in order)", async () => {
     // One MULTI, so the notifier reads them in one batch, where room events take their own path.
     const targets = [{ user: "ann" }, { room: "room-a" }, { broadcast: "1" }];
     const ids = Array.from({ length: 30 }, (_, i) => `order-${i}`);
@@ -216,6 +216,18 @@ describe.each(cases)("notifications through both intakes, to 2 chat pods, on %s 
     for (const [i, id] of ids.entries()) tx.xadd(STREAM, "*", ...Object.entries({ ...targets[i % 3]!, type: "t", data: String(i), id }).flat());
     await tx.exec();
     await waitFor(() => ids.every((id) => inboxes.a0.some((n) => n.eventId === id)), { what: "the 30 entries at a0" });
-    expect(inboxes.a0.map((n) => n.eventId).filter((id) => id.startsWith("order-"))).toEqual(ids);
+    const seen = inboxes.a0.map((n) => n.eventId).filter((id) => id.startsWith("order-"));
+    if (engine !== "cluster") {
+      expect(seen).toEqual(ids);
+      return;
+    }
+    // On a cluster the three targets' channels live on different masters, and each master reaches a
+    // pod over a connection of its own: the notifier sends a run only once the one before it is
+    // answered, but nothing orders two connections' bytes inside the pod (a CI run once saw two swap).
+    // What holds there is each target's own order (README, Message bus).
+    for (const target of [0, 1, 2]) {
+      const mine = ids.filter((_, i) => i % 3 === target);
+      expect(seen.filter((id) => mine.includes(id))).toEqual(mine);
+    }
   });
 });
