@@ -159,17 +159,33 @@ describe("webhooks across 3 chat pods and 2 notifiers, to a receiver that fails,
   }, 240_000);
 
   it("dead-letters what an endpoint refuses, and replays it to that endpoint alone with the original ids", async () => {
-    await waitFor(async () => (await client.xlen("chat:webhooks:dead")) > 0, { timeoutMs: 30_000, what: "dead letters for /gone" });
-    const dead = ((await client.xrange("chat:webhooks:dead", "-", "+")) as StreamEntry[]).map(([, f]) => ({
-      url: fieldOf(f, "url"),
-      id: fieldOf(f, "id")!,
-      reason: fieldOf(f, "reason"),
-    }));
+    const deadLetters = async () =>
+      ((await client.xrange("chat:webhooks:dead", "-", "+")) as StreamEntry[]).map(([, f]) => ({
+        url: fieldOf(f, "url"),
+        id: fieldOf(f, "id")!,
+        reason: fieldOf(f, "reason"),
+      }));
+    // Letters from the test before (tries run out during the receiver's outage) may already be
+    // there: wait for /gone's own refusal, not for the stream to be non-empty.
+    await waitFor(async () => (await deadLetters()).some((d) => d.reason === "HTTP 410"), { timeoutMs: 30_000, what: "/gone's 410 dead-lettered" });
+    const dead = await deadLetters();
     // Only /gone refuses; its letters say why (a 410, or the tries it ran out of while the receiver
     // was down in the test before).
     expect(dead.every((d) => d.url === `${receiver.url}/gone`)).toBe(true);
     expect(dead.some((d) => d.reason === "HTTP 410")).toBe(true);
     const hookCounts = () => at("/hook").flatMap((r) => r.events.map((e) => e.id)).length;
+    // Retries for /hook from the tests before (its receiver failed, hung and went down) may still be
+    // on their way: count once its consumer group has read everything and has nothing pending.
+    const hookGroup = `webhooks:${endpointId(`${receiver.url}/hook`)}`;
+    await waitFor(
+      async () => {
+        const groups = (await client.xinfo("GROUPS", "chat:webhooks")) as unknown[][];
+        const fields = groups.map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [String(g[2 * i]), g[2 * i + 1]])));
+        const mine = fields.find((g) => g.name === hookGroup);
+        return mine !== undefined && mine.pending === 0 && mine.lag === 0;
+      },
+      { timeoutMs: 30_000, what: "/hook's deliveries settled" },
+    );
     const before = hookCounts();
 
     goneFixed = true;

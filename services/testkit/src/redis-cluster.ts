@@ -54,10 +54,18 @@ export async function startRedisCluster({
   const cli = (port: number, ...args: string[]) => run("redis-cli", ["-p", String(port), ...args]).then((r) => r.stdout);
   try {
     for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
-      const busPort = await freePort();
-      const args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPort)];
-      args.push("--cluster-require-full-coverage", requireFullCoverage ? "yes" : "no");
-      nodes.push(await startRedis({ args: [...args, "--cluster-node-timeout", String(nodeTimeoutMs)] }));
+      // The bus port, like the server's, may be taken between freePort() and the bind: try fresh ones.
+      for (let attempt = 1; ; attempt++) {
+        const busPort = await freePort();
+        const args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPort)];
+        args.push("--cluster-require-full-coverage", requireFullCoverage ? "yes" : "no");
+        try {
+          nodes.push(await startRedis({ args: [...args, "--cluster-node-timeout", String(nodeTimeoutMs)] }));
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
+        }
+      }
     }
     const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
     await run("redis-cli", ["--cluster", "create", ...addresses, "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"]);

@@ -28,9 +28,9 @@ export interface RedisServer {
 }
 
 export async function startRedis({ aof = false, password, args = [] }: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = await freePort();
+  let port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "chat-redis-"));
-  const argv = [
+  const argvFor = (port: number) => [
     "--port",
     String(port),
     "--bind",
@@ -45,6 +45,7 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
     ...(password ? ["--requirepass", password] : []),
     ...args,
   ];
+  let argv = argvFor(port);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -58,7 +59,13 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
     const failed = new Promise<never>((_, reject) =>
       proc.once("error", (err) => reject(new Error(`cannot start redis-server (is it on PATH?): ${err.message}`))),
     );
-    await Promise.race([failed, waitFor(() => ping(port, password), { timeoutMs: 30_000, what: () => `redis-server on port ${port}\n${output}` })]);
+    // A server that exits at once (a port taken since freePort() found it free) fails the start now,
+    // rather than after the 30 s wait for an answer.
+    const died = new Promise<never>((_, reject) =>
+      proc.once("exit", (code) => reject(new Error(`redis-server on port ${port} exited (${code}) before answering\n${output}`))),
+    );
+    died.catch(() => undefined);
+    await Promise.race([failed, died, waitFor(() => ping(port, password), { timeoutMs: 30_000, what: () => `redis-server on port ${port}\n${output}` })]);
   }
 
   async function stop({ kill = false } = {}): Promise<void> {
@@ -67,7 +74,18 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
     await exited;
   }
 
-  await start();
+  // freePort() closes the port it found before redis-server binds it: another test may take it in
+  // between (or a cluster node's bus port may be that number). Try a few fresh ports then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
+      port = await freePort();
+      argv = argvFor(port);
+    }
+  }
   return {
     port,
     url: password ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
