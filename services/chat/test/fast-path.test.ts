@@ -7,7 +7,7 @@ import { createLogger } from "@chat/shared";
 import { connectRawClient, waitFor, type RawClient } from "@chat/testkit";
 import { coalesceWrites } from "../src/coalesce.js";
 import { fastPaths } from "../src/compat/index.js";
-import { attachFanout } from "../src/fanout.js";
+import { attachFanout, type FanoutOptions } from "../src/fanout.js";
 
 /**
  * The fast paths (direct fan-out writes, coalesced writes) must put on the wire exactly what
@@ -35,12 +35,12 @@ afterEach(async () => {
   await Promise.all(pods.splice(0).map((p) => new Promise<void>((resolve, reject) => void p.io.close(() => resolve()).catch(reject))));
 });
 
-async function startPod(fast: boolean, options: Partial<ServerOptions> = {}): Promise<Pod> {
+async function startPod(fast: boolean, options: Partial<ServerOptions> = {}, fanout: FanoutOptions = {}): Promise<Pod> {
   const http = createServer();
   const io = new Server(http, options);
   const direct = { count: 0 };
   if (fast) {
-    expect(attachFanout(io.of("/").adapter, { direct: true, observe: (_e, _p, _r, written) => void (direct.count += written) })).toBe(true);
+    expect(attachFanout(io.of("/").adapter, { direct: true, observe: (_e, _p, _r, written) => void (direct.count += written), ...fanout })).toBe(true);
     coalesceWrites(io);
   }
   io.on("connection", (socket) => {
@@ -170,5 +170,35 @@ describe("the fast paths against the public path, byte for byte", () => {
 
   it("give a recipient that stops reading mid-burst and reads again the same frames, in the same order", async () => {
     await compare(["slow", "websocket"]);
+  });
+
+  it("keep a broadcast started during another's walk apart from it: every recipient gets each of the two once", async () => {
+    // The budget check runs for a public-path recipient in the middle of the walk; here it starts
+    // a second broadcast there, as a close handler that emits would.
+    let nested = false;
+    const pod: Pod = await startPod(
+      true,
+      {},
+      {
+        overBudget: () => {
+          if (!nested) {
+            nested = true;
+            pod.io.to("r").emit("inner", "i");
+          }
+          return false;
+        },
+      },
+    );
+    const clients: { packets: unknown[] }[] = [];
+    for (const kind of ["websocket", "polling", "websocket"] as const) clients.push(await officialClient(pod, kind));
+    pod.io.to("r").emit("outer", "o");
+    const got = (c: { packets: unknown[] }, event: string) => c.packets.filter((p) => typeof p === "string" && p.startsWith(`2["${event}"`));
+    await waitFor(() => clients.every((c) => got(c, "outer").length >= 1 && got(c, "inner").length >= 1), { what: "every client to get both broadcasts" });
+    expect(nested).toBe(true);
+    for (const c of clients) {
+      expect(got(c, "outer")).toEqual(['2["outer","o"]']);
+      expect(got(c, "inner")).toEqual(['2["inner","i"]']);
+    }
+    expect(pod.direct.count).toBeGreaterThan(0);
   });
 });

@@ -9,14 +9,18 @@ export interface Recipient {
   client?: { conn?: EngineConn };
 }
 
-/** One broadcast as the in-memory adapter runs it: one encode, then one walk over the recipients. */
-export interface BroadcastHooks {
+/**
+ * One broadcast as the in-memory adapter runs it: one encode, then one walk over the recipients.
+ * `encoded` returns this broadcast's own state, handed to its `deliver` and `done` calls only, so a
+ * broadcast started inside another's walk (a close handler that emits) cannot mix with it.
+ */
+export interface BroadcastHooks<B> {
   /** After `_encode`, with the packet and the options every recipient gets (`wsPreEncodedFrame`). */
-  encoded(packet: { data?: unknown[]; id?: number }, opts: { volatile?: boolean; wsPreEncodedFrame?: Buffer[] }): void;
+  encoded(packet: { data?: unknown[]; id?: number }, opts: { volatile?: boolean; wsPreEncodedFrame?: Buffer[] }): B;
   /** Per recipient, before the adapter's own callback; return true when it was delivered here. */
-  deliver(socket: Recipient): boolean;
+  deliver(broadcast: B, socket: Recipient): boolean;
   /** After the walk. */
-  done(): void;
+  done(broadcast: B): void;
 }
 
 interface AdapterInternals {
@@ -64,7 +68,7 @@ function singleRoomIds(adapter: AdapterInternals, opts: ApplyOptions | undefined
  * encode (fetchSockets, socketsJoin) runs untouched, and an encode left unconsumed expires at the
  * next microtask, before any other broadcast can start.
  */
-export function hookBroadcasts(adapter: unknown, hooks: BroadcastHooks): boolean {
+export function hookBroadcasts<B>(adapter: unknown, hooks: BroadcastHooks<B>): boolean {
   const target = adapter as AdapterInternals;
   // The originals are called with `.call(this, …)` from the wrappers below, never unbound.
   // eslint-disable-next-line @typescript-eslint/unbound-method
@@ -72,30 +76,31 @@ export function hookBroadcasts(adapter: unknown, hooks: BroadcastHooks): boolean
   // eslint-disable-next-line @typescript-eslint/unbound-method
   const apply = target.apply;
   if (typeof encode !== "function" || typeof apply !== "function") return false;
-  let armed = false;
-  const disarm = () => void (armed = false);
+  // The state of the broadcast whose encode ran last and whose walk has not started yet.
+  let armed: { state: B } | undefined;
+  const disarm = () => void (armed = undefined);
   target._encode = function (this: AdapterInternals, packet, opts) {
     const encoded = encode.call(this, packet, opts);
-    hooks.encoded(packet as never, opts ?? {});
-    armed = true;
+    armed = { state: hooks.encoded(packet as never, opts ?? {}) };
     queueMicrotask(disarm);
     return encoded;
   };
   target.apply = function (this: AdapterInternals, opts, callback) {
     if (!armed) return apply.call(this, opts, callback);
-    armed = false;
+    const { state } = armed;
+    armed = undefined;
     const single = singleRoomIds(this, opts as ApplyOptions | undefined);
     if (single) {
       for (const id of single.ids) {
         const socket = single.sockets.get(id);
-        if (socket && !hooks.deliver(socket)) callback(socket);
+        if (socket && !hooks.deliver(state, socket)) callback(socket);
       }
     } else {
       apply.call(this, opts, (socket) => {
-        if (!hooks.deliver(socket)) callback(socket);
+        if (!hooks.deliver(state, socket)) callback(socket);
       });
     }
-    hooks.done();
+    hooks.done(state);
   };
   return true;
 }
