@@ -44,7 +44,7 @@ async function startPod(fast: boolean, options: Partial<ServerOptions> = {}): Pr
     coalesceWrites(io);
   }
   io.on("connection", (socket) => {
-    void socket.join("r");
+    void socket.join(["r", "r2"]);
     socket.on("join", (_payload: unknown, ack?: (x: unknown) => void) => ack?.({ ok: true }));
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
@@ -80,6 +80,10 @@ async function script(pod: Pod, slow?: () => { pause(): void; resume(): void }):
     if (i === 40) slow?.().resume();
     pod.io.to("r").emit("text", { i, pad: "é".repeat((i * 37) % 1500) });
     if (i % 5 === 0) pod.io.to("r").emit("bin", Buffer.from([i, 0, 255, i]), { i });
+    // Broadcasts other than "one room, nobody left out" take the adapter's own walk: two rooms
+    // with the same members (each recipient once), and an exception that leaves out nobody.
+    if (i % 6 === 0) pod.io.to(["r", "r2"]).emit("two", i);
+    if (i % 6 === 3) pod.io.to("r").except("nobody").emit("except", i);
     if (i % 3 === 0) for (const s of sockets) s.emit("own", i);
     if (i % 11 === 0)
       pod.io
@@ -110,8 +114,8 @@ async function run(
   const slowIndex = kinds.indexOf("slow");
   const slow = slowIndex >= 0 ? () => (official[slowIndex]!.socket.io.engine.transport as unknown as { ws: { pause(): void; resume(): void } }).ws : undefined;
   await script(pod, slow);
-  // 60 texts, 12 binaries (+ their attachments), 20 own, 6 asks, 9 volatile.
-  const expected = 60 + 12 * 2 + 20 + 6 + 9;
+  // 60 texts, 12 binaries (+ their attachments), 10 to two rooms, 10 with an exception, 20 own, 6 asks, 9 volatile.
+  const expected = 60 + 12 * 2 + 10 + 10 + 20 + 6 + 9;
   await waitFor(() => official.every((c) => c.packets.length >= expected + 1) && raw.frames.length - start >= expected, {
     timeoutMs: 15_000,
     what: () => `every client to get ${expected} packets (got ${official.map((c) => c.packets.length)}, raw ${raw.frames.length - start})`,
