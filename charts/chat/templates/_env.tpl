@@ -141,6 +141,7 @@ MAX_HTTP_BUFFER_SIZE: {{ $c.maxHttpBufferSize | int64 | quote }}
 MAX_CLIENT_BUFFER_BYTES: {{ $c.maxClientBufferBytes | int64 | quote }}
 FAST_PATH: {{ $c.fastPath | quote }}
 PRESENCE_TTL_SECONDS: {{ $c.presenceTtlSeconds | int64 | quote }}
+PRESENCE_ANNOUNCE_MAX_MEMBERS: {{ $c.presenceAnnounceMaxMembers | int64 | quote }}
 HISTORY_ON_JOIN: {{ $c.historyOnJoin | int64 | quote }}
 CLIENT_MSG_ID_TTL_SECONDS: {{ $c.clientMsgIdTtlSeconds | int64 | quote }}
 SHUTDOWN_DELAY_SECONDS: {{ $c.shutdownDelaySeconds | int64 | quote }}

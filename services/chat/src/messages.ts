@@ -62,7 +62,7 @@ export function messageHandlers(ctx: MessageDeps): { message: Handler } {
       if (!ctx.busReady()) return unavailable();
       const user = socket.data.user;
       const body = { room, text, user };
-      // Checked in memory before the append, charged after it: only what was stored is counted,
+      // Checked in memory before the append, charged with it: only what was stored is counted,
       // and a refused message costs no Redis work (storage-quota.ts).
       const quota = ctx.limits.storage;
       const spent = quota?.check(user.id, room);
@@ -76,15 +76,16 @@ export function messageHandlers(ctx: MessageDeps): { message: Handler } {
         // Per user, across every pod and connection: a second tab or pod does not double the rate.
         // The limit is counted in the same round trip as the append (room-log.ts).
         const limiter = ctx.limits.messages;
+        // What it stores is charged to the quotas by the same script too, where Redis allows (room-log-append.ts).
+        const charge = quota?.prepare(user.id, room, storedBodyBytes(body));
         const result = limiter
-          ? await ctx.history.appendLimited(room, "message", body, { limiter, key: user.id }, { dedupe })
-          : await ctx.history.append(room, "message", body, { dedupe });
+          ? await ctx.history.appendLimited(room, "message", body, { limiter, key: user.id }, { dedupe, charge })
+          : await ctx.history.append(room, "message", body, { dedupe, charge });
         if ("refused" in result) {
           ctx.metrics.rateLimited.inc({ kind: "message" });
           return rateLimited("messages", result.retryAfterMs);
         }
         const { id, ts, duplicate } = result;
-        if (quota && !duplicate) await quota.charge(user.id, room, storedBodyBytes(body));
         return ok(duplicate ? { id, ts, duplicate } : { id, ts });
       } catch (err) {
         ctx.log.warn({ sid: socket.id, err: (err as Error).message }, "message not stored");

@@ -8,6 +8,7 @@ import { luaScript } from "./lua.js";
 import { tsOf } from "./room-log-read.js";
 import { AMEND_HEAD, guardArgs, type AmendGuard, type AmendRefused, type IdFields } from "./room-log-amend.js";
 import type { RateLimit } from "./rate-limit.js";
+import type { QuotaCharge } from "./storage-quota.js";
 
 /** Makes a retry recognisable: the same `scope` within `ttlSeconds` is appended once. */
 export interface Dedupe {
@@ -29,6 +30,12 @@ export interface AppendOptions {
    * @default false
    */
   reference?: boolean;
+  /**
+   * The storage quotas to charge once the entry is stored (a duplicate or a refused append charges
+   * nothing). On one Redis server the script counts them in the same step; on a Redis Cluster, or
+   * in memory, `charge.charge()` does after the append.
+   */
+  charge?: QuotaCharge;
 }
 
 /** Where an entry's log id goes, as stored in its `f` field (decodeEntry reads it back). */
@@ -60,11 +67,15 @@ export interface AppendResult {
  * - a message is never published without being stored, nor stored without being published;
  * - the bus carries each room's entries in log order (Redis runs scripts one at a time), so every
  *   pod delivers them in that order and `prev` lets a client see a gap;
- * - it costs one round trip, the sender's rate limit included: the script counts the limit's keys
- *   exactly as rate-limiter-flexible does (a fixed window per key: SET NX with the window's
- *   expiry, INCR, PTTL; once the base limit is spent, the burst limit is counted), so both count
- *   the same keys the same way, and a refused message is neither stored nor published. A retry
- *   caught by the dedupe key costs no points.
+ * - it costs one round trip, the sender's rate limit and the storage quotas included: the script
+ *   counts the limit's keys exactly as rate-limiter-flexible does (a fixed window per key: SET NX
+ *   with the window's expiry, INCR, PTTL; once the base limit is spent, the burst limit is
+ *   counted), so both count the same keys the same way, and a refused message is neither stored
+ *   nor published. A retry caught by the dedupe key costs no points. Once the entry is stored it
+ *   adds its bytes to the quota keys (KEYS[5] to KEYS[7], the same SET NX, INCRBY, PTTL as
+ *   rate-limiter-flexible's) and returns what each has used and how long its window has left:
+ *   the pod refuses from memory once one is spent (storage-quota.ts). Measured on 1000 rooms of 2,
+ *   the quotas' three separate EVALSHAs had made a message cost four round trips.
  * The packet is encoded in Node by the bus emitter, with placeholders where the id, the previous
  * id and the timestamp go; the script splices the real values into the msgpack bytes.
  *
@@ -119,21 +130,33 @@ if maxAge > 0 then
   redis.call('PEXPIRE', KEYS[1], maxAge)
 end
 if ttl > 0 then redis.call('SET', KEYS[2], id, 'EX', ttl) end
+local counted = {}
+for k = 5, 4 + tonumber(ARGV[16]) do
+  redis.call('SET', KEYS[k], 0, 'EX', ARGV[15], 'NX')
+  local used = redis.call('INCRBY', KEYS[k], ARGV[14])
+  local left = redis.call('PTTL', KEYS[k])
+  if left == -1 then
+    redis.call('EXPIRE', KEYS[k], ARGV[15])
+    left = 1000 * tonumber(ARGV[15])
+  end
+  counted[#counted + 1] = used
+  counted[#counted + 1] = left
+end
 local function str(s)
   if #s < 32 then return string.char(0xa0 + #s) .. s end
   return string.char(0xd9, #s) .. s
 end
 local kinds = ARGV[6]
-local packet = ARGV[14]
+local packet = ARGV[17]
 for k = 1, #kinds do
   local c = string.sub(kinds, k, k)
   if c == 'i' then packet = packet .. str(id)
   elseif c == 'p' then packet = packet .. str(prev)
   else packet = packet .. string.char(0xcb) .. struct.pack('>d', ms) end
-  packet = packet .. ARGV[14 + k]
+  packet = packet .. ARGV[17 + k]
 end
 redis.call(ARGV[9], ARGV[5], packet)
-return {1, id}
+return {1, id, unpack(counted)}
 `;
 
 const ID_MARK = "\u0001log-id\u0001";
@@ -181,9 +204,9 @@ function template(mode: BusMode, room: string, event: string, body: Record<strin
   return { channel, kinds, parts };
 }
 
-const appendScript = luaScript<[0 | 1 | 2, string]>(APPEND_HEAD + APPEND_TAIL, 4);
+const appendScript = luaScript<[0 | 1 | 2, string, ...number[]]>(APPEND_HEAD + APPEND_TAIL, 7);
 /** The amend script reads its guard (ARGV 10 to 13) where the append reads its limit; status 3 is a refusal. */
-const amendScript = luaScript<[1 | 3, string]>(AMEND_HEAD + APPEND_TAIL, 4);
+const amendScript = luaScript<[1 | 3, string, ...number[]]>(AMEND_HEAD + APPEND_TAIL, 7);
 
 const isCluster = (redis: Redis | Cluster): boolean => "isCluster" in redis && redis.isCluster;
 
@@ -198,10 +221,15 @@ export function roomKeyLayout(redis: Redis | Cluster, prefix: string, busMode: B
   return (room: string) => roomLogKeys(prefix, sameSlotAsChannel ? shardedChannelOf(room) : room);
 }
 
-/** Whether a rate limit can be counted inside the append script: not on a cluster, where its keys live in other slots than the room's. */
+/**
+ * Whether a rate limit or the storage quotas can be counted inside the append script: not on a
+ * cluster, where their keys live in other slots than the room's.
+ */
 export const limitInScript = (redis: Redis | Cluster): boolean => !isCluster(redis);
 
 export interface AppenderSettings {
+  /** Whether the script counts `AppendOptions.charge` itself (`limitInScript`); else `charge.charge()` after it. */
+  chargeInScript: boolean;
   maxEntries: number;
   maxAgeSeconds: number;
   busMode: BusMode;
@@ -212,7 +240,7 @@ export interface AppenderSettings {
  * One append by the script: stored, published, and (with `limit`) counted against the limit first.
  * With `guard` it is an edit or a delete (room-log-amend.ts), checked by the amend script first.
  */
-export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSeconds, busMode, keysOf }: AppenderSettings) {
+export function createAppender(redis: Redis | Cluster, { chargeInScript, maxEntries, maxAgeSeconds, busMode, keysOf }: AppenderSettings) {
   const publishCommand = busPublishCommand(busMode);
   return async function append(
     room: string,
@@ -224,6 +252,8 @@ export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSecon
   ): Promise<AppendResult | AppendRefused | AmendRefused> {
     const { dedupe } = options;
     const ids = idFields(options);
+    const inScript = chargeInScript ? options.charge : undefined;
+    const quotaKeys = inScript?.keys ?? [];
     // A body the encoders refuse is the caller's to fix: UnencodableError, never a Redis error.
     const { channel, kinds, parts } = encodeOrRefuse(() => template(busMode, room, event, body, ids));
     const stored = encodeOrRefuse(() => encodeStoredBody(body));
@@ -231,11 +261,14 @@ export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSecon
     // Without a limit the script is handed the stream's key again, so that all its keys share a slot.
     const limitKeys: [string, string] = limit ? rateLimitKeys(limit.limiter.options, limit.key) : [keys.stream, keys.stream];
     const { points = 0, durationSeconds = 0, burst } = limit?.limiter.options ?? {};
-    const [status, value] = await (guard ? amendScript : appendScript).run(
+    // The quota keys the script does not charge are the stream's key again, for the same reason.
+    const chargeKeys = [0, 1, 2].map((i) => quotaKeys[i] ?? keys.stream);
+    const [status, value, ...counted] = await (guard ? amendScript : appendScript).run(
       redis,
       keys.stream,
       dedupe ? keys.dedupe(dedupe.scope) : keys.stream,
       ...limitKeys,
+      ...chargeKeys,
       maxEntries,
       maxAgeSeconds * 1000,
       event,
@@ -246,10 +279,17 @@ export function createAppender(redis: Redis | Cluster, { maxEntries, maxAgeSecon
       ids,
       publishCommand,
       ...(guard ? guardArgs(guard) : [points, durationSeconds, burst?.points ?? 0, burst?.durationSeconds ?? 0]),
+      inScript?.bytes ?? 0,
+      inScript?.windowSeconds ?? 0,
+      quotaKeys.length,
       ...parts,
     );
     if (status === 2) return { refused: "rate_limited", retryAfterMs: Math.max(1, Number(value)) };
     if (status === 3) return { refused: value as AmendRefused["refused"] };
+    if (status === 1 && options.charge) {
+      if (inScript) inScript.settle(counted);
+      else await options.charge.charge();
+    }
     return { id: value, ts: tsOf(value), duplicate: status === 0 };
   };
 }

@@ -81,8 +81,8 @@ export function createRedisRoomLog(
   { maxEntries = 1000, maxAgeSeconds = 604_800, prefix = "chat", busMode = "classic" }: RoomLogOptions = {},
 ): RoomLog {
   const keysOf = roomKeyLayout(redis, prefix, busMode);
-  const append = createAppender(redis, { maxEntries, maxAgeSeconds, busMode, keysOf });
   const inScript = limitInScript(redis);
+  const append = createAppender(redis, { chargeInScript: inScript, maxEntries, maxAgeSeconds, busMode, keysOf });
   const markers = redisReadMarkers(redis, (room) => [keysOf(room).stream, keysOf(room).read], maxAgeSeconds);
 
   return {
@@ -157,6 +157,8 @@ export function createMemoryRoomLog(
         event,
         ids === "ref" ? { logId: id, prev, ts: lastMs, ...body } : { id, ...(ids === "id,logId" && { logId: id }), prev, ts: lastMs, ...body },
       );
+      // Charged before the ack, as by the Redis log.
+      if (options.charge) await options.charge.charge();
       return { id, ts: lastMs, duplicate: false };
     },
 

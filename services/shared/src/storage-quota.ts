@@ -35,12 +35,31 @@ export type QuotaScope = "user" | "room" | "total";
 
 export type QuotaResult = { ok: true } | { ok: false; scope: QuotaScope; limitBytes: number; retryAfterMs: number };
 
+/**
+ * One append's charge, for the room log to make (room-log-append.ts): on one Redis server its
+ * script counts `bytes` against `keys` in the same step as it stores them, then hands the counts
+ * to `settle`; where it cannot (a Redis Cluster, whose quota keys live in other slots than the
+ * room's; the memory log) it calls `charge` once the append stored something.
+ */
+export interface QuotaCharge {
+  /** The Redis keys of the quotas in force, named as rate-limiter-flexible names them. */
+  keys: string[];
+  bytes: number;
+  windowSeconds: number;
+  /** What the script counted, per key in order: the bytes used in its window and the ms left of it. */
+  settle(counted: number[]): void;
+  /** The same charge made by rate-limiter-flexible, one command per quota. */
+  charge(): Promise<void>;
+}
+
 /** Bytes stored in room logs, counted per user, per room and in total. */
 export interface StorageQuota {
   /** Whether `user` may store in `room` now: answered from this pod's memory, no round trip. */
   check(user: string, room: string): QuotaResult;
   /** Charges what an append stored; a quota it spends refuses the next appends until its window ends. */
   charge(user: string, room: string, bytes: number): Promise<void>;
+  /** The charge of an append of `bytes` by `user` to `room`, for the room log to make with it (`QuotaCharge`). */
+  prepare(user: string, room: string, bytes: number): QuotaCharge;
 }
 
 /** Spent quotas this pod remembers at most; expired ones go first. */
@@ -74,8 +93,15 @@ export function createStorageQuota(redis: Redis | Cluster | undefined, options: 
   const keyOf = (scope: QuotaScope, user: string, room: string) => (scope === "user" ? user : scope === "room" ? room : "all");
   /** `<scope>:<key>` → when its window ends, for the quotas this pod saw spent. */
   const spent = new Map<string, { until: number; limitBytes: number }>();
+  const block = (scope: QuotaScope, key: string, msLeft: number, limitBytes: number) => {
+    spent.set(`${scope}:${key}`, { until: Date.now() + msLeft, limitBytes });
+    if (spent.size > MAX_SPENT) {
+      const now = Date.now();
+      for (const [name, b] of spent) if (b.until <= now || spent.size > MAX_SPENT) spent.delete(name);
+    }
+  };
 
-  return {
+  const quota: StorageQuota = {
     check(user, room) {
       const now = Date.now();
       for (const [scope] of quotas) {
@@ -94,19 +120,30 @@ export function createStorageQuota(redis: Redis | Cluster | undefined, options: 
           try {
             const res = await limiter.consume(key, bytes);
             // Spent exactly: the next byte would be refused, so refuse the next message now.
-            if (res.remainingPoints > 0) return;
-            spent.set(`${scope}:${key}`, { until: Date.now() + res.msBeforeNext, limitBytes });
+            if (res.remainingPoints <= 0) block(scope, key, res.msBeforeNext, limitBytes);
           } catch (rejection) {
             // Neither Redis nor the insurance limiter answered: nothing is known, nothing blocked.
-            if (!(rejection instanceof RateLimiterRes)) return;
-            spent.set(`${scope}:${key}`, { until: Date.now() + rejection.msBeforeNext, limitBytes });
-          }
-          if (spent.size > MAX_SPENT) {
-            const now = Date.now();
-            for (const [name, block] of spent) if (block.until <= now || spent.size > MAX_SPENT) spent.delete(name);
+            if (rejection instanceof RateLimiterRes) block(scope, key, rejection.msBeforeNext, limitBytes);
           }
         }),
       );
     },
+    prepare(user, room, bytes) {
+      return {
+        // rate-limiter-flexible's key: `<its keyPrefix>:<key>` (RateLimiterAbstract.getKey).
+        keys: quotas.map(([scope]) => `${keyPrefix}:${scope}:${keyOf(scope, user, room)}`),
+        bytes,
+        windowSeconds: duration,
+        settle(counted) {
+          for (const [i, [scope, limitBytes]] of quotas.entries()) {
+            const used = counted[2 * i];
+            const msLeft = counted[2 * i + 1];
+            if (used !== undefined && msLeft !== undefined && used >= limitBytes) block(scope, keyOf(scope, user, room), msLeft, limitBytes);
+          }
+        },
+        charge: () => quota.charge(user, room, bytes),
+      };
+    },
   };
+  return quota;
 }
