@@ -17,9 +17,9 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          // The two root config files belong to no tsconfig; everything else does (see the
+          // The root config files belong to no tsconfig; everything else does (see the
           // tsconfig.json files under services/*/test, scripts/, bench/, services/chat/scripts).
-          allowDefaultProject: ["eslint.config.js", "prettier.config.js", "vitest.config.ts"],
+          allowDefaultProject: ["eslint.config.js", "prettier.config.js", "vitest.config.ts", "vitest.setup.ts"],
         },
         tsconfigRootDir: import.meta.dirname,
       },

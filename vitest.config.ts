@@ -7,6 +7,7 @@ export default defineConfig({
     // keeps a 2-core machine from timing itself out.
     fileParallelism: false,
     pool: "forks",
+    setupFiles: ["./vitest.setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ["default"],

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import type { Socket } from "socket.io-client";
-import { closeAllClients, connectClient, record, startRedis, stopAllServices, waitFor, type RedisServer, type ServiceProcess } from "@chat/testkit";
+import {
+  closeAllClients,
+  connectClient,
+  describeServices,
+  record,
+  startRedis,
+  stopAllServices,
+  waitFor,
+  type RedisServer,
+  type ServiceProcess,
+} from "@chat/testkit";
 import { BUS_MODE_KEY, busRoomChannel, type ChatMessage } from "@chat/shared";
 import { baseChannels, busMessagesReceived, busState, channelsFor, join, send, shardChannels, startPods } from "./bus-helpers.js";
 
@@ -22,6 +32,7 @@ describe.each(["sharded", "classic"] as const)("30 rooms over 3 pods, each room 
   const inboxes = new Map<Socket, ChatMessage[]>();
   const sent: string[][] = [];
   const before: number[] = [];
+  const disconnects = new Map<Socket, string>();
 
   /**
    * Sends a marker in rooms 0, 1 and 2 (one per pod) and waits until their members have it.
@@ -30,8 +41,18 @@ describe.each(["sharded", "classic"] as const)("30 rooms over 3 pods, each room 
    */
   async function markEveryPod(): Promise<void> {
     const ids = await Promise.all([0, 1, 2].map((room) => send(members[room]![0]!, `room-${room}`, "marker")));
-    await waitFor(() => [0, 1, 2].every((room) => members[room]!.every((c) => inboxes.get(c)!.some((m) => m.id === ids[room]))), {
-      what: "the markers to reach every pod",
+    const missing = () => [0, 1, 2].flatMap((room) => members[room]!.filter((c) => !inboxes.get(c)!.some((m) => m.id === ids[room])).map((c) => ({ room, c })));
+    await waitFor(() => missing().length === 0, {
+      // What a failure on CI needs to be understood: who lacks which marker, and what the pods logged.
+      what: () =>
+        [
+          `the markers ${ids.join(", ")} to reach every pod; missing for:`,
+          ...missing().map(
+            ({ room, c }) =>
+              `  room-${room} on pod ${podOf(room)}: ${c.id ?? "?"} ${c.connected ? "connected" : `disconnected (${disconnects.get(c) ?? "?"})`}`,
+          ),
+          describeServices(pods),
+        ].join("\n"),
     });
   }
 
@@ -40,7 +61,10 @@ describe.each(["sharded", "classic"] as const)("30 rooms over 3 pods, each room 
     pods = await startPods(3, redis.url, mode);
     for (let room = 0; room < ROOMS; room++) {
       const sockets = await Promise.all(Array.from({ length: MEMBERS }, (_, i) => connectClient(pods[podOf(room)]!.url, `member-${room}-${i}`)));
-      for (const socket of sockets) inboxes.set(socket, record<ChatMessage>(socket, "message"));
+      for (const socket of sockets) {
+        inboxes.set(socket, record<ChatMessage>(socket, "message"));
+        socket.on("disconnect", (reason) => disconnects.set(socket, reason));
+      }
       await Promise.all(sockets.map((socket) => join(socket, `room-${room}`)));
       members.push(sockets);
     }

@@ -9,3 +9,4 @@ export * from "./redis-cluster.js";
 export * from "./raw-client.js";
 export * from "./redis-sentinel.js";
 export * from "./redis-engine.js";
+export * from "./children.js";

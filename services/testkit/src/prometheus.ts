@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./wait.js";
+import { killOnExit } from "./children.js";
 
 /** A real Prometheus (Debian's `prometheus`, from PATH) scraping the given targets every second. */
 export interface PrometheusServer {
@@ -39,6 +40,7 @@ export async function startPrometheus(targets: ScrapeTarget[]): Promise<Promethe
     [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
+  killOnExit(child);
   let output = "";
   child.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

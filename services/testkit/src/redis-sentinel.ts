@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { startRedis, type RedisServer } from "./redis.js";
 import { freePort, waitFor } from "./wait.js";
+import { killOnExit } from "./children.js";
 
 const run = promisify(execFile);
 
@@ -78,6 +79,7 @@ export async function startRedisSentinel({ password, downAfterMs = 1000, aof = f
       );
       // Sentinel rewrites its config file, so each one gets its own in its own directory.
       const child = spawn("redis-sentinel", [conf], { stdio: "ignore" });
+      killOnExit(child);
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.once("error", () => undefined);
       sentinels.push({ child, dir, exited });

@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./wait.js";
+import { killOnExit } from "./children.js";
 
 export interface RedisServerOptions {
   /** Persist with AOF and `appendfsync always`, so a restart loses nothing that was written. */
@@ -52,6 +53,7 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
   async function start(): Promise<void> {
     const proc = spawn("redis-server", argv, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
+    killOnExit(proc);
     let output = "";
     proc.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
     proc.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "./wait.js";
+import { killOnExit } from "./children.js";
 
 /** The repository root, from services/testkit/dist. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -72,6 +73,7 @@ export async function startService(
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  killOnExit(child);
   const logs: LogLine[] = [];
   let raw = "";
   let pending = "";
@@ -157,4 +159,19 @@ export async function metricValue(service: Pick<ServiceProcess, "probeUrl">, ser
   const text = await (await fetch(`${service.probeUrl}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(series + " "));
   return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/**
+ * For a timeout's message: each service's warnings and errors (pino level ≥ 40, the last `lines`)
+ * and the tail of what it wrote that was not a log line, so a failure on CI says what the pods saw.
+ */
+export function describeServices(services: ServiceProcess[], lines = 10): string {
+  return services
+    .map((service) => {
+      const warnings = service.logs.filter((line) => line.level >= 40).slice(-lines);
+      const raw = service.rawOutput().slice(-1000);
+      const state = service.child.exitCode !== null || service.child.signalCode !== null ? "exited" : "running";
+      return [`--- ${service.pod} (${state})`, ...warnings.map((line) => JSON.stringify(line)), ...(raw ? [raw] : [])].join("\n");
+    })
+    .join("\n");
 }
