@@ -9,12 +9,13 @@ import { Redis } from "ioredis";
 const pub = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 const sub = pub.duplicate();
 // The bench's only hook, with BENCH_ELD=1 (the connections scenario): GET /bench/eld answers the
-// event-loop delay since the last call (ms), sampled like prom-client's default metric in the chat.
-const eld = monitorEventLoopDelay({ resolution: 10 });
+// event-loop delay since the last call (ms), sampled like the chat's nodejs_eventloop_lag_* (the delay past each 100 ms sample).
+const ELD_MS = 100;
+const eld = monitorEventLoopDelay({ resolution: ELD_MS });
 if (process.env.BENCH_ELD === "1") eld.enable();
 const httpServer = createServer((req, res) => {
-  const ms = (q) => +(eld.percentile(q) / 1e6).toFixed(2);
-  if (req.url === "/bench/eld") res.end(JSON.stringify({ mean: +(eld.mean / 1e6).toFixed(2), p50: ms(50), p99: ms(99), max: +(eld.max / 1e6).toFixed(2) }));
+  const ms = (ns) => +Math.max(0, ns / 1e6 - ELD_MS).toFixed(2);
+  if (req.url === "/bench/eld") res.end(JSON.stringify({ mean: ms(eld.mean), p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max) }));
   else res.writeHead(404).end();
   eld.reset();
 });

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only=chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns,cluster]
+// npm run bench [-- --quick] [-- --rounds=N] [-- --only=paired,chat,notifier,baseline,jwt,memory,kill,redis,rooms,curve,floor,storm,conns,cluster]
 //                [-- --profile[=RATE]] [-- --profile-kind=chat|baseline]
 //                [-- --server-env=K=V,...] [-- --chat-env=K=V,...] [-- --tag=NAME] [-- --no-docs]
 //
@@ -266,7 +266,7 @@ function medianRun(runs) {
  * figures are the medians of its runs.
  */
 async function pairedScenarios(lg, kinds) {
-  const rounds = QUICK ? 1 : 3;
+  const rounds = Number(flag("rounds")) || (QUICK ? 1 : 3);
   say(`paired: ${kinds.join(" and ")} up together, ${rounds} alternated rounds of the ${cfg.latencyRate} and ${cfg.efficiencyRate} msg/s runs`);
   const envs = {};
   const out = {};
@@ -287,6 +287,14 @@ async function pairedScenarios(lg, kinds) {
           say(`  ${kind.padEnd(8)} ${what.padEnd(10)} ${fmtRun(r)}${what === "efficiency" ? ` → ${r.deliveriesPerCpuSecond} deliveries/CPU-s` : ""}`);
         }
       }
+    }
+    // Each round's chat/baseline ratio too: the two runs of a round are back to back, so a drift in the machine's speed
+    // between rounds cancels out of it (it does not out of the medians per side).
+    if (kinds.length === 2) {
+      const [a, b] = kinds.map((kind) => out[kind].efficiencyRuns.map((r) => r.deliveriesPerCpuSecond));
+      const ratios = a.map((x, i) => +(x / b[i]).toFixed(3));
+      out[kinds[0]].efficiencyRatiosPerRound = ratios;
+      say(`  efficiency ${kinds[0]}/${kinds[1]} per round: ${ratios.join(", ")} (median ${median(ratios)})`);
     }
     for (const kind of kinds) {
       out[kind].latency = medianRun(out[kind].latencyRuns);
@@ -494,7 +502,9 @@ async function main() {
       chatEnv,
     };
     const sides = ["chat", "baseline"].filter((kind) => ONLY.includes(kind));
-    const paired = sides.length === 2 ? await pairedScenarios(lg, sides) : {};
+    // --only=paired: the alternated latency and efficiency runs alone (a few minutes), for comparing two builds.
+    const paired = sides.length === 2 || ONLY.includes("paired") ? await pairedScenarios(lg, ["chat", "baseline"]) : {};
+    if (sides.length === 0 && ONLY.includes("paired")) for (const kind of ["chat", "baseline"]) results[kind] = paired[kind];
     for (const kind of sides) results[kind] = await serverScenarios(lg, kind, { paired: paired[kind] });
     if (ONLY.includes("jwt")) results.chatJwt = await serverScenarios(lg, "chat", { jwt: true });
     if (ONLY.includes("memory")) {

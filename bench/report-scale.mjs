@@ -199,9 +199,9 @@ function connsSection(c) {
 
 Idle connections on one pod (the chat with \`AUTH_MODE=jwt\`, each client with its own token), from 4 source addresses; then 5% of
 them join rooms of 50, with 2 msg/s in each room. RSS is the pod's VmRSS before, once idle, and after the active run (garbage
-not yet collected included: an upper bound). The event-loop delay is Node's \`monitorEventLoopDelay\` at a 10 ms resolution:
-the chat's \`nodejs_eventloop_lag_*\` from prom-client on \`/metrics\`, the baseline's from the same monitor behind its
-\`BENCH_ELD=1\` hook. Both sample the same way, so an idle loop reads about 10 ms (the sampling interval): compare the two.
+not yet collected included: an upper bound). The event-loop delay is Node's \`monitorEventLoopDelay\` at a 100 ms resolution,
+less the interval (the delay past each sample: an idle loop reads about 0): the chat's \`nodejs_eventloop_lag_*\` on
+\`/metrics\`, the baseline's from the same monitor behind its \`BENCH_ELD=1\` hook.
 Centrifugo publishes about 27 KB per connection by default and about 11 KB tuned.
 ${runs.map(([name, x]) => (x.error ? `\n**${name} failed:** \`${x.error}\`.` : "")).join("")}
 

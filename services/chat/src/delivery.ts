@@ -1,6 +1,6 @@
 import type { Logger } from "@chat/shared";
 import { coalesceWrites } from "./coalesce.js";
-import { fastPaths, registerFastPathGauge, type FastPaths } from "./compat/index.js";
+import { fastPaths, handleWriter, registerFastPathGauge, type FastPaths } from "./compat/index.js";
 import type { ChatConfig } from "./config.js";
 import { attachFanout } from "./fanout.js";
 import type { ChatMetrics } from "./metrics.js";
@@ -31,6 +31,7 @@ export function installDelivery(io: ChatServerIo, config: ChatConfig, log: Logge
     overBudget: slowConsumers?.overBudget,
     maxBytes: slowConsumers ? config.MAX_CLIENT_BUFFER_BYTES : Infinity,
     observe: metrics.observeBroadcast,
+    write: (paths.handle_write && handleWriter()) || undefined,
   });
   if (paths.coalesce) coalesceWrites(io, { onCoalesced: (packets) => metrics.coalesced(packets) });
   if (paths.release_requests) releaseRequests(io);

@@ -102,11 +102,13 @@ describe("room fan-out", () => {
     expect(await gauges(off)).toEqual([
       'chat_fast_path{path="coalesce"} 0',
       'chat_fast_path{path="direct_write"} 0',
+      'chat_fast_path{path="handle_write"} 0',
       'chat_fast_path{path="release_requests"} 0',
     ]);
     expect(await gauges(pods[0]!)).toEqual([
       'chat_fast_path{path="coalesce"} 1',
       'chat_fast_path{path="direct_write"} 1',
+      'chat_fast_path{path="handle_write"} 1',
       'chat_fast_path{path="release_requests"} 1',
     ]);
   });

@@ -6,11 +6,11 @@ import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import { createLogger } from "@chat/shared";
 import { connectRawClient, waitFor, type RawClient } from "@chat/testkit";
 import { coalesceWrites } from "../src/coalesce.js";
-import { fastPaths } from "../src/compat/index.js";
+import { fastPaths, handleWriter } from "../src/compat/index.js";
 import { attachFanout, type FanoutOptions } from "../src/fanout.js";
 
 /**
- * The fast paths (direct fan-out writes, coalesced writes) must put on the wire exactly what
+ * The fast paths (direct fan-out writes, made on the TCP handle, and coalesced writes) must put on the wire exactly what
  * Socket.IO's public path does. Each case runs one scripted sequence of emits against two servers,
  * one with the fast paths and one without, and compares what every recipient received: every
  * Engine.IO message packet (official client) and every WebSocket frame (a hand-rolled `ws` client),
@@ -40,7 +40,10 @@ async function startPod(fast: boolean, options: Partial<ServerOptions> = {}, fan
   const io = new Server(http, options);
   const direct = { count: 0 };
   if (fast) {
-    expect(attachFanout(io.of("/").adapter, { direct: true, observe: (_e, _p, _r, written) => void (direct.count += written), ...fanout })).toBe(true);
+    // The direct writes are made on the TCP handle, as in a pod (compat `handleWriter`).
+    const write = handleWriter();
+    expect(write).toBeDefined();
+    expect(attachFanout(io.of("/").adapter, { direct: true, write, observe: (_e, _p, _r, written) => void (direct.count += written), ...fanout })).toBe(true);
     coalesceWrites(io);
   }
   io.on("connection", (socket) => {
@@ -146,11 +149,13 @@ describe("the fast paths against the public path, byte for byte", () => {
   it("pass their start-up checks on the pinned library versions", () => {
     expect(fastPaths("auto", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({
       direct_write: true,
+      handle_write: true,
       coalesce: true,
       release_requests: true,
     });
     expect(fastPaths("off", createLogger({ service: "test", pod: "test", level: "silent" }))).toEqual({
       direct_write: false,
+      handle_write: false,
       coalesce: false,
       release_requests: false,
     });

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createTerminus } from "@godaddy/terminus";
 import { collectDefaultMetrics, type Registry } from "prom-client";
+import { registerEventLoopLag } from "./event-loop-lag.js";
 import type { Logger } from "./logger.js";
 
 export interface OperationsOptions {
@@ -55,7 +56,10 @@ class ProbeFailure extends Error {
  */
 export async function startOperations(options: OperationsOptions): Promise<Operations> {
   const { registry, log, shutdownDelaySeconds = 5, maxEventLoopLagMs = 10_000 } = options;
-  collectDefaultMetrics({ register: registry });
+  // prom-client's own event-loop-delay monitor samples every 10 ms (see event-loop-lag.ts): its
+  // gauges are replaced below, and its timer is left to wake once a minute.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 60_000 });
+  registerEventLoopLag(registry);
   // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool
   // flags them). The same figures remain, split by type, in nodejs_active_{handles,requests,resources}.
   for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
