@@ -60,7 +60,7 @@ export async function startRedisCluster({
         const args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(busPort)];
         args.push("--cluster-require-full-coverage", requireFullCoverage ? "yes" : "no");
         try {
-          nodes.push(await startRedis({ args: [...args, "--cluster-node-timeout", String(nodeTimeoutMs)] }));
+          nodes.push(await startRedis({ args: [...args, "--cluster-node-timeout", String(nodeTimeoutMs)], avoidPorts: [busPort] }));
           break;
         } catch (err) {
           if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;

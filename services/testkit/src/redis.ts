@@ -13,6 +13,8 @@ export interface RedisServerOptions {
   password?: string;
   /** More `redis-server` arguments, e.g. `["--maxmemory", "64mb"]`. */
   args?: string[];
+  /** Ports the server's own port must not be: a cluster node's bus port, which the OS may hand out again. */
+  avoidPorts?: number[];
 }
 
 /** A real `redis-server` (from PATH) that this test started on a free port and alone uses. */
@@ -28,8 +30,16 @@ export interface RedisServer {
   dispose(): Promise<void>;
 }
 
-export async function startRedis({ aof = false, password, args = [] }: RedisServerOptions = {}): Promise<RedisServer> {
-  let port = await freePort();
+export async function startRedis({ aof = false, password, args = [], avoidPorts = [] }: RedisServerOptions = {}): Promise<RedisServer> {
+  // freePort() closes what it found, so it may find the same port again: the one a cluster node was
+  // given for its bus. A node listening on one port twice fails to start, on every retry alike.
+  const pickPort = async () => {
+    for (;;) {
+      const candidate = await freePort();
+      if (!avoidPorts.includes(candidate)) return candidate;
+    }
+  };
+  let port = await pickPort();
   const dir = mkdtempSync(join(tmpdir(), "chat-redis-"));
   const argvFor = (port: number) => [
     "--port",
@@ -84,7 +94,7 @@ export async function startRedis({ aof = false, password, args = [] }: RedisServ
       break;
     } catch (err) {
       if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
-      port = await freePort();
+      port = await pickPort();
       argv = argvFor(port);
     }
   }
